@@ -142,3 +142,33 @@ def pair_keys(index: Tensor, num_items: int) -> Tensor:
     r"""Encodes user-item pairs :obj:`[2, N]` as unique int64 keys
     :obj:`user * num_items + item`, shape :obj:`[N]`."""
     return index[0] * num_items + index[1]
+
+
+def sample_negatives(pos_index: Tensor, num_items: int, forbidden: Tensor,
+                     generator: torch.Generator,
+                     max_rounds: int = 100) -> Tensor:
+    r"""Draws one item per pair in :obj:`pos_index` :obj:`[2, N]`, uniformly
+    among the items the user has no pair with.
+
+    Args:
+        forbidden (torch.Tensor): Sorted keys (see
+            :func:`~torch_geometric_unlearn.data.pair_keys`) of the pairs a
+            negative must avoid.
+
+    Returns:
+        torch.Tensor: Negative item ids, shape :obj:`[N]`.
+    """
+    user = pos_index[0]
+    neg = torch.randint(num_items, (user.numel(), ), generator=generator)
+    todo = torch.arange(user.numel())
+    for _ in range(max_rounds):
+        keys = user[todo] * num_items + neg[todo]
+        pos = torch.searchsorted(forbidden, keys).clamp(max=forbidden.numel() -
+                                                        1)
+        todo = todo[forbidden[pos] == keys]
+        if todo.numel() == 0:
+            return neg
+        neg[todo] = torch.randint(num_items, (todo.numel(), ),
+                                  generator=generator)
+    raise RuntimeError(f"{todo.numel()} users have (almost) no item left to "
+                       f"sample a negative from")

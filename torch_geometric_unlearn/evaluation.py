@@ -1,0 +1,150 @@
+r"""Utility metrics: Recall@k and NDCG@k over all items with known
+interactions excluded (PyG's :class:`~torch_geometric.metrics.LinkPredRecall`
+and :class:`~torch_geometric.metrics.LinkPredNDCG`), and AUC."""
+from typing import Dict, Optional, Tuple
+
+import torch
+from torch import Tensor
+from torch_geometric.metrics import LinkPredNDCG, LinkPredRecall
+
+from .data import InteractionData, pair_keys, sample_negatives
+
+
+def auc_score(score: Tensor, label: Tensor) -> float:
+    r"""Area under the ROC curve, the probability that a random positive
+    scores above a random negative (ties count one half).
+
+    Args:
+        score (torch.Tensor): Scores, shape :obj:`[N]`.
+        label (torch.Tensor): Binary labels, shape :obj:`[N]`.
+    """
+    if score.shape != label.shape or score.dim() != 1:
+        raise ValueError(f"'score' and 'label' must be 1-D of equal length "
+                         f"(got {list(score.shape)} and {list(label.shape)})")
+    label = label.bool()
+    num_pos, num_neg = int(label.sum()), int((~label).sum())
+    if num_pos == 0 or num_neg == 0:
+        raise ValueError("AUC needs at least one positive and one negative")
+    # Mid-ranks: tied scores share the mean of the ranks they span.
+    _, inverse, counts = torch.unique(score.double(), return_inverse=True,
+                                      return_counts=True)
+    end = counts.cumsum(0).double()
+    mid_rank = end - (counts.double() - 1) / 2
+    rank_sum = mid_rank[inverse][label].sum().item()
+    return (rank_sum - num_pos * (num_pos + 1) / 2) / (num_pos * num_neg)
+
+
+@torch.no_grad()
+def ranking_metrics(user_emb: Tensor, item_emb: Tensor, truth: Tensor,
+                    exclude: Optional[Tensor] = None, k: int = 20,
+                    batch_size: int = 1024) -> Tuple[float, float]:
+    r"""Recall@k and NDCG@k of full rankings over all items.
+
+    Every user with at least one ground-truth item is ranked against all
+    items, except the pairs in :obj:`exclude` (e.g. the training
+    interactions), and the means over those users are returned.
+
+    Args:
+        user_emb (torch.Tensor): User embeddings, :obj:`[num_users, d]`.
+        item_emb (torch.Tensor): Item embeddings, :obj:`[num_items, d]`.
+        truth (torch.Tensor): Ground-truth user-item pairs, :obj:`[2, N]`.
+        exclude (torch.Tensor, optional): Pairs never ranked,
+            :obj:`[2, M]`.
+        k (int): The cut-off.
+        batch_size (int): Users scored at once; bounds memory at
+            :obj:`batch_size * num_items` scores.
+
+    Returns:
+        (float, float): Recall@k and NDCG@k.
+    """
+    num_items = item_emb.size(0)
+    if k > num_items:
+        raise ValueError(f"'k' ({k}) exceeds the number of items "
+                         f"({num_items})")
+    recall, ndcg = LinkPredRecall(k).to(user_emb.device), LinkPredNDCG(k).to(
+        user_emb.device)
+    users = torch.unique(truth[0])
+    truth_keys = pair_keys(truth, num_items).sort()[0]
+    excl_keys = (pair_keys(exclude, num_items).sort()[0]
+                 if exclude is not None else truth_keys[:0])
+    for batch in users.split(batch_size):
+        score = user_emb[batch] @ item_emb.t()
+        score[_rows_cols(excl_keys, batch, num_items)] = -float('inf')
+        top = score.topk(k, dim=1).indices
+        label_index = torch.stack(_rows_cols(truth_keys, batch, num_items))
+        recall.update(top, label_index)
+        ndcg.update(top, label_index)
+    return float(recall.compute()), float(ndcg.compute())
+
+
+def _rows_cols(keys: Tensor, batch: Tensor,
+               num_items: int) -> Tuple[Tensor, Tensor]:
+    # The pairs of the sorted user batch, as (row in batch, item): sorted
+    # keys put them in one contiguous slice.
+    lo, hi = int(batch[0]) * num_items, (int(batch[-1]) + 1) * num_items
+    part = keys[torch.searchsorted(keys, lo):torch.searchsorted(keys, hi)]
+    part = part[torch.isin(part // num_items, batch)]
+    return torch.searchsorted(batch, part // num_items), part % num_items
+
+
+def _split(data: InteractionData, split: str):
+    if split not in ('val', 'test'):
+        raise ValueError(f"'split' must be 'val' or 'test' (got {split!r})")
+    index, label = getattr(data, f'{split}_index'), getattr(
+        data, f'{split}_label')
+    if index is None or index.size(1) == 0:
+        raise ValueError(f"The data has no '{split}' interactions")
+    exclude = [data.train_index]
+    if split == 'test' and data.val_index is not None:
+        exclude.append(data.val_index)
+    return index, label, torch.cat(exclude, dim=1)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, data: InteractionData,
+             split: str = 'test', k: int = 20, adj: Optional[Tensor] = None,
+             batch_size: int = 1024, seed: int = 0) -> Dict[str, float]:
+    r"""Recall@k, NDCG@k and AUC of a LightGCN-like model on a split.
+
+    Rankings exclude the training pairs (and, for :obj:`'test'`, the
+    validation pairs).  For labelled splits the ranking ground truth is the
+    positives and AUC uses the labels; for implicit data AUC compares each
+    held-out pair with one random item the user has no interaction with.
+
+    Args:
+        model (torch.nn.Module): A model with :meth:`get_embedding`.
+        data (InteractionData): The data.
+        split (str): :obj:`'val'` or :obj:`'test'`.
+        k (int): The ranking cut-off.
+        adj (torch.Tensor, optional): The message-passing graph; defaults to
+            :obj:`data.edge_index`.
+        batch_size (int): Users scored at once.
+        seed (int): Seed of AUC's negatives for implicit data.
+
+    Returns:
+        Dict[str, float]: :obj:`recall@k`, :obj:`ndcg@k` and :obj:`auc`.
+    """
+    index, label, exclude = _split(data, split)
+    was_training = model.training
+    model.eval()
+    emb = model.get_embedding(data.edge_index if adj is None else adj)
+    model.train(was_training)
+    user_emb, item_emb = emb[:data.num_users], emb[data.num_users:]
+    device = emb.device
+    index, exclude = index.to(device), exclude.to(device)
+
+    truth = index if label is None else index[:, label.to(device) == 1]
+    recall, ndcg = ranking_metrics(user_emb, item_emb, truth, exclude, k,
+                                   batch_size)
+
+    if label is None:
+        gen = torch.Generator().manual_seed(seed)
+        known = torch.cat([exclude, index], dim=1).cpu()
+        neg = sample_negatives(index.cpu(), data.num_items,
+                               pair_keys(known, data.num_items).sort()[0],
+                               gen).to(device)
+        index = torch.cat([index, torch.stack([index[0], neg])], dim=1)
+        label = torch.cat([torch.ones(neg.numel()), torch.zeros(neg.numel())])
+    score = (user_emb[index[0]] * item_emb[index[1]]).sum(-1)
+    auc = auc_score(score.cpu(), label.cpu())
+    return {f'recall@{k}': recall, f'ndcg@{k}': ndcg, 'auc': auc}
