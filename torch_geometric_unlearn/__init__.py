@@ -1,8 +1,27 @@
 """Influence-function unlearning for PyTorch Geometric recommenders."""
 from .data import InteractionData
+from .spillover import (
+    PruningConfig,
+    PruningStrategy,
+    SpilloverResult,
+    SpilloverTracer,
+    infer_num_hops,
+    trace_spillover,
+)
+from .training import TrainConfig, TrainResult, build_model, train
 
 __version__ = '0.1.0'
 
 __all__ = [
     'InteractionData',
+    'TrainConfig',
+    'TrainResult',
+    'build_model',
+    'train',
+    'PruningConfig',
+    'PruningStrategy',
+    'SpilloverResult',
+    'SpilloverTracer',
+    'infer_num_hops',
+    'trace_spillover',
 ]

@@ -55,7 +55,10 @@ class TrainConfig:
             metric before stopping.
         eval_every (int): Epochs between validation evaluations.
         k (int): Cut-off of the validation Recall@k.
-        seed (int): Seed of initialisation, shuffling and negatives.
+        seed (int): Seed of initialisation, shuffling and negatives.  Runs
+            with one seed agree to float precision; multi-threaded sparse
+            products sum in varying order, so they agree bit for bit only
+            with :obj:`torch.set_num_threads(1)`.
         progress (bool): Show a tqdm progress bar.
     """
     loss: LossType = LossType.bpr

@@ -1,0 +1,68 @@
+import pytest
+import torch
+
+from torch_geometric_unlearn import InteractionData
+from torch_geometric_unlearn.data import (
+    pair_keys,
+    sample_negatives,
+    to_undirected_homogeneous,
+)
+
+
+def make(**kwargs):
+    args = dict(num_users=3, num_items=4,
+                train_index=torch.tensor([[0, 1, 2], [0, 3, 1]]),
+                test_index=torch.tensor([[0], [2]]))
+    args.update(kwargs)
+    return InteractionData(**args)
+
+
+def test_edge_index_offsets_items_and_is_undirected():
+    data = make()
+    assert data.num_nodes == 7
+    expected = torch.tensor([[0, 1, 2, 3, 6, 4], [3, 6, 4, 0, 1, 2]])
+    assert torch.equal(data.edge_index, expected)
+
+
+def test_labelled_graph_keeps_positives_only():
+    data = make(train_label=torch.tensor([1, 0, 1]))
+    assert torch.equal(data.train_positive_index,
+                       torch.tensor([[0, 2], [0, 1]]))
+    assert data.edge_index.size(1) == 4
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(num_users=0), 'num_users'),
+    (dict(train_index=torch.tensor([[0, 1], [0, 4]])), 'item id 4'),
+    (dict(train_index=torch.tensor([[-1], [0]])), 'user id -1'),
+    (dict(train_index=torch.tensor([[0.0], [1.0]])), 'torch.long'),
+    (dict(train_index=torch.tensor([0, 1])), r'\[2, N\]'),
+    (dict(train_index=torch.empty(2, 0, dtype=torch.long)), 'no inter'),
+    (dict(train_label=torch.tensor([1, 0])), '2 entries'),
+    (dict(train_label=torch.tensor([1, 2, 0])), '0 and 1'),
+    (dict(test_index=None), 'test_index'),
+])
+def test_bad_input_names_the_problem(kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        make(**kwargs)
+
+
+def test_pair_keys_and_homogeneous_mapping():
+    index = torch.tensor([[0, 2], [3, 1]])
+    assert pair_keys(index, 4).tolist() == [3, 9]
+    assert to_undirected_homogeneous(index, 3).tolist() == [[0, 2, 6, 4],
+                                                            [6, 4, 0, 2]]
+
+
+def test_negatives_avoid_known_pairs():
+    pos = torch.tensor([[0] * 50 + [1] * 50, list(range(50)) * 2])
+    forbidden = pair_keys(pos, 60).sort()[0]
+    neg = sample_negatives(pos, 60, forbidden, torch.Generator())
+    assert (neg >= 50).all() and (neg < 60).all()
+
+
+def test_negatives_fail_clearly_when_none_left():
+    pos = torch.tensor([[0, 0], [0, 1]])
+    with pytest.raises(RuntimeError, match='no item left'):
+        sample_negatives(pos, 2, pair_keys(pos, 2).sort()[0],
+                         torch.Generator(), max_rounds=5)

@@ -1,0 +1,90 @@
+import pytest
+import torch
+
+from torch_geometric_unlearn.data import pair_keys
+from torch_geometric_unlearn.deletion import (
+    flip_labels,
+    inject_fake_interactions,
+    item_interactions,
+    random_interactions,
+    random_items,
+    random_users,
+    user_interactions,
+)
+
+
+def is_subset(pairs, data):
+    return torch.isin(pair_keys(pairs, data.num_items),
+                      pair_keys(data.train_index, data.num_items)).all()
+
+
+def test_random_interactions_are_seeded_training_pairs(small_data):
+    a = random_interactions(small_data, fraction=0.02, seed=1)
+    b = random_interactions(small_data, fraction=0.02, seed=1)
+    c = random_interactions(small_data, count=a.size(1), seed=2)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert a.size(1) == round(0.02 * small_data.num_train)
+    assert is_subset(a, small_data)
+    assert torch.unique(pair_keys(a, small_data.num_items)).numel() == a.size(
+        1)
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(), 'exactly one'),
+    (dict(count=1, fraction=0.1), 'exactly one'),
+    (dict(fraction=1.5), 'fraction'),
+    (dict(count=0), 'count'),
+])
+def test_random_interactions_bad_input(small_data, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        random_interactions(small_data, **kwargs)
+
+
+def test_user_request_holds_every_interaction_of_the_users(small_data):
+    users = random_users(small_data, 5, seed=0)
+    assert torch.equal(users, random_users(small_data, 5, seed=0))
+    request = user_interactions(small_data, users)
+    expected = int(torch.isin(small_data.train_index[0], users).sum())
+    assert request.size(1) == expected > 0
+    assert set(request[0].tolist()) == set(users.tolist())
+    with pytest.raises(ValueError, match='num_users'):
+        random_users(small_data, 10_000)
+
+
+def test_item_request_holds_every_interaction_of_the_items(small_data):
+    items = random_items(small_data, 3, seed=0)
+    request = item_interactions(small_data, items)
+    assert request.size(1) == int(
+        torch.isin(small_data.train_index[1], items).sum())
+    assert set(request[1].tolist()) == set(items.tolist())
+
+
+def test_fake_interactions_push_unpopular_targets(small_data):
+    attack = inject_fake_interactions(small_data, fraction=0.01,
+                                      num_targets=3, seed=0)
+    count = round(0.01 * small_data.num_train)
+    assert attack.request.size(1) == count
+    assert attack.data.num_train == small_data.num_train + count
+    assert torch.isin(attack.request[1], attack.target_items).all()
+    # Fake pairs are new, distinct and part of the poisoned training data.
+    keys = pair_keys(attack.request, small_data.num_items)
+    assert torch.unique(keys).numel() == count
+    assert not is_subset(attack.request[:, :1], small_data)
+    assert is_subset(attack.request, attack.data)
+    degree = torch.bincount(small_data.train_index[1],
+                            minlength=small_data.num_items)
+    assert degree[attack.target_items].max() <= degree.median()
+
+
+def test_flip_labels(small_data):
+    labelled = small_data.replace(train_label=torch.ones(
+        small_data.num_train, dtype=torch.long))
+    attack = flip_labels(labelled, fraction=0.02, seed=0)
+    changed = attack.data.train_label != labelled.train_label
+    assert int(changed.sum()) == attack.request.size(1) == round(
+        0.02 * small_data.num_train)
+    assert torch.equal(labelled.train_index[:, changed], attack.request)
+    with pytest.raises(ValueError, match='labelled'):
+        flip_labels(small_data)
+    with pytest.raises(ValueError, match='implicit'):
+        inject_fake_interactions(labelled)

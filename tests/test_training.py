@@ -1,0 +1,123 @@
+import pytest
+import torch
+
+from torch_geometric_unlearn.data import pair_keys
+from torch_geometric_unlearn.deletion import random_interactions
+from torch_geometric_unlearn.evaluation import evaluate
+from torch_geometric_unlearn.training import (
+    LossType,
+    TrainConfig,
+    build_model,
+    train,
+)
+
+FAST = dict(progress=False, lr=0.01, batch_size=1024, max_epochs=30,
+            patience=3)
+
+
+def test_config_validates_itself():
+    assert TrainConfig(loss='bce').loss == LossType.bce
+    assert TrainConfig(loss='bce').metric == 'auc'
+    for kwargs, match in [(dict(loss='mse'), 'loss'), (dict(lr=0), 'lr'),
+                          (dict(l2=-1), 'l2'), (dict(batch_size=0), 'batch'),
+                          (dict(patience=0), 'patience')]:
+        with pytest.raises(ValueError, match=match):
+            TrainConfig(**kwargs)
+
+
+def test_model_must_match_data(small_data):
+    model = build_model(small_data.replace(num_items=299,
+                                           train_index=small_data.train_index[
+                                               :, small_data.train_index[1] <
+                                               299],
+                                           val_index=None,
+                                           test_index=small_data.test_index[
+                                               :, small_data.test_index[1] <
+                                               299]))
+    with pytest.raises(ValueError, match='embedding rows'):
+        train(model, small_data, TrainConfig(**FAST))
+    with pytest.raises(TypeError, match='LightGCN-like'):
+        train(torch.nn.Linear(2, 2), small_data)
+
+
+def test_training_is_seeded_and_learns(small_data):
+    untrained = build_model(small_data, 32, 1)
+    torch.manual_seed(0)
+    untrained.reset_parameters()
+    chance = evaluate(untrained, small_data)['recall@20']
+
+    models, results = [], []
+    for _ in range(2):
+        model = build_model(small_data, 32, 1)
+        results.append(train(model, small_data, TrainConfig(**FAST)))
+        models.append(model)
+    # Multi-threaded sparse products sum in varying order, so runs agree to
+    # float precision rather than bit for bit (bitwise with one thread).
+    torch.testing.assert_close(models[0].embedding.weight,
+                               models[1].embedding.weight, atol=1e-4, rtol=0)
+    assert results[0].best_epoch == results[1].best_epoch
+
+    result = results[0]
+    assert 1 <= result.best_epoch <= result.epochs <= 30
+    assert result.best_metric == max(h['recall@20'] for h in result.history)
+    recall = evaluate(models[0], small_data)['recall@20']
+    assert recall > 2 * chance and recall > 0.1
+
+    # The frozen BPR triples: every positive once, negatives never known.
+    examples = result.examples
+    assert examples.shape == (3, small_data.num_train)
+    assert torch.equal(examples[:2], small_data.train_index)
+    neg_keys = pair_keys(examples[[0, 2]], small_data.num_items)
+    assert not torch.isin(neg_keys,
+                          pair_keys(small_data.train_index,
+                                    small_data.num_items)).any()
+
+
+def test_early_stopping_restores_best(small_data):
+    model = build_model(small_data, 16, 0)
+    result = train(model, small_data,
+                   TrainConfig(progress=False, lr=1e-9, patience=2,
+                               max_epochs=50))
+    # A step size of 1e-9 never improves the metric after the first check.
+    assert result.epochs == 3 and result.best_epoch == 1
+
+
+def test_warm_start_continues_from_parameters(small_data):
+    model = build_model(small_data, 32, 0)
+    first = train(model, small_data, TrainConfig(**FAST))
+    trained = model.embedding.weight.detach().clone()
+    forgotten = random_interactions(small_data, fraction=0.05, seed=0)
+    keep = ~torch.isin(pair_keys(small_data.train_index, small_data.num_items),
+                       pair_keys(forgotten, small_data.num_items))
+    reduced = small_data.replace(train_index=small_data.train_index[:, keep])
+    warm = train(model, reduced, TrainConfig(**{**FAST, 'max_epochs': 1}),
+                 warm_start=True)
+    cold_model = build_model(small_data, 32, 0)
+    cold = train(cold_model, reduced,
+                 TrainConfig(**{**FAST, 'max_epochs': 1}))
+    assert warm.history[0]['recall@20'] > 0.9 * first.best_metric
+    assert warm.history[0]['recall@20'] > cold.history[0]['recall@20']
+    moved = (model.embedding.weight - trained).norm() / trained.norm()
+    assert 0 < moved < 0.5
+
+
+def test_bce_on_labelled_pairs_full_batch(small_data):
+    gen = torch.Generator().manual_seed(0)
+    label = (torch.rand(small_data.num_train, generator=gen) < 0.7).long()
+    data = small_data.replace(train_label=label)
+    model = build_model(data, 16, 1)
+    result = train(model, data,
+                   TrainConfig(loss='bce', batch_size=None, lr=0.05,
+                               max_epochs=5, progress=False))
+    assert result.metric == 'auc'
+    assert torch.equal(result.examples, data.train_index)
+    assert torch.equal(result.labels, label)
+    assert 0.5 < result.best_metric <= 1
+
+
+def test_bce_on_implicit_data_samples_negatives(small_data):
+    model = build_model(small_data, 16, 0)
+    result = train(model, small_data,
+                   TrainConfig(loss='bce', max_epochs=2, progress=False))
+    assert result.examples.shape == (2, 2 * small_data.num_train)
+    assert int(result.labels.sum()) == small_data.num_train

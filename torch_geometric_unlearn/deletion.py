@@ -1,0 +1,163 @@
+r"""Seedable samplers of deletion requests.
+
+Each sampler returns the training interactions to forget as user-item
+pairs :obj:`[2, k]`; the poisoning scenarios also return the poisoned data
+that a model should be trained on first.
+"""
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from .data import InteractionData, pair_keys
+
+
+def _generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _count(data: InteractionData, count: Optional[int],
+           fraction: Optional[float], total: int) -> int:
+    if (count is None) == (fraction is None):
+        raise ValueError("Give exactly one of 'count' and 'fraction'")
+    if fraction is not None:
+        if not 0 < fraction <= 1:
+            raise ValueError(f"'fraction' must lie in (0, 1] "
+                             f"(got {fraction})")
+        count = max(1, int(round(fraction * total)))
+    if not 1 <= count <= total:
+        raise ValueError(f"'count' must lie in [1, {total}] (got {count})")
+    return count
+
+
+def random_interactions(data: InteractionData, count: Optional[int] = None,
+                        fraction: Optional[float] = None,
+                        seed: int = 0) -> Tensor:
+    r"""Random training interactions, by :obj:`count` or :obj:`fraction` of
+    the message-passing (positive) training pairs.
+
+    Returns:
+        torch.Tensor: User-item pairs, shape :obj:`[2, k]`, sorted.
+    """
+    pos = data.train_positive_index
+    count = _count(data, count, fraction, pos.size(1))
+    pick = torch.randperm(pos.size(1), generator=_generator(seed))[:count]
+    return pos[:, pick.sort()[0]]
+
+
+def _sample_ids(num: int, have: Tensor, what: str, seed: int) -> Tensor:
+    candidates = torch.unique(have)
+    if not 1 <= num <= candidates.numel():
+        raise ValueError(f"'num_{what}s' must lie in [1, {candidates.numel()}]"
+                         f" ({what}s with training interactions) (got {num})")
+    pick = torch.randperm(candidates.numel(), generator=_generator(seed))
+    return candidates[pick[:num]].sort()[0]
+
+
+def user_interactions(data: InteractionData, users: Tensor) -> Tensor:
+    r"""All positive training interactions of the given users (a "forget
+    me" request), shape :obj:`[2, k]`."""
+    pos = data.train_positive_index
+    return pos[:, torch.isin(pos[0], users)]
+
+
+def item_interactions(data: InteractionData, items: Tensor) -> Tensor:
+    r"""All positive training interactions of the given items, shape
+    :obj:`[2, k]`."""
+    pos = data.train_positive_index
+    return pos[:, torch.isin(pos[1], items)]
+
+
+def random_users(data: InteractionData, num_users: int,
+                 seed: int = 0) -> Tensor:
+    r"""Ids of :obj:`num_users` random users with training interactions,
+    shape :obj:`[num_users]`; see :func:`user_interactions`."""
+    return _sample_ids(num_users, data.train_positive_index[0], 'user', seed)
+
+
+def random_items(data: InteractionData, num_items: int,
+                 seed: int = 0) -> Tensor:
+    r"""Ids of :obj:`num_items` random items with training interactions,
+    shape :obj:`[num_items]`; see :func:`item_interactions`."""
+    return _sample_ids(num_items, data.train_positive_index[1], 'item', seed)
+
+
+@dataclass
+class Poisoning:
+    r"""A poisoning scenario.
+
+    Args:
+        data (InteractionData): The poisoned data to train on.
+        request (torch.Tensor): The poisoned training pairs, :obj:`[2, k]`:
+            what unlearning must remove.
+        target_items (torch.Tensor, optional): The items the attack pushes.
+    """
+    data: InteractionData
+    request: Tensor
+    target_items: Optional[Tensor] = None
+
+
+def inject_fake_interactions(data: InteractionData, fraction: float = 0.01,
+                             num_targets: int = 5,
+                             seed: int = 0) -> Poisoning:
+    r"""A promotion attack: adds :obj:`fraction` times the number of
+    training interactions as fake interactions between random real users
+    and :obj:`num_targets` unpopular target items.
+
+    Targets are drawn among the items in the less popular half by training
+    degree, so that a successful attack visibly lifts them into users'
+    top-k lists.  The fake pairs never duplicate known interactions.
+    """
+    if data.train_label is not None:
+        raise ValueError("Fake-interaction injection needs implicit data; "
+                         "use 'flip_labels' for labelled data")
+    if not 0 < fraction < 1:
+        raise ValueError(f"'fraction' must lie in (0, 1) (got {fraction})")
+    gen = _generator(seed)
+    degree = torch.bincount(data.train_index[1], minlength=data.num_items)
+    unpopular = degree.argsort(stable=True)[:data.num_items // 2]
+    if not 1 <= num_targets <= unpopular.numel():
+        raise ValueError(f"'num_targets' must lie in [1, {unpopular.numel()}]"
+                         f" (got {num_targets})")
+    targets = unpopular[torch.randperm(unpopular.numel(),
+                                       generator=gen)[:num_targets]].sort()[0]
+    count = max(1, int(round(fraction * data.num_train)))
+    known = [data.train_index, data.test_index]
+    if data.val_index is not None:
+        known.append(data.val_index)
+    known = torch.unique(pair_keys(torch.cat(known, 1), data.num_items))
+    if count > data.num_users * num_targets - int(
+            torch.isin(known % data.num_items, targets).sum()):
+        raise ValueError(f"Cannot inject {count} distinct fake interactions "
+                         f"on {num_targets} targets: add targets or lower "
+                         f"'fraction'")
+
+    fake = torch.empty(0, dtype=torch.long)
+    while fake.numel() < count:
+        user = torch.randint(data.num_users, (2 * count, ), generator=gen)
+        item = targets[torch.randint(num_targets, (2 * count, ),
+                                     generator=gen)]
+        fake = torch.unique(torch.cat([fake, user * data.num_items + item]))
+        fake = fake[~torch.isin(fake, known)]
+    fake = fake[torch.randperm(fake.numel(), generator=gen)[:count]]
+    request = torch.stack([fake // data.num_items, fake % data.num_items])
+    train = torch.cat([data.train_index, request], dim=1)
+    poisoned = data.replace(train_index=train, name=f'{data.name}+poison')
+    return Poisoning(poisoned, request, targets)
+
+
+def flip_labels(data: InteractionData, fraction: float = 0.01,
+                seed: int = 0) -> Poisoning:
+    r"""The IFRU paper's scenario for labelled data: flips the labels of a
+    random :obj:`fraction` of the training pairs.  Removing those pairs
+    (their corrupt versions) should restore accuracy."""
+    if data.train_label is None:
+        raise ValueError("'flip_labels' needs labelled training data "
+                         "('train_label')")
+    count = _count(data, None, fraction, data.num_train)
+    pick = torch.randperm(data.num_train, generator=_generator(seed))[:count]
+    label = data.train_label.clone()
+    label[pick] = 1 - label[pick]
+    poisoned = data.replace(train_label=label, name=f'{data.name}+flipped')
+    return Poisoning(poisoned, data.train_index[:, pick.sort()[0]])
