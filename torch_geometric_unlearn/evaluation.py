@@ -148,3 +148,116 @@ def evaluate(model: torch.nn.Module, data: InteractionData,
     score = (user_emb[index[0]] * item_emb[index[1]]).sum(-1)
     auc = auc_score(score.cpu(), label.cpu())
     return {f'recall@{k}': recall, f'ndcg@{k}': ndcg, 'auc': auc}
+
+
+def fixed_objective(model: torch.nn.Module, edge_index: Tensor,
+                    examples: Tensor, labels: Optional[Tensor], l2: float,
+                    num_users: int):
+    r"""The fixed training objective :math:`L(E)` of a PyG LightGCN as a
+    function of its embedding table, for :func:`converge` and for
+    measuring fidelity.  Returns a callable :obj:`E -> scalar`."""
+    from .objectives import example_margin, margin_loss
+    from .propagation import LinearPropagation
+    prop = LinearPropagation.from_model(model, edge_index)
+
+    def objective(emb: Tensor) -> Tensor:
+        margin = example_margin(prop(emb), examples, num_users)
+        return margin_loss(margin, labels) + 0.5 * l2 * emb.pow(2).sum()
+
+    return objective
+
+
+def converge(model: torch.nn.Module, edge_index: Tensor, examples: Tensor,
+             labels: Optional[Tensor], l2: float, num_users: int,
+             tol: float = 1e-4, max_iter: int = 2000) -> float:
+    r"""Optimises the fixed objective (frozen negatives, given graph) of a
+    PyG LightGCN in place with full-batch L-BFGS until
+    :math:`\lVert \nabla L \rVert \leq` :obj:`tol`
+    :math:`\cdot \lVert \lambda E \rVert`.
+
+    Influence functions approximate the optimum of such an objective, so
+    parameter fidelity is measured between converged points (see the
+    docs).  Returns the final gradient ratio.
+    """
+    objective = fixed_objective(model, edge_index, examples, labels, l2,
+                                num_users)
+    emb = model.embedding.weight.detach().clone().requires_grad_()
+    optimizer = torch.optim.LBFGS([emb], lr=1, max_iter=max_iter,
+                                  history_size=20,
+                                  tolerance_grad=0, tolerance_change=0,
+                                  line_search_fn='strong_wolfe')
+
+    def ratio() -> float:
+        grad = torch.autograd.grad(objective(emb), emb)[0]
+        return float(grad.norm() / (l2 * emb.detach()).norm().clamp(
+            min=1e-30))
+
+    def closure():
+        optimizer.zero_grad()
+        loss = objective(emb)
+        loss.backward()
+        # Stop L-BFGS once the relative gradient is small enough.
+        if float(emb.grad.norm()) <= tol * float(
+                (l2 * emb.detach()).norm()):
+            emb.grad.zero_()
+        return loss
+
+    optimizer.step(closure)
+    with torch.no_grad():
+        model.embedding.weight.copy_(emb)
+    return ratio()
+
+
+def closure_ratio(unlearned: Tensor, original: Tensor,
+                  target: Tensor) -> float:
+    r""":math:`1 - \lVert \theta_U - \theta' \rVert / \lVert \theta -
+    \theta' \rVert`: the share of the gap between the original parameters
+    and the target (e.g. retrained) parameters that unlearning closed; 1 is
+    exact, 0 is no better than doing nothing."""
+    gap = (original - target).norm()
+    return float(1 - (unlearned - target).norm() / gap)
+
+
+@torch.no_grad()
+def mean_rank(model: torch.nn.Module, edge_index: Tensor, pairs: Tensor,
+              num_users: int, exclude: Tensor) -> float:
+    r"""Mean rank (1 = top) of the items of :obj:`pairs` :obj:`[2, k]` in
+    their users' rankings over all items not in :obj:`exclude`
+    :obj:`[2, M]` (e.g. the remaining training pairs).  Deleted
+    interactions should fall to where a retrained model ranks them."""
+    emb = model.get_embedding(edge_index)
+    user_emb, item_emb = emb[:num_users], emb[num_users:]
+    num_items = item_emb.size(0)
+    excl = pair_keys(exclude, num_items).sort()[0]
+    ranks = []
+    for user in torch.unique(pairs[0]):
+        score = user_emb[user] @ item_emb.t()
+        own = excl[torch.searchsorted(excl, user * num_items):torch.
+                   searchsorted(excl, (user + 1) * num_items)] % num_items
+        score[own] = -float('inf')
+        items = pairs[1, pairs[0] == user]
+        ranks.append(1 + (score.view(1, -1) > score[items].view(-1, 1)).sum(1))
+    return float(torch.cat(ranks).double().mean())
+
+
+@torch.no_grad()
+def top_k_share(model: torch.nn.Module, data: InteractionData,
+                items: Tensor, users: Optional[Tensor] = None,
+                k: int = 20, batch_size: int = 1024,
+                edge_index: Optional[Tensor] = None) -> float:
+    r"""The share of the top-:obj:`k` slots (training items excluded) of
+    :obj:`users` (default: all) that :obj:`items` take, e.g. the targets of
+    a promotion attack."""
+    emb = model.get_embedding(data.edge_index if edge_index is None else
+                              edge_index)
+    user_emb, item_emb = emb[:data.num_users], emb[data.num_users:]
+    users = torch.arange(data.num_users) if users is None else users
+    users = users.sort()[0]
+    excl = pair_keys(data.train_index, data.num_items).sort()[0]
+    hits = 0
+    for batch in users.split(batch_size):
+        score = user_emb[batch] @ item_emb.t()
+        score[_rows_cols(excl, batch, data.num_items)] = -float('inf')
+        top = score.topk(k, dim=1).indices
+        hits += int(torch.isin(top, items).sum())
+    return hits / (users.numel() * k)

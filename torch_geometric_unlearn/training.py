@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from .data import InteractionData, pair_keys, sample_negatives
 from .evaluation import evaluate
-from .objectives import bce_scores_loss, bpr_scores_loss, l2_penalty
+from .objectives import example_margin, l2_penalty, margin_loss
 
 
 class LossType(Enum):
@@ -135,7 +135,8 @@ def build_model(data: InteractionData, embedding_dim: int = 64,
     return LightGCN(data.num_nodes, embedding_dim, num_layers)
 
 
-def adjacency(edge_index: Tensor, num_nodes: int) -> Tensor:
+def adjacency(edge_index: Tensor, num_nodes: int,
+              dtype: Optional[torch.dtype] = None) -> Tensor:
     r"""The graph as a torch CSR matrix, :obj:`[num_nodes, num_nodes]`.
 
     Message passing over CSR is several times faster than over
@@ -144,7 +145,10 @@ def adjacency(edge_index: Tensor, num_nodes: int) -> Tensor:
     :obj:`edge_index` instead."""
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='.*Sparse.*')
-        return to_torch_csr_tensor(edge_index, size=(num_nodes, num_nodes))
+        weight = torch.ones(edge_index.size(1), dtype=dtype,
+                            device=edge_index.device)
+        return to_torch_csr_tensor(edge_index, weight,
+                                   size=(num_nodes, num_nodes))
 
 
 def _examples(data: InteractionData, config: TrainConfig, forbidden: Tensor,
@@ -166,9 +170,7 @@ def example_loss(emb: Tensor, examples: Tensor, labels: Optional[Tensor],
                  num_users: int) -> Tensor:
     r"""The summed loss of fixed examples given final embeddings: BPR for
     triples :obj:`[3, B]`, BCE for pairs :obj:`[2, B]` with labels."""
-    if labels is None:
-        return bpr_scores_loss(emb, examples[:2], examples[2], num_users)
-    return bce_scores_loss(emb, examples, labels, num_users)
+    return margin_loss(example_margin(emb, examples, num_users), labels)
 
 
 def train(model: LightGCN, data: InteractionData,
@@ -198,8 +200,10 @@ def train(model: LightGCN, data: InteractionData,
     gen = torch.Generator().manual_seed(config.seed)
     if not warm_start:
         model.reset_parameters()
-    device = model.embedding.weight.device
-    adj = adjacency(data.edge_index, data.num_nodes).to(device)
+    weight = model.embedding.weight
+    adj = adjacency(data.edge_index.to(weight.device), data.num_nodes,
+                    weight.dtype)
+    device = weight.device
     forbidden = pair_keys(data.train_index, data.num_items).sort()[0]
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
 

@@ -1,0 +1,149 @@
+import pytest
+import torch
+
+from torch_geometric_unlearn.data import pair_keys
+from torch_geometric_unlearn.training import build_model
+from torch_geometric_unlearn.unlearner import (
+    AlreadyForgottenError,
+    RequestError,
+    Unlearner,
+)
+
+
+class Shift(Unlearner):
+    # Adds one to every weight: enough to see state move forward.
+    method = 'shift'
+
+    def _update(self, request):
+        with torch.no_grad():
+            self.model.embedding.weight += 1
+        return {}, {'pairs': request.pairs.size(1)}
+
+
+class Failing(Unlearner):
+    method = 'failing'
+
+    def _update(self, request):
+        with torch.no_grad():
+            self.model.embedding.weight.mul_(0)
+        raise KeyboardInterrupt  # even an interrupt must roll back
+
+
+def triples(data):
+    gen = torch.Generator().manual_seed(0)
+    neg = torch.randint(data.num_items, (data.num_train, ), generator=gen)
+    return torch.cat([data.train_index, neg.view(1, -1)])
+
+
+@pytest.fixture
+def unlearner(small_data):
+    model = build_model(small_data, 4, 1)
+    return Shift(model, small_data, triples(small_data))
+
+
+def test_interactions_are_forgotten_and_state_moves_forward(unlearner,
+                                                            small_data):
+    pairs = small_data.train_index[:, [5, 9, 9]]  # a duplicate is merged
+    before = unlearner.model.embedding.weight.detach().clone()
+    result = unlearner.unlearn(pairs)
+    assert result.request.size(1) == 2
+    assert result.diagnostics == {'pairs': 2}
+    assert 'total' in result.timings
+    assert torch.equal(result.model.embedding.weight, before + 1)
+    assert unlearner.data.num_train == small_data.num_train - 2
+    assert unlearner.examples.size(1) == small_data.num_train - 2
+    keys = pair_keys(pairs, small_data.num_items)
+    assert not torch.isin(pair_keys(unlearner.data.train_index,
+                                    small_data.num_items), keys).any()
+    # The new graph lacks both directions of both edges.
+    assert result.edge_index.size(1) == small_data.edge_index.size(1) - 4
+
+    with pytest.raises(AlreadyForgottenError, match='already forgotten'):
+        unlearner.unlearn(pairs[:, :1])
+
+
+def test_users_items_and_homogeneous_requests(unlearner, small_data):
+    user = int(small_data.train_index[0, 0])
+    count = int((small_data.train_index[0] == user).sum())
+    result = unlearner.unlearn(users=torch.tensor([user]))
+    assert result.request.size(1) == count
+    assert (result.request[0] == user).all()
+    with pytest.raises(AlreadyForgottenError, match='forgotten before'):
+        unlearner.unlearn(users=torch.tensor([user]))
+
+    item = int(unlearner.data.train_index[1, 0])
+    result = unlearner.unlearn(items=torch.tensor([item]))
+    assert (result.request[1] == item).all()
+
+    pair = unlearner.data.train_index[:, :1]
+    # Homogeneous ids, item first: the same interaction.
+    edge = torch.stack([pair[1] + small_data.num_users, pair[0]])
+    result = unlearner.unlearn(edge_index=edge)
+    assert torch.equal(result.request, pair)
+
+
+def test_empty_request_is_a_no_op(unlearner, small_data):
+    before = unlearner.model.embedding.weight.detach().clone()
+    result = unlearner.unlearn(torch.empty(2, 0, dtype=torch.long))
+    assert 'nothing to forget' in result.message
+    assert torch.equal(unlearner.model.embedding.weight, before)
+    assert unlearner.data is small_data
+
+
+@pytest.mark.parametrize('kwargs, error, match', [
+    (dict(interactions=torch.tensor([[0], [300]])), RequestError,
+     'item id 300'),
+    (dict(interactions=torch.tensor([[0.], [1.]])), RequestError,
+     'torch.long'),
+    (dict(interactions=torch.tensor([0, 1])), RequestError, r'\[2, k\]'),
+    (dict(users=torch.tensor([200])), RequestError, 'outside'),
+    (dict(edge_index=torch.tensor([[0], [1]])), RequestError,
+     'user and an item'),
+    (dict(), RequestError, 'exactly one'),
+])
+def test_bad_requests_change_nothing(unlearner, small_data, kwargs, error,
+                                     match):
+    before = unlearner.model.embedding.weight.detach().clone()
+    with pytest.raises(error, match=match):
+        unlearner.unlearn(**kwargs)
+    assert torch.equal(unlearner.model.embedding.weight, before)
+    assert unlearner.data is small_data
+
+
+def test_unknown_interaction_is_named(unlearner, small_data):
+    own = small_data.train_index[1, small_data.train_index[0] == 0]
+    item = int(torch.isin(torch.arange(300), own).logical_not().nonzero()[0])
+    with pytest.raises(RequestError, match=rf'\(0, {item}\).*not training'):
+        unlearner.unlearn(torch.tensor([[0], [item]]))
+    assert unlearner.data is small_data
+
+
+def test_failure_rolls_back_everything(small_data):
+    model = build_model(small_data, 4, 1)
+    before = model.embedding.weight.detach().clone()
+    unlearner = Failing(model, small_data, triples(small_data))
+    with pytest.raises(KeyboardInterrupt):
+        unlearner.unlearn(small_data.train_index[:, :3])
+    assert torch.equal(model.embedding.weight, before)
+    assert unlearner.data is small_data
+    assert unlearner.examples.size(1) == small_data.num_train
+
+
+def test_copy_model_leaves_the_original_alone(small_data):
+    model = build_model(small_data, 4, 1)
+    before = model.embedding.weight.detach().clone()
+    unlearner = Shift(model, small_data, triples(small_data),
+                      copy_model=True)
+    result = unlearner.unlearn(small_data.train_index[:, :1])
+    assert torch.equal(model.embedding.weight, before)
+    assert result.model is not model
+
+
+def test_constructor_checks_model_and_examples(small_data):
+    model = build_model(small_data, 4, 1)
+    with pytest.raises(ValueError, match='BPR triples'):
+        Shift(model, small_data, small_data.train_index.float())
+    with pytest.raises(ValueError, match='need .labels.'):
+        Shift(model, small_data, small_data.train_index)
+    with pytest.raises(ValueError, match='outside the data'):
+        Shift(model, small_data, triples(small_data) + 1000)

@@ -1,0 +1,295 @@
+r"""The :class:`Unlearner` base: state, request handling and transactions.
+
+An unlearner wraps a trained recommender together with what it was trained
+on: the interaction data (whose positive training pairs form the
+message-passing graph) and the fixed training examples (the frozen BPR
+triples or labelled BCE pairs of :class:`~torch_geometric_unlearn.training.
+TrainResult`).  Each :meth:`Unlearner.unlearn` call forgets some training
+interactions: it validates the request, lets the algorithm update the
+parameters, and moves the state (data, graph, examples) forward, all or
+nothing.
+"""
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from .data import InteractionData, pair_keys
+from .training import check_model
+
+
+class RequestError(ValueError):
+    r"""A deletion request that cannot be carried out; nothing was
+    changed."""
+
+
+class AlreadyForgottenError(RequestError):
+    r"""The request names interactions that an earlier request already
+    forgot."""
+
+
+@dataclass
+class UnlearnResult:
+    r"""What :meth:`Unlearner.unlearn` returns.
+
+    Args:
+        model (torch.nn.Module): The updated model.  Predict with
+            :obj:`data.edge_index`, the graph without the forgotten
+            interactions.
+        data (InteractionData): The data after the request.
+        request (torch.Tensor): The forgotten user-item pairs,
+            :obj:`[2, k]`, sorted and without duplicates.
+        method (str): The algorithm.
+        timings (Dict[str, float]): Wall-clock seconds per phase; the key
+            :obj:`'total'` covers the whole call.
+        diagnostics (Dict[str, Any]): Region sizes, solver records and so on.
+        message (str): A note, e.g. that an empty request changed nothing.
+    """
+    model: torch.nn.Module
+    data: InteractionData
+    request: Tensor
+    method: str
+    timings: Dict[str, float] = field(default_factory=dict)
+    diagnostics: Dict[str, Any] = field(default_factory=dict)
+    message: str = ''
+
+    @property
+    def edge_index(self) -> Tensor:
+        r"""The message-passing graph after the request."""
+        return self.data.edge_index
+
+
+@dataclass
+class Request:
+    r"""A validated request, as the algorithms see it.
+
+    Args:
+        pairs (torch.Tensor): Forgotten user-item pairs, :obj:`[2, k]`.
+        train_mask (torch.Tensor): Training pairs that remain, :obj:`[N]`.
+        example_mask (torch.Tensor): Training examples that remain,
+            :obj:`[M]`.
+        deleted_edges (torch.Tensor): The forgotten pairs that are edges of
+            the message-passing graph, as homogeneous node pairs
+            :obj:`[2, k']` (items offset by the number of users).
+    """
+    pairs: Tensor
+    train_mask: Tensor
+    example_mask: Tensor
+    deleted_edges: Tensor
+
+
+class Unlearner:
+    r"""Base class of unlearners.
+
+    Subclasses implement :meth:`_update`, which changes the parameters of
+    :attr:`model` for a validated :class:`Request` and returns diagnostics.
+
+    Args:
+        model (torch.nn.Module): The trained LightGCN-like model (one
+            embedding row per user and item).
+        data (InteractionData): The data it was trained on.
+        examples (torch.Tensor): The fixed training examples: BPR triples
+            :obj:`[3, M]` (user, positive item, negative item) or BCE pairs
+            :obj:`[2, M]`, as :class:`TrainResult.examples` holds them.
+        labels (torch.Tensor, optional): Labels of BCE examples, :obj:`[M]`.
+        l2 (float): The L2 weight :math:`\lambda` on the summed loss used in
+            training.
+        copy_model (bool): Work on a deep copy, leaving :obj:`model`
+            untouched; else update it in place.
+    """
+    method = 'base'
+
+    def __init__(self, model: torch.nn.Module, data: InteractionData,
+                 examples: Tensor, labels: Optional[Tensor] = None,
+                 l2: float = 1.0, copy_model: bool = False):
+        check_model(model, data)
+        _check_examples(examples, labels, data)
+        if l2 < 0:
+            raise ValueError(f"'l2' must be non-negative (got {l2})")
+        self.model = copy.deepcopy(model) if copy_model else model
+        self.data = data
+        self.examples = examples
+        self.labels = labels
+        self.l2 = l2
+        self._forgotten = torch.empty(0, dtype=torch.long)
+
+    @property
+    def edge_index(self) -> Tensor:
+        r"""The current message-passing graph."""
+        return self.data.edge_index
+
+    def unlearn(self, interactions: Optional[Tensor] = None, *,
+                users: Optional[Tensor] = None,
+                items: Optional[Tensor] = None,
+                edge_index: Optional[Tensor] = None) -> UnlearnResult:
+        r"""Forgets training interactions.
+
+        Give one of: :obj:`interactions`, user-item pairs :obj:`[2, k]`;
+        :obj:`edge_index`, the same as homogeneous node pairs (items offset
+        by the number of users, either orientation); :obj:`users` or
+        :obj:`items`, ids :obj:`[n]` whose every training interaction is
+        forgotten.  Duplicate pairs are merged.  An empty request changes
+        nothing and says so.
+
+        Raises:
+            RequestError: If the request is malformed, names interactions
+                that are not training interactions, or users or items
+                without any.
+            AlreadyForgottenError: If it names interactions forgotten
+                before.
+
+        On any error, including one of the algorithm, the model and the
+        unlearner's state are exactly as before.
+        """
+        start = time.perf_counter()
+        pairs = self._resolve(interactions, users, items, edge_index)
+        if pairs.size(1) == 0:
+            return UnlearnResult(self.model, self.data, pairs, self.method,
+                                 {'total': time.perf_counter() - start},
+                                 message='empty request: nothing to forget')
+        request = self._request(pairs)
+
+        backup = {k: v.detach().clone()
+                  for k, v in self.model.state_dict().items()}
+        try:
+            timings, diagnostics = self._update(request)
+            for name, param in self.model.named_parameters():
+                if not torch.isfinite(param).all():
+                    raise FloatingPointError(
+                        f"{self.method} produced non-finite values in "
+                        f"'{name}'")
+        except BaseException:
+            self.model.load_state_dict(backup)
+            raise
+
+        self._advance(request)
+        timings['total'] = time.perf_counter() - start
+        return UnlearnResult(self.model, self.data, pairs, self.method,
+                             timings, diagnostics)
+
+    def _update(self, request: Request) -> Tuple[Dict[str, float], Dict]:
+        r"""Updates :attr:`model` for :obj:`request`; returns timings per
+        phase and diagnostics.  The base class undoes any change if it
+        raises."""
+        raise NotImplementedError
+
+    def _advance(self, request: Request):
+        r"""Moves the state past a request that succeeded: the remaining
+        training pairs, graph and examples."""
+        data = self.data
+        self.data = remaining_data(data, request.train_mask)
+        self.examples = self.examples[:, request.example_mask]
+        if self.labels is not None:
+            self.labels = self.labels[request.example_mask]
+        self._forgotten = torch.cat(
+            [self._forgotten,
+             pair_keys(request.pairs, data.num_items)]).sort()[0]
+
+    def _resolve(self, interactions, users, items, edge_index) -> Tensor:
+        given = [x is not None for x in (interactions, users, items,
+                                         edge_index)]
+        if sum(given) != 1:
+            raise RequestError("Give exactly one of 'interactions', 'users', "
+                               "'items' and 'edge_index'")
+        data = self.data
+        if edge_index is not None:
+            _check_long(edge_index, 'edge_index', 2)
+            if edge_index.numel() and (edge_index.min() < 0 or
+                                       edge_index.max() >= data.num_nodes):
+                raise RequestError(f"'edge_index' holds node ids outside "
+                                   f"[0, {data.num_nodes})")
+            low, high = edge_index.min(0).values, edge_index.max(0).values
+            if ((low >= data.num_users) | (high < data.num_users)).any():
+                raise RequestError("'edge_index' holds a pair that does not "
+                                   "join a user and an item")
+            interactions = torch.stack([low, high - data.num_users])
+        if interactions is not None:
+            _check_long(interactions, 'interactions', 2)
+            try:
+                data.check_pairs(interactions, 'interactions')
+            except ValueError as e:
+                raise RequestError(str(e)) from None
+            keys = torch.unique(pair_keys(interactions, data.num_items))
+            return torch.stack([keys // data.num_items,
+                                keys % data.num_items])
+
+        ids, row, kind, size = ((users, 0, 'user', data.num_users)
+                                if users is not None else
+                                (items, 1, 'item', data.num_items))
+        _check_long(ids, f'{kind}s', 1)
+        if ids.numel() and (ids.min() < 0 or ids.max() >= size):
+            raise RequestError(f"'{kind}s' holds ids outside [0, {size})")
+        ids = torch.unique(ids)
+        pairs = data.train_index[:, torch.isin(data.train_index[row], ids)]
+        missing = ids[~torch.isin(ids, pairs[row])]
+        if missing.numel():
+            gone = torch.isin(missing, self._forgotten // data.num_items
+                              if row == 0 else self._forgotten %
+                              data.num_items)
+            error = AlreadyForgottenError if gone.all() else RequestError
+            raise error(f"{kind}s {missing[:5].tolist()} have no training "
+                        f"interactions" +
+                        (" left: they were forgotten before" if gone.all()
+                         else ""))
+        keys = pair_keys(pairs, data.num_items).sort()[0]
+        return torch.stack([keys // data.num_items, keys % data.num_items])
+
+    def _request(self, pairs: Tensor) -> Request:
+        data = self.data
+        keys = pair_keys(pairs, data.num_items)
+        train_keys = pair_keys(data.train_index, data.num_items)
+        known = torch.isin(keys, train_keys)
+        if not known.all():
+            bad = pairs[:, ~known]
+            gone = torch.isin(keys[~known], self._forgotten)
+            pretty = [tuple(p) for p in bad[:, :5].t().tolist()]
+            if gone.all():
+                raise AlreadyForgottenError(
+                    f"Interactions {pretty} were already forgotten")
+            raise RequestError(f"Interactions {pretty} (user, item) are not "
+                               f"training interactions")
+        train_mask = ~torch.isin(train_keys, keys)
+        example_mask = ~torch.isin(
+            pair_keys(self.examples[:2], data.num_items), keys)
+        positive = (torch.ones_like(train_mask) if data.train_label is None
+                    else data.train_label == 1)
+        edges = data.train_index[:, ~train_mask & positive]
+        deleted = torch.stack([edges[0], edges[1] + data.num_users])
+        return Request(pairs, train_mask, example_mask, deleted)
+
+
+def remaining_data(data: InteractionData,
+                   train_mask: Tensor) -> InteractionData:
+    r"""The data with only the training pairs in :obj:`train_mask`."""
+    label = data.train_label
+    return data.replace(
+        train_index=data.train_index[:, train_mask],
+        train_label=None if label is None else label[train_mask])
+
+
+def _check_long(x, what: str, dim: int):
+    if not isinstance(x, Tensor) or x.dtype != torch.long:
+        raise RequestError(f"'{what}' must be a torch.long tensor")
+    if x.dim() != dim or (dim == 2 and x.size(0) != 2):
+        shape = '[2, k]' if dim == 2 else '[n]'
+        raise RequestError(f"'{what}' must have shape {shape} "
+                           f"(got {list(x.shape)})")
+
+
+def _check_examples(examples: Tensor, labels: Optional[Tensor],
+                    data: InteractionData):
+    if not isinstance(examples, Tensor) or examples.dtype != torch.long \
+            or examples.dim() != 2 or examples.size(0) not in (2, 3):
+        raise ValueError("'examples' must be a long tensor of BPR triples "
+                         "[3, M] or BCE pairs [2, M]")
+    if (examples.size(0) == 2) != (labels is not None):
+        raise ValueError("BCE pairs [2, M] need 'labels'; BPR triples "
+                         "[3, M] take none")
+    if labels is not None and labels.shape != (examples.size(1), ):
+        raise ValueError(f"'labels' must have shape [{examples.size(1)}]")
+    if examples[0].max() >= data.num_users or examples[1:].max() >= \
+            data.num_items or examples.min() < 0:
+        raise ValueError("'examples' hold user or item ids outside the data")
