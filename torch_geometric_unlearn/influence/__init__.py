@@ -1,0 +1,27 @@
+r"""The influence engine: gradients and Hessian-vector products over a few
+rows of any model's parameters, and solvers for the damped system
+:math:`(H + \lambda I)x = g`."""
+from .params import FunctionalModel, ParameterSelection
+from .hvp import (HessianOperator, HVPMethod, LinearOperator, MatrixOperator,
+                  to_edge_index)
+from .solvers import (OnFailure, SolverConfig, SolverDiagnostics, SolverError,
+                      SolverMethod, SolverWarning, estimate_max_eigenvalue,
+                      solve)
+
+__all__ = [
+    'FunctionalModel',
+    'ParameterSelection',
+    'LinearOperator',
+    'MatrixOperator',
+    'HessianOperator',
+    'HVPMethod',
+    'to_edge_index',
+    'SolverMethod',
+    'OnFailure',
+    'SolverConfig',
+    'SolverDiagnostics',
+    'SolverError',
+    'SolverWarning',
+    'estimate_max_eigenvalue',
+    'solve',
+]
