@@ -1,0 +1,63 @@
+import pytest
+import torch
+
+from torch_geometric_unlearn.baselines import (
+    FineTuneUnlearner,
+    RetrainUnlearner,
+    WarmRetrainUnlearner,
+)
+from torch_geometric_unlearn.data import pair_keys
+from torch_geometric_unlearn.deletion import random_interactions
+from torch_geometric_unlearn.training import TrainConfig, build_model, train
+
+CONFIG = TrainConfig(progress=False, lr=0.01, batch_size=1024, max_epochs=8,
+                     patience=2)
+
+
+@pytest.fixture(scope='module')
+def trained(small_data):
+    model = build_model(small_data, 8, 1)
+    record = train(model, small_data, CONFIG)
+    return model, record
+
+
+@pytest.mark.parametrize('cls', [RetrainUnlearner, WarmRetrainUnlearner])
+def test_retrains_on_the_remaining_data(small_data, trained, cls):
+    model, record = trained
+    pairs = random_interactions(small_data, count=30, seed=0)
+    unlearner = cls(model, small_data, record.examples, config=CONFIG,
+                    copy_model=True)
+    result = unlearner.unlearn(pairs)
+    assert result.method == cls.method
+    assert 1 <= result.diagnostics['epochs'] <= CONFIG.max_epochs
+    assert not torch.equal(result.model.embedding.weight,
+                           model.embedding.weight)
+    # The new frozen triples cover exactly the remaining training pairs.
+    remaining = small_data.num_train - 30
+    assert unlearner.examples.shape == (3, remaining)
+    forgotten = pair_keys(pairs, small_data.num_items)
+    assert not torch.isin(pair_keys(unlearner.examples[:2],
+                                    small_data.num_items), forgotten).any()
+
+
+def test_warm_retrain_starts_where_the_model_is(small_data, trained):
+    model, record = trained
+    pairs = random_interactions(small_data, count=30, seed=0)
+    one_epoch = TrainConfig(**{**vars(CONFIG), 'max_epochs': 1})
+    warm = WarmRetrainUnlearner(model, small_data, record.examples,
+                                config=one_epoch, copy_model=True)
+    cold = RetrainUnlearner(model, small_data, record.examples,
+                            config=one_epoch, copy_model=True)
+    warm_metric = warm.unlearn(pairs).diagnostics['recall@20']
+    cold_metric = cold.unlearn(pairs).diagnostics['recall@20']
+    assert warm_metric > 0.9 * record.best_metric > cold_metric
+
+
+def test_finetune_runs_its_budget(small_data, trained):
+    model, record = trained
+    unlearner = FineTuneUnlearner(model, small_data, record.examples,
+                                  config=CONFIG, epochs=2, copy_model=True)
+    result = unlearner.unlearn(random_interactions(small_data, count=5))
+    assert result.diagnostics['epochs'] == 2
+    with pytest.raises(ValueError, match='epochs'):
+        FineTuneUnlearner(model, small_data, record.examples, epochs=0)
