@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch.autograd.functional import hessian, jacobian
 
+from torch_geometric_unlearn.bilinear import BilinearLoss
 from torch_geometric_unlearn.datasets import synthetic
 from torch_geometric_unlearn.deletion import random_interactions, random_users
 from torch_geometric_unlearn.evaluation import (
@@ -92,10 +93,9 @@ def test_operator_matches_explicit_hessian(converged, tiny, gauss_newton):
                                     L2, tiny.num_users)
         expected = hessian(lambda flat: objective(restricted(flat)),
                            emb[rows].flatten())
-    operator = PropagatedHessian(
-        prop, emb, rows,
-        lambda f: example_margin(f, examples, tiny.num_users), None, L2,
-        gauss_newton)
+    loss = BilinearLoss(examples, None, tiny.num_users, tiny.num_nodes,
+                        emb.dtype)
+    operator = PropagatedHessian(prop, emb, rows, loss, L2, gauss_newton)
     torch.testing.assert_close(operator.to_dense(), expected, rtol=1e-8,
                                atol=1e-10)
 

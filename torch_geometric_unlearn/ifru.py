@@ -36,7 +36,7 @@ from torch import Tensor
 from .influence import LinearOperator, SolverConfig, SolverError, solve
 from .propagation import LinearPropagation
 from .spillover import PruningConfig, SpilloverTracer, infer_num_hops
-from .objectives import example_margin, margin_loss
+from .bilinear import BilinearLoss
 from .unlearner import Request, Unlearner, remaining_data
 
 
@@ -62,7 +62,10 @@ class IFRUConfig:
             direct influence only (SCIF-like).
         pruning (PruningConfig): Which candidate rows to solve for, ranked
             by IFRU's importance (see :mod:`~torch_geometric_unlearn.
-            spillover`).  :obj:`None` disables pruning.
+            spillover`).  :obj:`None` disables pruning.  The default drops
+            the least important 10%: on MovieLens-100K (LightGCN, 2 layers,
+            1% deleted) dropping 10 / 20 / 40% gave parameter closure
+            0.78 / 0.70 / 0.54 against 0.87 unpruned.
         extra_hops (int): The candidate rows lie within
             :obj:`num_hops + extra_hops` hops of the deleted edges.  The
             extra hop reaches the rows coupled to the changed embeddings
@@ -81,21 +84,30 @@ class IFRUConfig:
         newton_steps (int): Newton steps; later steps use the exact
             gradient at the updated parameters.
         solver (SolverConfig): The linear solver (CG by default) and its
-            damping :math:`\delta`, tolerance and iteration cap.
+            damping :math:`\delta`, tolerance and iteration cap.  The
+            default solves undamped (the L2 term and the gauge projection
+            keep the system well posed) to a relative residual of 1e-2:
+            on MovieLens-100K a tolerance of 1e-3 took twice the iterations
+            for the same closure, and damping 0.01 cost 0.05 of closure.
         num_hops (int, optional): Receptive field of the model; inferred
             from it by default.
+        dtype (torch.dtype): Precision of the update.  Float64 by default:
+            CG in float32 lost orthogonality on these ill-conditioned
+            systems (on MovieLens-100K its true residual grew to 200x the
+            right-hand side within 200 iterations).
     """
     spillover: bool = True
     pruning: Optional[PruningConfig] = field(
-        default_factory=lambda: PruningConfig('quantile', 0.4))
+        default_factory=lambda: PruningConfig('quantile', 0.1))
     extra_hops: int = 1
     gradient: GradientType = GradientType.stationary
     hessian: HessianType = HessianType.auto
     project_gauge: bool = True
     newton_steps: int = 1
     solver: SolverConfig = field(default_factory=lambda: SolverConfig(
-        method='cg', tol=1e-3, max_iter=200, damping=0.01))
+        method='cg', tol=1e-2, max_iter=200, damping=0.0))
     num_hops: Optional[int] = None
+    dtype: torch.dtype = torch.float64
 
     def __post_init__(self):
         for name, enum in (('gradient', GradientType),
@@ -124,60 +136,35 @@ class IFRUConfig:
 
 
 class PropagatedHessian(LinearOperator):
-    r"""Curvature of :math:`\sum_z \ell(m_z(PE)) + \frac{\lambda}{2}
-    \lVert E \rVert^2` over the rows :obj:`rows` of :math:`E`, as an
-    operator on flat vectors of length :obj:`len(rows) * d`.
+    r"""Curvature of :math:`L(PE) + \frac{\lambda}{2}\lVert E \rVert^2`
+    over the rows :obj:`rows` of :math:`E`, as an operator on flat vectors
+    of length :obj:`len(rows) * d`.
 
-    Products are :math:`P\,\nabla^2_F\,P v` in the space of final
-    embeddings :math:`F = PE`: two propagations and one backward pass over
-    the loss, never a second derivative through message passing.  The
-    exact Hessian reuses a gradient graph built once; the Gauss-Newton
-    Hessian :math:`J^\top \mathrm{diag}(\ell''(m)) J` takes :math:`J v`
-    as a central difference, which is exact because each margin is
-    bilinear in :math:`F`.
+    Products are :math:`P\,\nabla^2_F L\,P v` in the space of final
+    embeddings :math:`F = PE` (see :mod:`~torch_geometric_unlearn.bilinear`):
+    two propagations and a few sparse products, never a second derivative
+    through message passing.
 
     Args:
         prop (LinearPropagation): :math:`P` of the graph.
         emb (torch.Tensor): The embedding table :math:`E`, :obj:`[N, d]`.
         rows (torch.Tensor): The free rows, :obj:`[n]`.
-        margin (Callable): Margins :obj:`[M]` of final embeddings
-            :obj:`[N, d]`.
-        labels (torch.Tensor, optional): BCE labels :obj:`[M]`.
+        loss (BilinearLoss): The summed loss :math:`L` of the examples.
         l2 (float): :math:`\lambda`.
-        gauss_newton (bool): Use the Gauss-Newton Hessian.
+        gauss_newton (bool): Use the Gauss-Newton matrix of :math:`L`.
     """
     def __init__(self, prop: LinearPropagation, emb: Tensor, rows: Tensor,
-                 margin: Callable[[Tensor], Tensor],
-                 labels: Optional[Tensor], l2: float,
-                 gauss_newton: bool = True):
+                 loss: BilinearLoss, l2: float, gauss_newton: bool = False):
         super().__init__(rows.numel() * emb.size(1), emb.dtype, emb.device)
         self.prop, self.rows, self.l2 = prop, rows, l2
-        self.margin_fn, self.gauss_newton = margin, gauss_newton
-        self.final = prop(emb.detach()).requires_grad_()
-        self.margin = margin(self.final)
-        if gauss_newton:
-            prob = torch.sigmoid(self.margin.detach())
-            self.curvature = prob * (1 - prob)
-        else:
-            self.grad_final = torch.autograd.grad(
-                margin_loss(self.margin, labels), self.final,
-                create_graph=True)[0]
+        self.shape = emb.shape
+        self.curvature = loss.curvature(prop(emb.detach()), gauss_newton)
 
     def _apply(self, vec: Tensor) -> Tensor:
-        full = vec.new_zeros(self.final.shape)
+        full = vec.new_zeros(self.shape)
         full[self.rows] = vec.view(self.rows.numel(), -1)
-        direction = self.prop(full)
-        if self.gauss_newton:
-            final = self.final.detach()
-            jvp = 0.5 * (self.margin_fn(final + direction) -
-                         self.margin_fn(final - direction))
-            out = torch.autograd.grad(self.margin, self.final,
-                                      self.curvature * jvp,
-                                      retain_graph=True)[0]
-        else:
-            out = torch.autograd.grad(self.grad_final, self.final, direction,
-                                      retain_graph=True)[0]
-        return self.prop(out)[self.rows].reshape(-1) + self.l2 * vec
+        out = self.prop(self.curvature.matvec(self.prop(full)))
+        return out[self.rows].reshape(-1) + self.l2 * vec
 
 
 class GaugeProjection:
@@ -255,32 +242,24 @@ class IFRUnlearner(Unlearner):
                          if self.config.num_hops is None else
                          self.config.num_hops)
 
-    def _margin(self, index: Tensor) -> Callable[[Tensor], Tensor]:
-        examples, num_users = self.examples[:, index], self.data.num_users
-        return lambda final: example_margin(final, examples, num_users)
+    def _loss(self, index: Tensor, dtype: torch.dtype) -> BilinearLoss:
+        labels = None if self.labels is None else self.labels[index]
+        return BilinearLoss(self.examples[:, index], labels,
+                            self.data.num_users, self.data.num_nodes, dtype)
 
-    def _labels(self, index: Tensor) -> Optional[Tensor]:
-        return None if self.labels is None else self.labels[index]
-
-    def _loss(self, index: Tensor) -> Callable[[Tensor], Tensor]:
-        margin, labels = self._margin(index), self._labels(index)
-        return lambda final: margin_loss(margin(final), labels)
-
-    @staticmethod
-    def _grad(prop: LinearPropagation, emb: Tensor,
-              loss: Callable[[Tensor], Tensor]) -> Tensor:
-        final = prop(emb.detach()).requires_grad_()
-        return prop(torch.autograd.grad(loss(final), final)[0])
+    def _grad(self, prop: LinearPropagation, emb: Tensor,
+              index: Tensor) -> Tensor:
+        # P is symmetric, so the gradient over E is P times that over F.
+        return prop(self._loss(index, emb.dtype).grad(prop(emb)))
 
     def _solve(self, prop: LinearPropagation, emb: Tensor, rows: Tensor,
                examples: Tensor, rhs: Tensor):
         config = self.config
+        loss = self._loss(examples, emb.dtype)
         kinds = ([HessianType.exact, HessianType.gauss_newton]
                  if config.hessian == HessianType.auto else [config.hessian])
         for kind in kinds:
-            operator = PropagatedHessian(prop, emb, rows,
-                                         self._margin(examples),
-                                         self._labels(examples), self.l2,
+            operator = PropagatedHessian(prop, emb, rows, loss, self.l2,
                                          kind == HessianType.gauss_newton)
             projected = rhs
             if config.project_gauge:
@@ -308,7 +287,7 @@ class IFRUnlearner(Unlearner):
             clock = now
 
         weight = self.model.embedding.weight
-        emb = weight.detach().clone()
+        emb = weight.detach().to(config.dtype, copy=True)
         num_users = data.num_users
         nodes = torch.cat([self.examples[:1],
                            self.examples[1:] + num_users]).to(emb.device)
@@ -347,7 +326,8 @@ class IFRUnlearner(Unlearner):
         rows = rows[~isolated[rows]]
         lap('trace')
 
-        prop_new = LinearPropagation.from_model(self.model, new_edge_index)
+        prop_new = LinearPropagation.from_model(self.model, new_edge_index,
+                                                config.dtype)
         remaining = keep.nonzero().view(-1)
         diagnostics = {
             'num_hops': self.num_hops,
@@ -362,16 +342,15 @@ class IFRUnlearner(Unlearner):
         for step in range(config.newton_steps):
             if step == 0 and config.gradient == GradientType.stationary:
                 prop_old = LinearPropagation.from_model(
-                    self.model, data.edge_index)
+                    self.model, data.edge_index, config.dtype)
                 removed = (~keep).nonzero().view(-1)
-                grad = self._grad(prop_old, emb, self._loss(removed))
+                grad = self._grad(prop_old, emb, removed)
                 if config.spillover and changed.numel():
                     kept_changed = changed[keep[changed]]
-                    loss = self._loss(kept_changed)
-                    grad += self._grad(prop_old, emb, loss)
-                    grad -= self._grad(prop_new, emb, loss)
+                    grad += self._grad(prop_old, emb, kept_changed)
+                    grad -= self._grad(prop_new, emb, kept_changed)
             else:
-                grad = -(self._grad(prop_new, emb, self._loss(remaining)) +
+                grad = -(self._grad(prop_new, emb, remaining) +
                          self.l2 * emb)
             # Zero only now: the stationary gradient is taken at theta*.
             emb[zeroed] = 0

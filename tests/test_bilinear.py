@@ -1,0 +1,57 @@
+import pytest
+import torch
+from torch.autograd.functional import hessian, hvp
+
+from torch_geometric_unlearn import bilinear
+from torch_geometric_unlearn.bilinear import BilinearLoss
+from torch_geometric_unlearn.objectives import example_margin, margin_loss
+
+
+@pytest.fixture(params=['bpr', 'bce'])
+def problem(request, monkeypatch):
+    # Small chunks, so that summing over several chunks is tested too.
+    monkeypatch.setattr(bilinear, 'CHUNK', 7)
+    gen = torch.Generator().manual_seed(0)
+    num_users, num_items, num = 5, 6, 30
+    user = torch.randint(num_users, (num, ), generator=gen)
+    items = torch.randint(num_items, (2, num), generator=gen)
+    if request.param == 'bpr':
+        examples, labels = torch.cat([user.view(1, -1), items]), None
+    else:
+        examples = torch.stack([user, items[0]])
+        labels = torch.randint(2, (num, ), generator=gen)
+    final = torch.randn(num_users + num_items, 3, generator=gen,
+                        dtype=torch.float64)
+    loss = BilinearLoss(examples, labels, num_users, num_users + num_items,
+                        torch.float64)
+
+    def reference(f):  # the autograd path the trainer uses
+        return margin_loss(example_margin(f, examples, num_users), labels)
+
+    return loss, reference, final
+
+
+def test_loss_and_gradient_match_autograd(problem):
+    loss, reference, final = problem
+    assert float(loss.loss(final)) == pytest.approx(float(reference(final)))
+    x = final.clone().requires_grad_()
+    expected = torch.autograd.grad(reference(x), x)[0]
+    torch.testing.assert_close(loss.grad(final), expected)
+
+
+def test_hessian_product_matches_autograd(problem):
+    loss, reference, final = problem
+    vec = torch.randn_like(final)
+    expected = hvp(reference, final, vec)[1]
+    torch.testing.assert_close(loss.curvature(final).matvec(vec), expected)
+
+
+def test_gauss_newton_is_psd_and_drops_first_order_terms(problem):
+    loss, reference, final = problem
+    dim = final.numel()
+    eye = torch.eye(dim, dtype=final.dtype)
+    curv = loss.curvature(final, gauss_newton=True)
+    gn = torch.stack([curv.matvec(e.view_as(final)).flatten() for e in eye])
+    assert torch.linalg.eigvalsh(0.5 * (gn + gn.t())).min() > -1e-10
+    full = hessian(lambda x: reference(x.view_as(final)), final.flatten())
+    assert not torch.allclose(gn, full)  # the Hessian is not PSD here

@@ -1,0 +1,156 @@
+r"""The BPR and BCE objectives as sparse products, for fast influence
+solves.
+
+Every example's margin is bilinear in the final embeddings :math:`F`:
+:math:`m = (AF \odot BF)\mathbf{1}`, where :math:`A` selects the user of
+each example and :math:`B` its item side (:math:`e_j - e_i` for a BPR triple
+:math:`(u, i, j)`, :math:`e_i` for a BCE pair).  With
+:math:`\ell(m) = \mathrm{softplus}(m) - y m`, :math:`w = \ell'(m)` and
+:math:`c = \ell''(m)`:
+
+.. math::
+    \nabla_F L = A^\top (w \odot BF) + B^\top (w \odot AF),
+
+.. math::
+    \nabla^2_F L\, V = A^\top (w \odot BV + c\,\delta \odot BF)
+      + B^\top (w \odot AV + c\,\delta \odot AF), \quad
+    \delta = (AV \odot BF + AF \odot BV)\mathbf{1}.
+
+The Gauss-Newton product keeps only the :math:`c\,\delta` terms.  A product
+is a few row gathers (:math:`AX`, :math:`BX`) and two CSR products with the
+stored transposes: no autograd graph and no scatter with atomics.  The
+examples are processed in chunks, which bounds the temporary memory and
+keeps each temporary small enough to be reused by the allocator instead of
+being mapped afresh (on MovieLens-100K a product takes 0.03 s this way
+against 0.4 s through autograd).
+"""
+import warnings
+from typing import List, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+CHUNK = 8192
+
+
+def _csr(row: Tensor, col: Tensor, value: Tensor, size) -> Tensor:
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', '.*Sparse.*')
+        return torch.sparse_coo_tensor(torch.stack([row, col]), value,
+                                       size).coalesce().to_sparse_csr()
+
+
+class _Chunk:
+    # A slice of the examples with the transposes A^T, B^T as CSR.
+    def __init__(self, examples: Tensor, labels: Optional[Tensor],
+                 num_users: int, num_nodes: int, dtype: torch.dtype):
+        num = examples.size(1)
+        index = torch.arange(num, device=examples.device)
+        ones = torch.ones(num, dtype=dtype, device=examples.device)
+        self.user = examples[0]
+        self.items = examples[1:] + num_users  # (i,) or (i, j)
+        if examples.size(0) == 3:  # m = F_u . (F_j - F_i)
+            b_row, b_val = torch.cat([index, index]), torch.cat([-ones, ones])
+        else:  # m = F_u . F_i
+            b_row, b_val = index, ones
+        size = (num_nodes, num)
+        self.a_t = _csr(self.user, index, ones, size)
+        self.b_t = _csr(self.items.reshape(-1), b_row, b_val, size)
+        self.labels = labels
+
+    def a(self, x: Tensor) -> Tensor:
+        return x.index_select(0, self.user)
+
+    def b(self, x: Tensor) -> Tensor:
+        out = x.index_select(0, self.items[0])
+        if self.items.size(0) == 2:
+            out = x.index_select(0, self.items[1]).sub_(out)
+        return out
+
+    def slope(self, margin: Tensor) -> Tensor:
+        slope = torch.sigmoid(margin)
+        return slope if self.labels is None else slope - self.labels
+
+
+class BilinearLoss:
+    r"""The summed loss of fixed examples as a function of final embeddings.
+
+    Args:
+        examples (torch.Tensor): BPR triples :obj:`[3, M]` or BCE pairs
+            :obj:`[2, M]` in user-item ids.
+        labels (torch.Tensor, optional): BCE labels :obj:`[M]`.
+        num_users (int): Offset of the item rows.
+        num_nodes (int): Rows of :math:`F`.
+        dtype (torch.dtype): dtype of the products.
+    """
+    def __init__(self, examples: Tensor, labels: Optional[Tensor],
+                 num_users: int, num_nodes: int, dtype: torch.dtype):
+        labels = None if labels is None else labels.to(dtype)
+        self.chunks: List[_Chunk] = []
+        for start in range(0, examples.size(1), CHUNK):
+            part = slice(start, start + CHUNK)
+            self.chunks.append(
+                _Chunk(examples[:, part], None if labels is None else
+                       labels[part], num_users, num_nodes, dtype))
+
+    def loss(self, final: Tensor) -> Tensor:
+        r"""The summed loss, a scalar."""
+        total = final.new_zeros(())
+        for chunk in self.chunks:
+            margin = torch.einsum('md,md->m', chunk.a(final), chunk.b(final))
+            total = total + F.softplus(margin).sum()
+            if chunk.labels is not None:
+                total = total - (chunk.labels * margin).sum()
+        return total
+
+    def grad(self, final: Tensor) -> Tensor:
+        r"""The gradient with respect to :obj:`final` :obj:`[N, d]`."""
+        out = torch.zeros_like(final)
+        for chunk in self.chunks:
+            af, bf = chunk.a(final), chunk.b(final)
+            weight = chunk.slope(torch.einsum('md,md->m', af, bf)).view(-1, 1)
+            out += chunk.a_t @ bf.mul_(weight)
+            out += chunk.b_t @ af.mul_(weight)
+        return out
+
+    def curvature(self, final: Tensor,
+                  gauss_newton: bool = False) -> 'Curvature':
+        r"""The Hessian (or Gauss-Newton matrix) at :obj:`final`, as an
+        object with a :meth:`Curvature.matvec`."""
+        return Curvature(self, final, gauss_newton)
+
+
+class Curvature:
+    r"""Hessian-vector products of a :class:`BilinearLoss` at fixed final
+    embeddings; the per-example gathers are computed once."""
+    def __init__(self, loss: BilinearLoss, final: Tensor,
+                 gauss_newton: bool):
+        self.chunks = loss.chunks
+        self.af, self.bf, self.first, self.second = [], [], [], []
+        for chunk in self.chunks:
+            af, bf = chunk.a(final), chunk.b(final)
+            margin = torch.einsum('md,md->m', af, bf)
+            prob = torch.sigmoid(margin)
+            self.af.append(af)
+            self.bf.append(bf)
+            self.second.append((prob * (1 - prob)).view(-1, 1))
+            self.first.append(None if gauss_newton else chunk.slope(margin)
+                              .view(-1, 1))
+
+    def matvec(self, vec: Tensor) -> Tensor:
+        r"""The product with :obj:`vec` :obj:`[N, d]`."""
+        out = torch.zeros_like(vec)
+        for chunk, af, bf, first, second in zip(self.chunks, self.af,
+                                                self.bf, self.first,
+                                                self.second):
+            av, bv = chunk.a(vec), chunk.b(vec)
+            delta = (torch.einsum('md,md->m', av, bf) +
+                     torch.einsum('md,md->m', af, bv)).view(-1, 1) * second
+            if first is not None:
+                out += chunk.a_t @ torch.addcmul(bv.mul_(first), delta, bf)
+                out += chunk.b_t @ torch.addcmul(av.mul_(first), delta, af)
+            else:
+                out += chunk.a_t @ (delta * bf)
+                out += chunk.b_t @ (delta * af)
+        return out
