@@ -1,5 +1,6 @@
 """Influence-function unlearning for PyTorch Geometric recommenders."""
 from .data import InteractionData
+from .ifru import IFRUConfig, IFRUnlearner
 from .spillover import (
     PruningConfig,
     PruningStrategy,
@@ -9,11 +10,23 @@ from .spillover import (
     trace_spillover,
 )
 from .training import TrainConfig, TrainResult, build_model, train
+from .unlearner import (
+    AlreadyForgottenError,
+    RequestError,
+    Unlearner,
+    UnlearnResult,
+)
 
 __version__ = '0.1.0'
 
 __all__ = [
     'InteractionData',
+    'Unlearner',
+    'UnlearnResult',
+    'RequestError',
+    'AlreadyForgottenError',
+    'IFRUnlearner',
+    'IFRUConfig',
     'TrainConfig',
     'TrainResult',
     'build_model',
