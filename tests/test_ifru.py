@@ -199,6 +199,12 @@ def test_solver_failure_leaves_the_model_unchanged(tiny):
     assert unlearner.data is tiny
 
 
+def test_other_models_get_a_clear_error(tiny):
+    with pytest.raises(TypeError, match="needs PyG's LightGCN"):
+        IFRUnlearner(torch.nn.Embedding(tiny.num_nodes, 4), tiny,
+                     torch.zeros(3, 1, dtype=torch.long))
+
+
 def test_config_validates_itself():
     assert IFRUConfig(pruning=None).pruning.strategy.value == 'none'
     for kwargs, match in [(dict(gradient='newton'), 'gradient'),

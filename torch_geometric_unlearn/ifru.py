@@ -32,6 +32,7 @@ from typing import Callable, Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
+from torch_geometric.nn import LightGCN
 
 from .influence import LinearOperator, SolverConfig, SolverError, solve
 from .propagation import LinearPropagation
@@ -236,6 +237,10 @@ class IFRUnlearner(Unlearner):
     def __init__(self, model, data, examples, labels=None, l2: float = 1.0,
                  config: Optional[IFRUConfig] = None,
                  copy_model: bool = False):
+        if not isinstance(model, LightGCN):
+            raise TypeError(f"IFRUnlearner needs PyG's LightGCN (matrix "
+                            f"factorisation is LightGCN(num_layers=0)), got "
+                            f"{type(model).__name__}")
         super().__init__(model, data, examples, labels, l2, copy_model)
         self.config = config or IFRUConfig()
         self.num_hops = (infer_num_hops(self.model)

@@ -16,43 +16,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def bpr_loss(pos_score: Tensor, neg_score: Tensor) -> Tensor:
-    r"""Bayesian personalised ranking loss
-    :math:`\sum_z \mathrm{softplus}(s_{uj} - s_{ui})`.
-
-    Args:
-        pos_score (torch.Tensor): Scores of positive pairs, shape :obj:`[B]`.
-        neg_score (torch.Tensor): Scores of the matching negative pairs,
-            shape :obj:`[B]`.
-
-    Returns:
-        torch.Tensor: A scalar, the summed loss.
-    """
-    if pos_score.shape != neg_score.shape:
-        raise ValueError(f"'pos_score' and 'neg_score' must have the same "
-                         f"shape (got {list(pos_score.shape)} and "
-                         f"{list(neg_score.shape)})")
-    return F.softplus(neg_score - pos_score).sum()
-
-
-def bce_loss(score: Tensor, label: Tensor) -> Tensor:
-    r"""Binary cross-entropy on logits, summed over pairs.
-
-    Args:
-        score (torch.Tensor): Logits, shape :obj:`[B]`.
-        label (torch.Tensor): Targets in :obj:`{0, 1}`, shape :obj:`[B]`.
-
-    Returns:
-        torch.Tensor: A scalar, the summed loss.
-    """
-    if score.shape != label.shape:
-        raise ValueError(f"'score' and 'label' must have the same shape "
-                         f"(got {list(score.shape)} and "
-                         f"{list(label.shape)})")
-    return F.binary_cross_entropy_with_logits(score, label.to(score.dtype),
-                                              reduction='sum')
-
-
 def l2_penalty(params: Union[Tensor, Iterable[Tensor]],
                weight: float) -> Tensor:
     r"""The regulariser :math:`\frac{\lambda}{2} \sum \lVert p \rVert^2`
