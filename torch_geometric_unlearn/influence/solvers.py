@@ -330,6 +330,15 @@ def estimate_max_eigenvalue(operator: LinearOperator, max_iter: int = 20,
     return abs(estimate)
 
 
+def _failure(rel: float, config: SolverConfig) -> Optional[str]:
+    # Why an iteration with relative residual `rel` must stop, if it must.
+    if not math.isfinite(rel):
+        return 'non-finite residual'
+    if rel > config.divergence_factor:
+        return 'residual diverged'
+    return None
+
+
 def _cg(op: LinearOperator, g: Tensor, config: SolverConfig) -> _Run:
     g_norm = float(g.norm())
     x = torch.zeros_like(g)
@@ -354,12 +363,9 @@ def _cg(op: LinearOperator, g: Tensor, config: SolverConfig) -> _Run:
         rs_new = float(r @ r)
         rel = math.sqrt(rs_new) / g_norm
         history.append(rel)
-        if not math.isfinite(rel):
-            return _Run(x, iterations, history, 'non-finite residual',
-                        min_curv)
-        if rel > config.divergence_factor:
-            return _Run(x, iterations, history, 'residual diverged',
-                        min_curv)
+        failure = _failure(rel, config)
+        if failure is not None:
+            return _Run(x, iterations, history, failure, min_curv)
         if rel <= config.tol:
             # The recursive residual drifts from the true one in low
             # precision: check, and restart from the true residual if the
@@ -408,12 +414,9 @@ def _richardson_like(op: LinearOperator, g: Tensor, config: SolverConfig,
             min_curv = min(min_curv, float(x @ ax) / x_sq)
         rel = float(r.norm()) / g_norm
         history.append(rel)
-        if not math.isfinite(rel):
-            return _Run(x, iterations, history, 'non-finite residual',
-                        min_curv)
-        if rel > config.divergence_factor:
-            return _Run(x, iterations, history, 'residual diverged',
-                        min_curv)
+        failure = _failure(rel, config)
+        if failure is not None:
+            return _Run(x, iterations, history, failure, min_curv)
         if rel <= config.tol:
             return _Run(x, iterations, history, None, min_curv, residual=rel)
     return _Run(x, config.max_iter, history, None, min_curv, residual=rel)
