@@ -1,3 +1,4 @@
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -10,6 +11,10 @@ def test_quick_start_runs_on_tiny_data():
         sys.executable,
         osp.join(ROOT, 'examples', 'quick_start.py'), '--users', '80',
         '--items', '120', '--interactions', '1500', '--dim', '8'
-    ], capture_output=True, text=True, timeout=300)
+    ], capture_output=True, text=True, timeout=300, env={
+        **os.environ,
+        # The package may be used from the checkout without being installed.
+        'PYTHONPATH': os.pathsep.join([ROOT, os.environ.get('PYTHONPATH', '')])
+    })
     assert proc.returncode == 0, proc.stderr
     assert 'IFRU:' in proc.stdout and 'retrain:' in proc.stdout
