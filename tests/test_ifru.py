@@ -135,7 +135,8 @@ def test_solve_equals_dense_projected_newton_step(converged, tiny):
     expected = emb + (proj @ step).view_as(emb)
 
     result = unlearn(model, tiny, record, pairs, gradient='exact',
-                     hessian='exact', **EXACT, solver=SolverConfig(
+                     hessian='exact', curvature_dtype=torch.float64, **EXACT,
+                     solver=SolverConfig(
                          method='cg', tol=1e-10, max_iter=2000, damping=0.0))
     torch.testing.assert_close(result.model.embedding.weight.detach(),
                                expected, rtol=1e-6, atol=1e-7)

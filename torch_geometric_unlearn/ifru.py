@@ -92,10 +92,15 @@ class IFRUConfig:
             for the same closure, and damping 0.01 cost 0.05 of closure.
         num_hops (int, optional): Receptive field of the model; inferred
             from it by default.
-        dtype (torch.dtype): Precision of the update.  Float64 by default:
-            CG in float32 lost orthogonality on these ill-conditioned
-            systems (on MovieLens-100K its true residual grew to 200x the
-            right-hand side within 200 iterations).
+        dtype (torch.dtype): Precision of the update, the gradients and
+            the solver's vectors.  Float64 by default: CG run wholly in
+            float32 lost orthogonality on these ill-conditioned systems (on
+            MovieLens-100K its true residual grew to 200x the right-hand
+            side within 200 iterations).
+        curvature_dtype (torch.dtype): Precision of the Hessian-vector
+            products alone.  Float32 by default: on MovieLens-100K it made
+            the solve 1.6x faster at the same closure (0.817 against 0.818)
+            and iteration count (26 against 25).
     """
     spillover: bool = True
     pruning: Optional[PruningConfig] = field(
@@ -109,6 +114,7 @@ class IFRUConfig:
         method='cg', tol=1e-2, max_iter=200, damping=0.0))
     num_hops: Optional[int] = None
     dtype: torch.dtype = torch.float64
+    curvature_dtype: torch.dtype = torch.float32
 
     def __post_init__(self):
         for name, enum in (('gradient', GradientType),
@@ -153,19 +159,25 @@ class PropagatedHessian(LinearOperator):
         loss (BilinearLoss): The summed loss :math:`L` of the examples.
         l2 (float): :math:`\lambda`.
         gauss_newton (bool): Use the Gauss-Newton matrix of :math:`L`.
+        compute_dtype (torch.dtype, optional): Precision of the products
+            (:obj:`prop` and :obj:`loss` must use it); vectors keep
+            :obj:`emb.dtype`.
     """
     def __init__(self, prop: LinearPropagation, emb: Tensor, rows: Tensor,
-                 loss: BilinearLoss, l2: float, gauss_newton: bool = False):
+                 loss: BilinearLoss, l2: float, gauss_newton: bool = False,
+                 compute_dtype: Optional[torch.dtype] = None):
         super().__init__(rows.numel() * emb.size(1), emb.dtype, emb.device)
         self.prop, self.rows, self.l2 = prop, rows, l2
         self.shape = emb.shape
-        self.curvature = loss.curvature(prop(emb.detach()), gauss_newton)
+        self.compute_dtype = compute_dtype or emb.dtype
+        final = prop(emb.detach().to(self.compute_dtype))
+        self.curvature = loss.curvature(final, gauss_newton)
 
     def _apply(self, vec: Tensor) -> Tensor:
-        full = vec.new_zeros(self.shape)
-        full[self.rows] = vec.view(self.rows.numel(), -1)
+        full = vec.new_zeros(self.shape, dtype=self.compute_dtype)
+        full[self.rows] = vec.view(self.rows.numel(), -1).to(full.dtype)
         out = self.prop(self.curvature.matvec(self.prop(full)))
-        return out[self.rows].reshape(-1) + self.l2 * vec
+        return out[self.rows].reshape(-1).to(vec.dtype) + self.l2 * vec
 
 
 class GaugeProjection:
@@ -257,15 +269,18 @@ class IFRUnlearner(Unlearner):
         # P is symmetric, so the gradient over E is P times that over F.
         return prop(self._loss(index, emb.dtype).grad(prop(emb)))
 
-    def _solve(self, prop: LinearPropagation, emb: Tensor, rows: Tensor,
+    def _solve(self, edge_index: Tensor, emb: Tensor, rows: Tensor,
                examples: Tensor, rhs: Tensor):
         config = self.config
-        loss = self._loss(examples, emb.dtype)
+        dtype = config.curvature_dtype
+        prop = LinearPropagation.from_model(self.model, edge_index, dtype)
+        loss = self._loss(examples, dtype)
         kinds = ([HessianType.exact, HessianType.gauss_newton]
                  if config.hessian == HessianType.auto else [config.hessian])
         for kind in kinds:
             operator = PropagatedHessian(prop, emb, rows, loss, self.l2,
-                                         kind == HessianType.gauss_newton)
+                                         kind == HessianType.gauss_newton,
+                                         dtype)
             projected = rhs
             if config.project_gauge:
                 projection = GaugeProjection(emb[rows])
@@ -362,8 +377,8 @@ class IFRUnlearner(Unlearner):
             lap('gradient')
             if rows.numel() == 0:
                 break
-            step_vec, record = self._solve(prop_new, emb, rows, remaining,
-                                           grad[rows].reshape(-1))
+            step_vec, record = self._solve(new_edge_index, emb, rows,
+                                           remaining, grad[rows].reshape(-1))
             emb[rows] += step_vec.view(rows.numel(), -1)
             diagnostics['solver'].append(record)
             lap('solve')
