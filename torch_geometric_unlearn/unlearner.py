@@ -105,8 +105,7 @@ class Unlearner:
     def __init__(self, model: torch.nn.Module, data: InteractionData,
                  examples: Tensor, labels: Optional[Tensor] = None,
                  l2: float = 1.0, copy_model: bool = False):
-        check_model(model, data)
-        _check_examples(examples, labels, data)
+        self._check(model, data, examples, labels)
         if l2 < 0:
             raise ValueError(f"'l2' must be non-negative (got {l2})")
         self.model = copy.deepcopy(model) if copy_model else model
@@ -169,6 +168,13 @@ class Unlearner:
         timings['total'] = time.perf_counter() - start
         return UnlearnResult(self.model, self.data, pairs, self.method,
                              timings, diagnostics)
+
+    def _check(self, model: torch.nn.Module, data: InteractionData,
+               examples: Tensor, labels: Optional[Tensor]):
+        r"""Raises unless the algorithm can work on :obj:`model` and
+        :obj:`examples`; subclasses that accept other models override it."""
+        check_model(model, data)
+        _check_examples(examples, labels, data)
 
     def _update(self, request: Request) -> Tuple[Dict[str, float], Dict]:
         r"""Updates :attr:`model` for :obj:`request`; returns timings per
