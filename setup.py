@@ -21,7 +21,9 @@ setup(
         # PyG's MovieLens100K reader needs pandas.
         'data': ['pandas'],
         'plot': ['matplotlib'],
-        'test': ['pytest', 'pandas', 'matplotlib'],
+        'docs': ['sphinx', 'myst-parser'],
+        # The test suite builds the docs too (tests/test_docs.py).
+        'test': ['pytest', 'pandas', 'matplotlib', 'sphinx', 'myst-parser'],
     },
     entry_points={
         'console_scripts': [

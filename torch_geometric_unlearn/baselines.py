@@ -1,6 +1,7 @@
-r"""Baselines behind the same :meth:`~torch_geometric_unlearn.unlearner.
-Unlearner.unlearn` call: retraining from scratch, warm-start retraining and
-fine-tuning, all with the reference trainer."""
+r"""Baselines behind the same
+:meth:`~torch_geometric_unlearn.unlearner.Unlearner.unlearn` call:
+retraining from scratch, warm-start retraining and fine-tuning, all with the
+reference trainer."""
 import time
 from dataclasses import replace
 from typing import Dict, Optional, Tuple
@@ -12,8 +13,9 @@ from .unlearner import Request, Unlearner, remaining_data
 class RetrainUnlearner(Unlearner):
     r"""Retrains from scratch on the remaining data (re-initialised
     parameters, new negatives): the gold standard that unlearning
-    approximates.  :obj:`config` is the :class:`TrainConfig` of the
-    original training."""
+    approximates.  :obj:`config` is the
+    :class:`~torch_geometric_unlearn.training.TrainConfig` of the original
+    training."""
     method = 'retrain'
     warm_start = False
 

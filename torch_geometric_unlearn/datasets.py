@@ -1,10 +1,11 @@
 r"""Interaction data sets: a synthetic default and loaders for real data.
 
-Every loader returns an :class:`~torch_geometric_unlearn.InteractionData`.
-Real data is read from a folder given as :obj:`root` or through the
-environment variable :obj:`TGU_DATA_DIR`; the folder holds one sub-folder per
-data set (:obj:`ml-100k/`, :obj:`gowalla/`, :obj:`lastfm/`).  Loaders never
-write into that folder: PyG's processed caches go to :obj:`cache_dir`
+Every loader returns an
+:class:`~torch_geometric_unlearn.data.InteractionData`.  Real data is read
+from a folder given as :obj:`root` or through the environment variable
+:obj:`TGU_DATA_DIR`; the folder holds one sub-folder per data set
+(:obj:`ml-100k/`, :obj:`gowalla/`, :obj:`lastfm/`).  Loaders never write
+into that folder: PyG's processed caches go to :obj:`cache_dir`
 (default :obj:`$TGU_CACHE_DIR` or :obj:`~/.cache/torch_geometric_unlearn`).
 """
 import os

@@ -284,7 +284,9 @@ class SpilloverTracer:
     Args:
         edge_index (torch.Tensor): The homogeneous message-passing graph,
             shape :obj:`[2, E]`, undirected: every edge is present in both
-            directions (as :attr:`InteractionData.edge_index` builds it).
+            directions (as
+            :attr:`~torch_geometric_unlearn.data.InteractionData.edge_index`
+            builds it).
             Parallel edges are allowed and count toward the degree, as in
             :class:`~torch_geometric.nn.conv.LGConv`.
         num_nodes (int, optional): The number of nodes.  Defaults to

@@ -164,7 +164,8 @@ class HessianOperator(LinearOperator):
         super().__init__(dim, dtype, device, damping)
         self.func = func
         self.method = _enum(HVPMethod, method, 'method')
-        #: The :class:`ParameterSelection` behind :meth:`from_model`.
+        #: The :class:`~.params.ParameterSelection` behind
+        #: :meth:`from_model`.
         self.selection: Optional[ParameterSelection] = None
         # A dict, so that views made by `with_damping` share the graph.
         self._cache: dict = {}
@@ -180,8 +181,9 @@ class HessianOperator(LinearOperator):
 
         Args:
             selection (ParameterSelection): The free parameters.
-            objective (callable): Takes a :class:`FunctionalModel` and
-                returns a scalar tensor, e.g. a summed loss plus L2.
+            objective (callable): Takes a
+                :class:`~.params.FunctionalModel` and returns a scalar
+                tensor, e.g. a summed loss plus L2.
             damping (float, optional): (default: :obj:`0.0`)
             method (HVPMethod or str, optional): (default: :obj:`"cached"`)
         """
