@@ -1,4 +1,5 @@
-r"""Sphinx configuration: ``python -m sphinx -W -b html docs docs/_build/html``."""
+r"""Sphinx configuration; build with
+``python -m sphinx -W -b html docs docs/_build/html``."""
 import os.path as osp
 import sys
 

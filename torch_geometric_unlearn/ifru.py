@@ -62,8 +62,9 @@ class IFRUConfig:
         spillover (bool): Include the spillover term; :obj:`False` keeps the
             direct influence only (SCIF-like).
         pruning (PruningConfig): Which candidate rows to solve for, ranked
-            by IFRU's importance (see :mod:`~torch_geometric_unlearn.
-            spillover`).  :obj:`None` disables pruning.  The default drops
+            by IFRU's importance (see
+            :mod:`~torch_geometric_unlearn.spillover`).  :obj:`None`
+            disables pruning.  The default drops
             the least important 10%: on MovieLens-100K (LightGCN, 2 layers,
             1% deleted) that gave parameter closure 0.79 against 0.90
             unpruned; dropping 20% or 40% gave 0.70 and 0.54 (measured with

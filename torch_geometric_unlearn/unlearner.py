@@ -3,11 +3,11 @@ r"""The :class:`Unlearner` base: state, request handling and transactions.
 An unlearner wraps a trained recommender together with what it was trained
 on: the interaction data (whose positive training pairs form the
 message-passing graph) and the fixed training examples (the frozen BPR
-triples or labelled BCE pairs of :class:`~torch_geometric_unlearn.training.
-TrainResult`).  Each :meth:`Unlearner.unlearn` call forgets some training
-interactions: it validates the request, lets the algorithm update the
-parameters, and moves the state (data, graph, examples) forward, all or
-nothing.
+triples or labelled BCE pairs of
+:class:`~torch_geometric_unlearn.training.TrainResult`).  Each
+:meth:`Unlearner.unlearn` call forgets some training interactions: it
+validates the request, lets the algorithm update the parameters, and moves
+the state (data, graph, examples) forward, all or nothing.
 """
 import copy
 import time
@@ -93,7 +93,9 @@ class Unlearner:
         data (InteractionData): The data it was trained on.
         examples (torch.Tensor): The fixed training examples: BPR triples
             :obj:`[3, M]` (user, positive item, negative item) or BCE pairs
-            :obj:`[2, M]`, as :class:`TrainResult.examples` holds them.
+            :obj:`[2, M]`, as
+            :class:`~torch_geometric_unlearn.training.TrainResult` holds
+            them.
         labels (torch.Tensor, optional): Labels of BCE examples, :obj:`[M]`.
         l2 (float): The L2 weight :math:`\lambda` on the summed loss used in
             training.
