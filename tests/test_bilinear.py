@@ -55,3 +55,34 @@ def test_gauss_newton_is_psd_and_drops_first_order_terms(problem):
     assert torch.linalg.eigvalsh(0.5 * (gn + gn.t())).min() > -1e-10
     full = hessian(lambda x: reference(x.view_as(final)), final.flatten())
     assert not torch.allclose(gn, full)  # the Hessian is not PSD here
+
+
+@pytest.mark.parametrize('kind', ['bpr', 'bce'])
+def test_products_match_autograd_at_full_chunk_size(kind):
+    # Large enough for the sparse kernels' multi-entry-row paths, which
+    # need each row's columns sorted (a 7-example chunk does not exercise
+    # them).
+    gen = torch.Generator().manual_seed(1)
+    num_users, num_items, num = 50, 80, 5000
+    user = torch.randint(num_users, (num, ), generator=gen)
+    items = torch.randint(num_items, (2, num), generator=gen)
+    labels = None
+    if kind == 'bpr':
+        examples = torch.cat([user.view(1, -1), items])
+    else:
+        examples = torch.stack([user, items[0]])
+        labels = torch.randint(2, (num, ), generator=gen)
+    final = torch.randn(num_users + num_items, 8, generator=gen,
+                        dtype=torch.float64)
+    loss = BilinearLoss(examples, labels, num_users, num_users + num_items,
+                        torch.float64)
+
+    def reference(f):
+        return margin_loss(example_margin(f, examples, num_users), labels)
+
+    x = final.clone().requires_grad_()
+    torch.testing.assert_close(loss.grad(final),
+                               torch.autograd.grad(reference(x), x)[0])
+    vec = torch.randn(final.shape, generator=gen, dtype=final.dtype)
+    torch.testing.assert_close(loss.curvature(final).matvec(vec),
+                               hvp(reference, final, vec)[1])

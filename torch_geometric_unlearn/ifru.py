@@ -266,10 +266,11 @@ class IFRUnlearner(Unlearner):
         return BilinearLoss(self.examples[:, index], labels,
                             self.data.num_users, self.data.num_nodes, dtype)
 
-    def _grad(self, prop: LinearPropagation, emb: Tensor,
-              index: Tensor) -> Tensor:
+    @staticmethod
+    def _grad(prop: LinearPropagation, emb: Tensor,
+              loss: BilinearLoss) -> Tensor:
         # P is symmetric, so the gradient over E is P times that over F.
-        return prop(self._loss(index, emb.dtype).grad(prop(emb)))
+        return prop(loss.grad(prop(emb)))
 
     def _solve(self, edge_index: Tensor, emb: Tensor, rows: Tensor,
                examples: Tensor, rhs: Tensor):
@@ -366,13 +367,16 @@ class IFRUnlearner(Unlearner):
                 prop_old = LinearPropagation.from_model(
                     self.model, data.edge_index, config.dtype)
                 removed = (~keep).nonzero().view(-1)
-                grad = self._grad(prop_old, emb, removed)
+                grad = self._grad(prop_old, emb,
+                                  self._loss(removed, config.dtype))
                 if config.spillover and changed.numel():
-                    kept_changed = changed[keep[changed]]
+                    kept_changed = self._loss(changed[keep[changed]],
+                                              config.dtype)
                     grad += self._grad(prop_old, emb, kept_changed)
                     grad -= self._grad(prop_new, emb, kept_changed)
             else:
-                grad = -(self._grad(prop_new, emb, remaining) +
+                grad = -(self._grad(prop_new, emb,
+                                    self._loss(remaining, config.dtype)) +
                          self.l2 * emb)
             # Zero only now: the stationary gradient is taken at theta*.
             emb[zeroed] = 0
