@@ -1,0 +1,181 @@
+r"""The reference trainer and evaluation for any
+:class:`~torch_geometric_unlearn.models.LinkModel`.
+
+The same objective and settings as :func:`~torch_geometric_unlearn.
+training.train` (summed BPR with per-epoch negatives or BCE, L2 on all
+parameters, Adam, early stopping on validation Recall@k or AUC), with the
+model scoring pairs through the :class:`LinkModel` contract instead of
+LightGCN's embedding table.  It trains the first model, and retrains from
+scratch, so that unlearning is compared with retraining on equal terms.
+"""
+import copy
+import time
+from typing import Dict, Optional
+
+import torch
+from torch import Tensor
+from torch_geometric.metrics import LinkPredNDCG, LinkPredRecall
+from tqdm.auto import tqdm
+
+from .data import InteractionData, pair_keys, sample_negatives
+from .evaluation import _rows_cols, _split, auc_score
+from .generic import ExampleLoss, ExampleObjective
+from .models import LinkModel
+from .training import TrainConfig, TrainResult, _examples
+
+__all__ = ['train_link_model', 'evaluate_link_model', 'link_mean_rank']
+
+
+def _reset(module: torch.nn.Module):
+    for child in module.modules():
+        if child is not module and hasattr(child, 'reset_parameters'):
+            child.reset_parameters()
+
+
+def train_link_model(model: LinkModel, data: InteractionData,
+                     config: Optional[TrainConfig] = None,
+                     warm_start: bool = False,
+                     loss: Optional[ExampleLoss] = None) -> TrainResult:
+    r"""Trains :obj:`model` on :obj:`data` with early stopping and restores
+    the parameters of the best validation epoch.
+
+    Args:
+        model (LinkModel): The wrapped model.
+        data (InteractionData): The data; it needs a validation split.
+        config (TrainConfig, optional): The settings (loss, L2, Adam, batch
+            size, early stopping).
+        warm_start (bool): Continue from the current parameters instead of
+            resetting every submodule that has :meth:`reset_parameters`.
+        loss (ExampleLoss, optional): A summed loss of the sampled
+            examples instead of BPR or BCE.
+
+    Returns:
+        TrainResult: With the frozen examples of the best epoch.
+    """
+    config = config or TrainConfig()
+    if not isinstance(model, LinkModel):
+        raise TypeError(f"'model' must be a LinkModel "
+                        f"(got {type(model).__name__})")
+    if data.val_index is None or data.val_index.size(1) == 0:
+        raise ValueError("'data' needs a validation split for early stopping")
+    start = time.perf_counter()
+    torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    if not warm_start:
+        _reset(model.model)
+    graph = model.graph(data.train_positive_index)
+    forbidden = pair_keys(data.train_index, data.num_items).sort()[0]
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=config.lr)
+    metric = config.metric
+
+    best = (-float('inf'), 0, copy.deepcopy(model.state_dict()), None, None)
+    history, bad, epoch = [], 0, 0
+    bar = tqdm(range(1, config.max_epochs + 1), disable=not config.progress,
+               desc=f'train {data.name}', leave=False)
+    for epoch in bar:
+        model.train()
+        examples, labels = _examples(data, config, forbidden, gen)
+        objective = ExampleObjective(examples, labels, loss)
+        num = examples.size(1)
+        perm = torch.randperm(num, generator=gen)
+        for batch in perm.split(config.batch_size or num):
+            optimizer.zero_grad()
+            value = objective(model, graph, batch) * num / batch.numel()
+            value = (value + 0.5 * config.l2 * sum(
+                p.pow(2).sum() for p in params)) / num
+            value.backward()
+            optimizer.step()
+        if epoch % config.eval_every:
+            continue
+        score = evaluate_link_model(model, data, 'val', config.k)[metric]
+        history.append({'epoch': epoch, metric: score})
+        bar.set_postfix({metric: f'{score:.4f}'})
+        if score > best[0]:
+            best = (score, epoch, copy.deepcopy(model.state_dict()),
+                    examples, labels)
+            bad = 0
+        else:
+            bad += 1
+            if bad >= config.patience:
+                break
+    bar.close()
+    model.load_state_dict(best[2])
+    return TrainResult(epochs=epoch, best_epoch=best[1], best_metric=best[0],
+                       metric=metric, wall_time=time.perf_counter() - start,
+                       examples=best[3], labels=best[4], history=history)
+
+
+@torch.no_grad()
+def _user_scores(model: LinkModel, embedding, users: Tensor) -> Tensor:
+    r"""Scores :obj:`[len(users), num_items]` of every item for
+    :obj:`users`."""
+    items = torch.arange(model.num_items)
+    pairs = torch.stack([users.repeat_interleave(model.num_items),
+                         items.repeat(users.numel())])
+    return model.decode(embedding, pairs).view(users.numel(), -1)
+
+
+@torch.no_grad()
+def evaluate_link_model(model: LinkModel, data: InteractionData,
+                        split: str = 'test', k: int = 20,
+                        batch_size: int = 256,
+                        seed: int = 0) -> Dict[str, float]:
+    r"""Recall@k, NDCG@k and AUC of a :class:`LinkModel` on a split,
+    predicting on the graph of :obj:`data`'s positive training pairs, as
+    :func:`~torch_geometric_unlearn.evaluation.evaluate` does for LightGCN
+    (training pairs, and validation pairs on :obj:`'test'`, are never
+    ranked)."""
+    index, label, exclude = _split(data, split)
+    was_training = model.training
+    model.eval()
+    embedding = model.embed(model.graph(data.train_positive_index))
+    truth = index if label is None else index[:, label == 1]
+    recall, ndcg = LinkPredRecall(k), LinkPredNDCG(k)
+    truth_keys = pair_keys(truth, data.num_items).sort()[0]
+    excl_keys = pair_keys(exclude, data.num_items).sort()[0]
+    for batch in torch.unique(truth[0]).split(batch_size):
+        score = _user_scores(model, embedding, batch)
+        score[_rows_cols(excl_keys, batch, data.num_items)] = -float('inf')
+        top = score.topk(k, dim=1).indices
+        label_index = torch.stack(_rows_cols(truth_keys, batch,
+                                             data.num_items))
+        recall.update(top, label_index)
+        ndcg.update(top, label_index)
+
+    if label is None:
+        gen = torch.Generator().manual_seed(seed)
+        known = torch.cat([exclude, index], dim=1)
+        neg = sample_negatives(index, data.num_items,
+                               pair_keys(known, data.num_items).sort()[0],
+                               gen)
+        index = torch.cat([index, torch.stack([index[0], neg])], dim=1)
+        label = torch.cat([torch.ones(neg.numel()), torch.zeros(neg.numel())])
+    auc = auc_score(model.decode(embedding, index).float(), label)
+    model.train(was_training)
+    return {f'recall@{k}': float(recall.compute()),
+            f'ndcg@{k}': float(ndcg.compute()), 'auc': auc}
+
+
+@torch.no_grad()
+def link_mean_rank(model: LinkModel, graph, pairs: Tensor,
+                   exclude: Tensor) -> float:
+    r"""Mean rank (1 = top) of the items of :obj:`pairs` :obj:`[2, k]` in
+    their users' rankings over all items not in :obj:`exclude`
+    :obj:`[2, M]`, as :func:`~torch_geometric_unlearn.evaluation.mean_rank`
+    computes it for LightGCN."""
+    was_training = model.training
+    model.eval()
+    embedding = model.embed(graph)
+    users = torch.unique(pairs[0])
+    excl = pair_keys(exclude, model.num_items).sort()[0]
+    ranks = []
+    for batch in users.split(256):
+        score = _user_scores(model, embedding, batch)
+        score[_rows_cols(excl, batch, model.num_items)] = -float('inf')
+        mine = torch.isin(pairs[0], batch)
+        row = torch.searchsorted(batch, pairs[0, mine])
+        own = score[row, pairs[1, mine]]
+        ranks.append(1 + (score[row] > own.view(-1, 1)).sum(1))
+    model.train(was_training)
+    return float(torch.cat(ranks).double().mean())
