@@ -89,3 +89,78 @@ def test_k_larger_than_item_count_is_an_error():
     with pytest.raises(ValueError, match="exceeds the number of items"):
         ranking_metrics(torch.ones(2, 2), torch.ones(3, 2),
                         torch.tensor([[0], [0]]), k=5)
+
+
+class _Fixed(torch.nn.Module):
+    # A "model" whose final embeddings are given, graph ignored.
+    def __init__(self, emb):
+        super().__init__()
+        self.emb = emb
+
+    def get_embedding(self, edge_index):
+        return self.emb
+
+
+def _models(num_users=6, num_items=9, dim=3, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return [_Fixed(torch.randn(num_users + num_items, dim, generator=gen))
+            for _ in range(2)]
+
+
+def test_membership_inference_auc_matches_brute_force():
+    from torch_geometric_unlearn.evaluation import membership_inference_auc
+    model, _ = _models()
+    forgotten = torch.tensor([[0, 1, 2, 3], [0, 4, 5, 8]])
+    unseen = torch.tensor([[0, 1, 4, 5, 5], [1, 2, 3, 7, 0]])
+    emb = model.emb
+    score = [float(emb[u] @ emb[6 + i]) for u, i in
+             torch.cat([forgotten, unseen], 1).t().tolist()]
+    label = [1] * 4 + [0] * 5
+    assert membership_inference_auc(model, None, forgotten, unseen,
+                                    6) == pytest.approx(
+                                        brute_auc(score, label))
+
+
+def test_score_correlation_matches_numpy_and_is_one_for_itself():
+    import numpy as np
+    from torch_geometric_unlearn.evaluation import score_correlation
+    a, b = _models()
+    probe = torch.tensor([[0, 1, 2, 3, 4, 5, 0], [0, 1, 2, 3, 4, 5, 8]])
+
+    def scores(m):
+        return [float(m.emb[u] @ m.emb[6 + i]) for u, i in probe.t().tolist()]
+
+    expected = np.corrcoef(scores(a), scores(b))[0, 1]
+    assert score_correlation(a, None, b, None, probe, 6) == pytest.approx(
+        expected)
+    assert score_correlation(a, None, a, None, probe, 6) == pytest.approx(1.0)
+
+
+def test_top_k_overlap_matches_brute_force(small_data):
+    from torch_geometric_unlearn.evaluation import top_k_overlap
+    data = small_data
+    a, b = _models(data.num_users, data.num_items, 4, seed=1)
+    k = 5
+    train = set(map(tuple, data.train_index.t().tolist()))
+
+    def top(m, u):
+        score = m.emb[u] @ m.emb[data.num_users:].t()
+        order = score.argsort(descending=True).tolist()
+        return set([i for i in order if (u, i) not in train][:k])
+
+    shared = sum(len(top(a, u) & top(b, u)) for u in range(data.num_users))
+    assert top_k_overlap(a, b, data, k=k, batch_size=37) == pytest.approx(
+        shared / (data.num_users * k))
+    assert top_k_overlap(a, a, data, k=k) == 1.0
+
+
+def test_unseen_pairs_avoid_every_known_pair(small_data):
+    from torch_geometric_unlearn.evaluation import unseen_pairs
+    data = small_data
+    pairs = data.train_index[:, :300]
+    unseen = unseen_pairs(data, pairs, seed=0)
+    assert torch.equal(unseen[0], pairs[0])
+    known = {tuple(p) for idx in (data.train_index, data.val_index,
+                                  data.test_index)
+             for p in idx.t().tolist()}
+    assert not any(tuple(p) in known for p in unseen.t().tolist())

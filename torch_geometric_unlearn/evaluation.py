@@ -261,3 +261,91 @@ def top_k_share(model: torch.nn.Module, data: InteractionData,
         top = score.topk(k, dim=1).indices
         hits += int(torch.isin(top, items).sum())
     return hits / (users.numel() * k)
+
+
+@torch.no_grad()
+def pair_scores(model: torch.nn.Module, edge_index: Tensor, pairs: Tensor,
+                num_users: int) -> Tensor:
+    r"""Scores of user-item :obj:`pairs` :obj:`[2, k]` under a
+    LightGCN-like model predicting with :obj:`edge_index`; shape
+    :obj:`[k]`."""
+    emb = model.get_embedding(edge_index)
+    pairs = pairs.to(emb.device)
+    return (emb[pairs[0]] * emb[pairs[1] + num_users]).sum(-1)
+
+
+def unseen_pairs(data: InteractionData, pairs: Tensor,
+                 seed: int = 0) -> Tensor:
+    r"""One pair per pair of :obj:`pairs` :obj:`[2, k]`, for the same user
+    and an item that user has no known interaction with (training,
+    validation or test): the "never seen" side of a membership-inference
+    attack.  Shape :obj:`[2, k]`."""
+    known = [data.train_index, data.test_index, pairs]
+    if data.val_index is not None:
+        known.append(data.val_index)
+    forbidden = pair_keys(torch.cat(known, 1), data.num_items).sort()[0]
+    neg = sample_negatives(pairs, data.num_items, forbidden,
+                           torch.Generator().manual_seed(seed))
+    return torch.stack([pairs[0], neg])
+
+
+def membership_inference_auc(model: torch.nn.Module, edge_index: Tensor,
+                             forgotten: Tensor, unseen: Tensor,
+                             num_users: int) -> float:
+    r"""AUC of a score-threshold membership-inference attacker telling the
+    :obj:`forgotten` pairs :obj:`[2, k]` from :obj:`unseen` ones
+    :obj:`[2, k']` (see :func:`unseen_pairs`) by the model's score.
+
+    0.5 means the attacker cannot tell them apart.  Forgotten interactions
+    are real preferences, so a model retrained without them still scores
+    them somewhat higher than unseen pairs: compare an unlearned model's
+    AUC with the retrained model's, not with 0.5.
+    """
+    score = pair_scores(model, edge_index, torch.cat([forgotten, unseen], 1),
+                        num_users)
+    label = torch.cat([torch.ones(forgotten.size(1)),
+                       torch.zeros(unseen.size(1))])
+    return auc_score(score.cpu(), label)
+
+
+def score_correlation(model: torch.nn.Module, edge_index: Tensor,
+                      reference: torch.nn.Module, reference_edge_index: Tensor,
+                      probe: Tensor, num_users: int) -> float:
+    r"""Pearson correlation of two models' scores on the :obj:`probe`
+    pairs :obj:`[2, k]`, each predicting with its own graph."""
+    a = pair_scores(model, edge_index, probe, num_users).double()
+    b = pair_scores(reference, reference_edge_index, probe,
+                    num_users).double()
+    return float(torch.corrcoef(torch.stack([a, b]))[0, 1])
+
+
+@torch.no_grad()
+def top_k_overlap(model: torch.nn.Module, reference: torch.nn.Module,
+                  data: InteractionData, k: int = 20,
+                  batch_size: int = 1024) -> float:
+    r"""Mean share of the top-:obj:`k` items (training items excluded) that
+    two models predicting with :obj:`data.edge_index` agree on, over all
+    users; 1 means identical top-:obj:`k` sets."""
+    embs = [m.get_embedding(data.edge_index) for m in (model, reference)]
+    excl = pair_keys(data.train_index, data.num_items).sort()[0]
+    shared = 0
+    for batch in torch.arange(data.num_users).split(batch_size):
+        mask = _rows_cols(excl, batch, data.num_items)
+        tops = []
+        for emb in embs:
+            score = emb[batch.to(emb.device)] @ emb[data.num_users:].t()
+            score[mask] = -float('inf')
+            tops.append(score.topk(k, dim=1).indices)
+        # Items are distinct within a row: count matches pairwise.
+        shared += int((tops[0].unsqueeze(2) == tops[1].unsqueeze(1)).sum())
+    return shared / (data.num_users * k)
+
+
+def auc_on_pairs(model: torch.nn.Module, edge_index: Tensor, index: Tensor,
+                 label: Tensor, num_users: int) -> Optional[float]:
+    r"""AUC of a model's scores on labelled pairs :obj:`[2, k]`, or
+    :obj:`None` when the pairs hold only one class."""
+    if index.size(1) == 0 or label.min() == label.max():
+        return None
+    return auc_score(pair_scores(model, edge_index, index, num_users).cpu(),
+                     label.cpu())

@@ -1,0 +1,116 @@
+import csv
+import json
+import statistics
+
+import pytest
+import torch
+
+from torch_geometric_unlearn.benchmark import (
+    BenchmarkConfig,
+    PeakMemory,
+    RequestSpec,
+    format_table,
+    run_benchmark,
+    with_sampled_negatives,
+    write_report,
+)
+from torch_geometric_unlearn.training import TrainConfig
+
+TINY = dict(num_users=60, num_items=90, num_interactions=1500, num_topics=4)
+
+
+def test_request_spec_parses_and_validates():
+    assert RequestSpec.parse('random:0.01') == RequestSpec('random', 0.01)
+    assert str(RequestSpec.parse('users:5')) == 'users:5'
+    with pytest.raises(ValueError, match='Unknown request kind'):
+        RequestSpec.parse('everything:1')
+    with pytest.raises(ValueError, match="written 'kind:amount'"):
+        RequestSpec.parse('random')
+    with pytest.raises(ValueError, match='whole count'):
+        RequestSpec.parse('users:0.5')
+    with pytest.raises(ValueError, match='fraction below 1'):
+        RequestSpec.parse('poison:3')
+
+
+def test_config_rejects_mismatched_loss_and_methods():
+    with pytest.raises(ValueError, match='BCE'):
+        BenchmarkConfig(request='flip:0.01')
+    with pytest.raises(ValueError, match='BPR'):
+        BenchmarkConfig(request='poison:0.01',
+                        train=TrainConfig(loss='bce'))
+    with pytest.raises(ValueError, match='Unknown methods'):
+        BenchmarkConfig(methods=['ifru', 'magic'])
+
+
+def test_sampled_negatives_label_every_split(small_data):
+    data = with_sampled_negatives(small_data, seed=0)
+    for split in ('train', 'val', 'test'):
+        index = getattr(data, f'{split}_index')
+        label = getattr(data, f'{split}_label')
+        num = getattr(small_data, f'{split}_index').size(1)
+        assert index.size(1) == 2 * num and int(label.sum()) == num
+    known = {tuple(p) for split in ('train', 'val', 'test')
+             for p in getattr(small_data, f'{split}_index').t().tolist()}
+    negatives = torch.cat([data.train_index[:, data.train_label == 0],
+                           data.test_index[:, data.test_label == 0]], 1)
+    assert not any(tuple(p) in known for p in negatives.t().tolist())
+    # The message-passing graph is unchanged: negatives are no edges.
+    assert torch.equal(data.edge_index, small_data.edge_index)
+
+
+def test_peak_memory_sees_an_allocation():
+    with PeakMemory() as memory:
+        block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
+        block.add_(1)
+    del block
+    if memory.peak_mib is None:
+        pytest.skip('no /proc/self/statm on this platform')
+    assert 48 < memory.peak_mib < 512
+
+
+@pytest.fixture(scope='module')
+def report():
+    config = BenchmarkConfig(
+        dataset_options=TINY, layers=1, dim=8, request='random:20',
+        methods=['ifru', 'drop-edges', 'warm-retrain', 'retrain'], repeats=2,
+        ifru_repeats=1, train=TrainConfig(max_epochs=3, progress=False),
+        progress=False)
+    return run_benchmark(config)
+
+
+def test_report_summarises_every_run(report):
+    runs, summary = report['runs'], report['summary']
+    assert [run['seed'] for run in runs] == [0, 1]
+    assert set(summary) == {'original', 'ifru', 'drop-edges', 'warm-retrain',
+                            'retrain'}
+    for method, key in [('ifru', 'seconds'), ('retrain', 'test.recall@20'),
+                        ('ifru', 'mia_auc'), ('drop-edges', 'closure_warm')]:
+        values = []
+        for run in runs:
+            entry = run['methods'][method]
+            for part in key.split('.'):
+                entry = entry[part]
+            values.append(entry)
+        assert summary[method][key]['mean'] == pytest.approx(
+            statistics.fmean(values))
+        assert summary[method][key]['std'] == pytest.approx(
+            statistics.stdev(values))
+    for run in runs:
+        ifru, retrain = run['methods']['ifru'], run['methods']['retrain']
+        assert ifru['speedup_retrain'] == pytest.approx(retrain['seconds'] /
+                                                        ifru['seconds'])
+        # Keeping the parameters closes none of the gap to the warm retrain.
+        assert run['methods']['drop-edges']['closure_warm'] == 0
+        assert run['request_size'] == 20
+
+
+def test_outputs_are_written(report, tmp_path):
+    paths = write_report(report, str(tmp_path), 'tiny')
+    assert [p.rsplit('.', 1)[1] for p in paths] == ['json', 'csv', 'png']
+    assert json.loads((tmp_path / 'tiny.json').read_text())['config'][
+        'request'] == 'random:20'
+    rows = list(csv.DictReader(open(tmp_path / 'tiny.csv')))
+    assert [r['method'] for r in rows] == list(report['summary'])
+    table = format_table(report)
+    assert table.splitlines()[0].startswith('| method | seconds')
+    assert '| ifru |' in table and '±' in table

@@ -1,0 +1,82 @@
+r"""Checkpoints of a trained recommender together with everything an
+unlearner needs to serve later requests: the data, the frozen training
+examples, the L2 weight and the interactions forgotten so far."""
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Dict, Optional
+
+import torch
+from torch import Tensor
+from torch_geometric.nn import LightGCN
+
+from .data import InteractionData
+from .training import TrainConfig, build_model
+
+FORMAT = 'torch_geometric_unlearn.checkpoint/1'
+
+
+@dataclass
+class Checkpoint:
+    r"""A LightGCN (or MF) recommender and its unlearning state.
+
+    Args:
+        model (LightGCN): The model.
+        data (InteractionData): The data it was trained on, minus what was
+            forgotten since.
+        examples (torch.Tensor): The frozen training examples, :obj:`[3, M]`
+            or :obj:`[2, M]`.
+        labels (torch.Tensor, optional): Their BCE labels, :obj:`[M]`.
+        train_config (TrainConfig): How it was trained (its :obj:`l2` is
+            the unlearning objective's).
+        forgotten (torch.Tensor): User-item pairs forgotten so far,
+            :obj:`[2, F]`.
+    """
+    model: LightGCN
+    data: InteractionData
+    examples: Tensor
+    labels: Optional[Tensor]
+    train_config: TrainConfig
+    forgotten: Tensor
+
+    def save(self, path: str):
+        r"""Writes the checkpoint to :obj:`path` with :func:`torch.save`."""
+        config = {k: getattr(v, 'value', v)
+                  for k, v in asdict(self.train_config).items()}
+        torch.save({
+            'format': FORMAT,
+            'model': {
+                'num_nodes': self.model.num_nodes,
+                'embedding_dim': self.model.embedding_dim,
+                'num_layers': self.model.num_layers,
+                'state_dict': self.model.state_dict(),
+            },
+            'data': {f.name: getattr(self.data, f.name)
+                     for f in fields(self.data)},
+            'examples': self.examples,
+            'labels': self.labels,
+            'train_config': config,
+            'forgotten': self.forgotten,
+        }, path)
+
+    @classmethod
+    def load(cls, path: str) -> 'Checkpoint':
+        r"""Reads a checkpoint written by :meth:`save`; raises a
+        :class:`ValueError` naming the file if it is not one."""
+        try:
+            raw: Dict[str, Any] = torch.load(path, weights_only=True)
+        except FileNotFoundError:
+            raise
+        except Exception as e:
+            raise ValueError(f"'{path}' is not a readable checkpoint: {e}"
+                             ) from e
+        if not isinstance(raw, dict) or raw.get('format') != FORMAT:
+            raise ValueError(f"'{path}' is not a torch_geometric_unlearn "
+                             f"checkpoint (expected format {FORMAT!r})")
+        data = InteractionData(**raw['data'])
+        spec = raw['model']
+        if spec['num_nodes'] != data.num_nodes:
+            raise ValueError(f"'{path}': the model has {spec['num_nodes']} "
+                             f"nodes but the data {data.num_nodes}")
+        model = build_model(data, spec['embedding_dim'], spec['num_layers'])
+        model.load_state_dict(spec['state_dict'])
+        return cls(model, data, raw['examples'], raw['labels'],
+                   TrainConfig(**raw['train_config']), raw['forgotten'])
