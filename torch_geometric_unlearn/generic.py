@@ -13,10 +13,10 @@ The update is that of :mod:`~torch_geometric_unlearn.ifru`,
 over the free parameters :math:`S`: the node-indexed rows of the pruned
 spillover region, plus the shared weights if asked.  Nothing here assumes
 linearity: gradients and Hessian-vector products are autograd products
-through the model's message passing (:class:`~torch_geometric_unlearn.
-influence.HessianOperator` on a :class:`~torch_geometric_unlearn.
-influence.ParameterSelection`), so each product costs about two
-forward-backward passes of the model.
+through the model's message passing
+(:class:`~torch_geometric_unlearn.influence.hvp.HessianOperator` on a
+:class:`~torch_geometric_unlearn.influence.params.ParameterSelection`), so
+each product costs about two forward-backward passes of the model.
 """
 import math
 import time
@@ -66,7 +66,8 @@ def bce_loss(scores: Tensor, labels: Optional[Tensor]) -> Tensor:
 
 class ExampleObjective:
     r"""The training objective :math:`\sum_z \ell(z)` of fixed examples as a
-    function of a :class:`LinkModel` and a graph.
+    function of a :class:`~torch_geometric_unlearn.models.LinkModel` and a
+    graph.
 
     Examples are :obj:`[m, M]` columns of ids: row 0 a user, rows
     :obj:`1 .. m-1` items, e.g. BPR triples (user, positive, negative) or
@@ -106,8 +107,10 @@ class ExampleObjective:
     def scores(self, model: Callable, graph,
                index: Optional[Tensor] = None) -> Tensor:
         r"""Scores :obj:`[m - 1, B]` of the examples :obj:`index` (default:
-        all) by :obj:`model(graph, pairs)` (a :class:`LinkModel` or its
-        :class:`~torch_geometric_unlearn.influence.FunctionalModel`)."""
+        all) by :obj:`model(graph, pairs)` (a
+        :class:`~torch_geometric_unlearn.models.LinkModel` or its
+        :class:`~torch_geometric_unlearn.influence.params.FunctionalModel`).
+        """
         examples = self.examples if index is None else \
             self.examples[:, index]
         users = examples[0].repeat(examples.size(0) - 1)
@@ -313,7 +316,7 @@ class GenericIFRUnlearner(Unlearner):
             module is wrapped as :obj:`LinkModel(model, num_users,
             num_items)`, i.e. called as :obj:`model(edge_index,
             edge_label_index)` like PyG's LightGCN.  :attr:`model` (and
-            :obj:`result.model`) is the :class:`LinkModel`; its
+            :obj:`result.model`) is the :class:`~.models.LinkModel`; its
             :obj:`.model` is yours, updated in place unless
             :obj:`copy_model`.
         data (InteractionData): The data it was trained on.

@@ -1,12 +1,13 @@
 r"""The reference trainer and evaluation for any
 :class:`~torch_geometric_unlearn.models.LinkModel`.
 
-The same objective and settings as :func:`~torch_geometric_unlearn.
-training.train` (summed BPR with per-epoch negatives or BCE, L2 on all
-parameters, Adam, early stopping on validation Recall@k or AUC), with the
-model scoring pairs through the :class:`LinkModel` contract instead of
-LightGCN's embedding table.  It trains the first model, and retrains from
-scratch, so that unlearning is compared with retraining on equal terms.
+The same objective and settings as
+:func:`~torch_geometric_unlearn.training.train` (summed BPR with per-epoch
+negatives or BCE, L2 on all parameters, Adam, early stopping on validation
+Recall@k or AUC), with the model scoring pairs through the
+:class:`~.models.LinkModel` contract instead of LightGCN's embedding table.
+It trains the first model, and retrains from scratch, so that unlearning is
+compared with retraining on equal terms.
 """
 import copy
 import time
@@ -121,7 +122,7 @@ def evaluate_link_model(model: LinkModel, data: InteractionData,
                         split: str = 'test', k: int = 20,
                         batch_size: int = 256,
                         seed: int = 0) -> Dict[str, float]:
-    r"""Recall@k, NDCG@k and AUC of a :class:`LinkModel` on a split,
+    r"""Recall@k, NDCG@k and AUC of a :class:`~.models.LinkModel` on a split,
     predicting on the graph of :obj:`data`'s positive training pairs, as
     :func:`~torch_geometric_unlearn.evaluation.evaluate` does for LightGCN
     (training pairs, and validation pairs on :obj:`'test'`, are never
