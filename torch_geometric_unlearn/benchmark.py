@@ -6,10 +6,10 @@ For each repeat (seed :obj:`seed + r`) a model is trained with the
 reference trainer, a request is drawn, and every method forgets it from a
 copy of the model.  The report holds, per method:
 
-* **efficiency**: wall time of :meth:`~torch_geometric_unlearn.unlearner.
-  Unlearner.unlearn` and of its phases, peak memory above the level before
-  the call, and the speed-up against the scratch and the warm-start
-  retrain measured in the same run;
+* **efficiency**: wall time of
+  :meth:`~torch_geometric_unlearn.unlearner.Unlearner.unlearn` and of its
+  phases, peak memory above the level before the call, and the speed-up
+  against the scratch and the warm-start retrain measured in the same run;
 * **utility**: Recall@20, NDCG@20 and AUC on the test split, predicting with
   the new graph; with :obj:`'flip'` requests also AUC on the test pairs of
   the users and items the request touched;
@@ -138,8 +138,8 @@ class BenchmarkConfig:
             :obj:`'gowalla'` or :obj:`'lastfm'`.
         data_dir (str, optional): Folder of the real data sets.
         dataset_options (Dict[str, Any]): Extra keyword arguments of the
-            loader, e.g. the sizes of :func:`~torch_geometric_unlearn.
-            datasets.synthetic`.
+            loader, e.g. the sizes of
+            :func:`~torch_geometric_unlearn.datasets.synthetic`.
         layers (int): LightGCN layers; 0 is matrix factorisation.
         dim (int): Embedding size.
         request (RequestSpec or str): What to forget.
