@@ -1,0 +1,302 @@
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.autograd.functional import hessian, jacobian
+from torch.func import functional_call
+from torch_geometric.nn import GCNConv
+
+from _link_models import FAMILIES, make
+from torch_geometric_unlearn.datasets import synthetic
+from torch_geometric_unlearn.deletion import random_interactions, random_users
+from torch_geometric_unlearn.evaluation import closure_ratio
+from torch_geometric_unlearn.generic import (
+    ExampleObjective,
+    GaussNewtonOperator,
+    GenericIFRUConfig,
+    GenericIFRUnlearner,
+    _exact_hessian,
+    converge_link_model,
+)
+from torch_geometric_unlearn.influence import (ParameterSelection,
+                                               SolverConfig, SolverError)
+from torch_geometric_unlearn.link_training import train_link_model
+from torch_geometric_unlearn.models import LinkModel
+from torch_geometric_unlearn.training import TrainConfig
+from torch_geometric_unlearn.unlearner import remaining_data
+
+# Per family: embedding size and L2 weight on the summed loss.  Influence
+# functions model a well-posed optimum; with weaker L2 these tiny models
+# inflate their weights and the two converged optima lie too far apart
+# for one Newton step (measured: SAGE at L2 1.0 closed nothing).
+SETTINGS = {'gcn': (4, 3.0), 'sage': (4, 10.0), 'hetero': (4, 10.0)}
+EXACT = dict(pruning=None, extra_hops=9)
+
+
+@pytest.fixture(scope='module')
+def tiny():
+    return synthetic(60, 80, 2000, num_topics=4, seed=1)
+
+
+def flat(model):
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+@pytest.fixture(scope='module', params=FAMILIES)
+def converged(request, tiny):
+    r"""theta_hat (trained, then the fixed objective converged) and
+    theta_hat' (the same without the request, from theta_hat)."""
+    family = request.param
+    dim, l2 = SETTINGS[family]
+    model = make(family, tiny.num_users, tiny.num_items, dim)
+    record = train_link_model(model, tiny, TrainConfig(
+        progress=False, lr=0.01, batch_size=256, l2=l2, max_epochs=10))
+    graph = model.graph(tiny.train_positive_index)
+    assert converge_link_model(model, graph, ExampleObjective(
+        record.examples), l2, tol=1e-6) <= 1e-5
+    pairs = random_interactions(tiny, count=10, seed=0)
+    probe = GenericIFRUnlearner(model, tiny, record.examples, l2=l2,
+                                copy_model=True)
+    req = probe._request(pairs)
+    after = remaining_data(tiny, req.train_mask)
+    target = copy.deepcopy(model)
+    assert converge_link_model(
+        target, model.graph(after.train_positive_index),
+        ExampleObjective(record.examples[:, req.example_mask]), l2,
+        tol=1e-5) <= 1e-5
+    return family, model, record, pairs, target, after
+
+
+def unlearn(converged, tiny, **config):
+    family, model, record, pairs, _, _ = converged
+    unlearner = GenericIFRUnlearner(model, tiny, record.examples,
+                                    l2=SETTINGS[family][1], copy_model=True,
+                                    config=GenericIFRUConfig(**config))
+    return unlearner.unlearn(pairs)
+
+
+def score_closure(result, model, target, after, tiny):
+    r"""Closure of the scores of all user-item pairs on the new graph:
+    invariant under the models' symmetries (e.g. E -> E R with the first
+    layer's weights W -> W R), along which converged parameters drift."""
+    graph = model.graph(after.train_positive_index)
+    pairs = torch.cartesian_prod(torch.arange(tiny.num_users),
+                                 torch.arange(tiny.num_items)).t()
+    with torch.no_grad():
+        scores = [m.eval()(graph, pairs) for m in (result, model, target)]
+    return closure_ratio(*scores)
+
+
+def test_update_closes_the_gap_to_retraining(converged, tiny):
+    family, model, _, _, target, after = converged
+
+    def closure(**config):
+        result = unlearn(converged, tiny, **config).model
+        return (closure_ratio(flat(result), flat(model), flat(target)),
+                score_closure(result, model, target, after, tiny))
+
+    if family == 'hetero':
+        # Measured: parameter closure 0.05, score closure 0.03 (0.40 / -
+        # at d=8).  The two converged optima of this to_hetero model lie
+        # far apart (the user embeddings move by more than their norm), and
+        # one Newton step from theta_hat does not reach theta_hat'.
+        pytest.xfail('IFRU does not close the gap on the tiny to_hetero '
+                     'model (known limitation, see the issue notes)')
+    # The score closure of doing nothing (keeping theta_hat, predicting on
+    # the new graph) is 0.  Measured (parameters / scores): GCN 0.82 / 0.80,
+    # SAGE 0.83 / 0.82; without spillover the scores close 0.28 / 0.76;
+    # with the shared weights free 0.90 (GCN).
+    params, scores = closure(**EXACT)
+    assert params > 0.8 and scores > 0.75
+    assert closure(spillover=False, **EXACT)[1] < scores - 0.05
+    assert closure(shared=True, **EXACT)[1] > 0.75
+
+
+def test_stationary_and_exact_gradients_agree_at_an_optimum(converged, tiny):
+    model = converged[1]
+    a = flat(unlearn(converged, tiny, **EXACT).model)
+    b = flat(unlearn(converged, tiny, exact_gradient=True, **EXACT).model)
+    assert (a - b).norm() < 1e-3 * (a - flat(model)).norm()
+
+
+def explicit_objective(link_model, rows, graph, examples, l2):
+    r"""The BPR objective plus L2 as a function of the flat free rows of
+    every node table, written out without the package's machinery."""
+    params = dict(link_model.named_parameters())
+
+    def func(flat_rows):
+        values, start = {}, 0
+        for name, index in rows.items():
+            block = params[name].detach().clone()
+            size = index.numel() * block.size(1)
+            block[index] = flat_rows[start:start + size].view(-1,
+                                                              block.size(1))
+            values[name] = block
+            start += size
+        pos = functional_call(link_model, values, (graph, examples[:2]))
+        neg = functional_call(link_model, values,
+                              (graph, examples[[0, 2]]))
+        return F.softplus(neg - pos).sum() + 0.5 * l2 * flat_rows.pow(2).sum()
+
+    def margins(flat_rows):
+        values, start = {}, 0
+        for name, index in rows.items():
+            block = params[name].detach().clone()
+            size = index.numel() * block.size(1)
+            block[index] = flat_rows[start:start + size].view(-1,
+                                                              block.size(1))
+            values[name] = block
+            start += size
+        pos = functional_call(link_model, values, (graph, examples[:2]))
+        return functional_call(link_model, values,
+                               (graph, examples[[0, 2]])) - pos
+
+    start = torch.cat([params[name].detach()[index].reshape(-1)
+                       for name, index in rows.items()])
+    return func, margins, start
+
+
+@pytest.mark.parametrize('family', FAMILIES)
+def test_hessian_products_match_the_explicit_hessian(family, tiny):
+    link_model = make(family, tiny.num_users, tiny.num_items, 3).eval()
+    gen = torch.Generator().manual_seed(0)
+    examples = torch.stack([
+        tiny.train_index[0, :40], tiny.train_index[1, :40],
+        torch.randint(tiny.num_items, (40, ), generator=gen)])
+    nodes = torch.tensor([0, 3, 7, 61, 70, 100])
+    rows = {name: link_model.rows(name, nodes)
+            for name in link_model.node_params}
+    graph = link_model.graph(tiny.train_positive_index)
+    objective = ExampleObjective(examples)
+    selection = ParameterSelection(link_model, rows)
+    func, margins, start = explicit_objective(link_model, rows, graph,
+                                              examples, 2.0)
+
+    expected = hessian(func, start)
+    operator = _exact_hessian(selection, objective, graph, 2.0)
+    torch.testing.assert_close(operator.to_dense(), expected, rtol=1e-8,
+                               atol=1e-10)
+    # Gauss-Newton: J^T diag(sigma'(m)) J + l2 I over the BPR margins m.
+    jac = jacobian(margins, start)
+    prob = torch.sigmoid(margins(start))
+    expected = jac.t() @ (jac * (prob * (1 - prob)).view(-1, 1))
+    expected += 2.0 * torch.eye(start.numel(), dtype=start.dtype)
+    operator = GaussNewtonOperator(selection, objective, graph, 2.0)
+    torch.testing.assert_close(operator.to_dense(), expected, rtol=1e-8,
+                               atol=1e-10)
+
+
+def test_forgotten_user_rows_are_zero_and_the_graph_moves_on(tiny):
+    model = make('hetero', tiny.num_users, tiny.num_items, 4)
+    record = train_link_model(model, tiny, TrainConfig(
+        progress=False, lr=0.01, batch_size=256, l2=10.0, max_epochs=3))
+    users = random_users(tiny, 2, seed=0)
+    unlearner = GenericIFRUnlearner(model, tiny, record.examples, l2=10.0)
+    result = unlearner.unlearn(users=users)
+    assert result.diagnostics['zeroed_rows'] == 2
+    assert result.model.model.user_emb.weight[users].abs().max() == 0
+    graph = result.model.graph(result.data.train_positive_index)
+    assert not torch.isin(graph[('user', 'rates', 'item')][0], users).any()
+    assert not torch.isin(graph[('item', 'rev_rates', 'user')][1],
+                          users).any()
+    assert result.diagnostics['solve_rows'] > 0
+    assert result.model is model and unlearner.data is result.data
+
+
+def test_solver_failure_leaves_the_model_unchanged(tiny):
+    model = make('sage', tiny.num_users, tiny.num_items, 4)
+    record = train_link_model(model, tiny, TrainConfig(
+        progress=False, lr=0.01, l2=10.0, max_epochs=2))
+    before = copy.deepcopy(model.state_dict())
+    unlearner = GenericIFRUnlearner(
+        model, tiny, record.examples, l2=10.0, config=GenericIFRUConfig(
+            solver=SolverConfig(method='cg', tol=1e-12, max_iter=1)))
+    with pytest.raises(SolverError, match='tolerance'):
+        unlearner.unlearn(random_interactions(tiny, count=5))
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key])
+    assert unlearner.data is tiny
+
+
+def test_user_supplied_loss(tiny):
+    # Squared error on ratings: labelled pairs with float labels.
+    model = make('gcn', tiny.num_users, tiny.num_items, 4)
+    examples = tiny.train_index
+    ratings = torch.rand(examples.size(1), dtype=torch.float64) * 5
+
+    def squared_error(scores, labels):
+        return (scores[0] - labels).pow(2).sum()
+
+    unlearner = GenericIFRUnlearner(model, tiny, examples, ratings, l2=1.0,
+                                    loss=squared_error, copy_model=True)
+    pairs = random_interactions(tiny, count=3, seed=1)
+    result = unlearner.unlearn(pairs)
+    assert result.diagnostics['solver'][0].converged
+    assert unlearner.labels.numel() == examples.size(1) - 3
+
+    # A mean is not a sum over examples: refused by name.
+    def mean_error(scores, labels):
+        return (scores[0] - labels).pow(2).mean()
+
+    with pytest.raises(ValueError, match='must sum over examples'):
+        GenericIFRUnlearner(model, tiny, examples, ratings, loss=mean_error)
+    # Four negatives per positive need a loss; BPR/BCE do not fit.
+    many = torch.cat([examples, torch.randint(tiny.num_items,
+                                              (3, examples.size(1)))])
+    with pytest.raises(ValueError, match="pass 'loss'"):
+        GenericIFRUnlearner(model, tiny, many)
+
+    def softmax_loss(scores, labels):
+        return -scores.log_softmax(0)[0].sum()
+
+    GenericIFRUnlearner(model, tiny, many, loss=softmax_loss,
+                        copy_model=True).unlearn(pairs)
+
+
+def test_fixed_features_need_shared_weights(tiny):
+    class FeatureGCN(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = GCNConv(5, 4)
+
+        def forward(self, x, edge_index, edge_label_index):
+            z = self.conv(x, edge_index)
+            return (z[edge_label_index[0]] * z[edge_label_index[1]]).sum(-1)
+
+    x = torch.randn(tiny.num_nodes, 5)
+    model = LinkModel(FeatureGCN(), tiny.num_users, tiny.num_items, x=x)
+    assert model.node_params == {}
+    examples = torch.cat([tiny.train_index, tiny.train_index[1:] * 0])
+    with pytest.raises(ValueError, match=r'shared=True'):
+        GenericIFRUnlearner(model, tiny, examples)
+    result = GenericIFRUnlearner(
+        model, tiny, examples, copy_model=True,
+        config=GenericIFRUConfig(shared=True)).unlearn(
+            random_interactions(tiny, count=3))
+    assert result.diagnostics['solve_dim'] == 4 * 5 + 4
+
+
+def test_plain_modules_are_wrapped_and_others_refused(tiny):
+    model = make('gcn', tiny.num_users, tiny.num_items, 4).model
+    examples = torch.cat([tiny.train_index, tiny.train_index[1:] * 0])
+    unlearner = GenericIFRUnlearner(model, tiny, examples)
+    assert isinstance(unlearner.model, LinkModel)
+    assert unlearner.model.model is model
+    with pytest.raises(TypeError, match='LinkModel or a torch.nn.Module'):
+        GenericIFRUnlearner('model', tiny, examples)
+    with pytest.raises(ValueError, match='and 80'):
+        GenericIFRUnlearner(LinkModel(model, tiny.num_users + tiny.num_items
+                                      - 81, 81), tiny, examples)
+
+
+def test_config_validates_itself():
+    assert GenericIFRUConfig(pruning=None).pruning.strategy.value == 'none'
+    for kwargs, match in [(dict(hessian='fisher'), 'hessian'),
+                          (dict(newton_steps=0), 'newton_steps'),
+                          (dict(extra_hops=-1), 'extra_hops'),
+                          (dict(shared='conv'), 'shared'),
+                          (dict(solver='cg'), 'solver'),
+                          (dict(dtype=torch.int64), 'dtype')]:
+        with pytest.raises(ValueError, match=match):
+            GenericIFRUConfig(**kwargs)
