@@ -21,6 +21,7 @@ from torch_geometric_unlearn.ifru import (
 from torch_geometric_unlearn.influence import SolverConfig, SolverError
 from torch_geometric_unlearn.objectives import example_margin
 from torch_geometric_unlearn.propagation import LinearPropagation
+from torch_geometric_unlearn.spillover import SpilloverTracer
 from torch_geometric_unlearn.training import TrainConfig, build_model, train
 from torch_geometric_unlearn.unlearner import remaining_data
 
@@ -95,9 +96,77 @@ def test_operator_matches_explicit_hessian(converged, tiny, gauss_newton):
                            emb[rows].flatten())
     loss = BilinearLoss(examples, None, tiny.num_users, tiny.num_nodes,
                         emb.dtype)
-    operator = PropagatedHessian(prop, emb, rows, loss, L2, gauss_newton)
+    operator = PropagatedHessian(prop, prop(emb), rows, loss, L2,
+                                 gauss_newton)
     torch.testing.assert_close(operator.to_dense(), expected, rtol=1e-8,
                                atol=1e-10)
+
+    # The same on a region in local ids: the rows' L-hop ball (edges it
+    # induces, the whole graph's degrees) and the examples touching it.
+    ball = SpilloverTracer(tiny.edge_index, tiny.num_nodes).k_hop(
+        rows, num_layers)
+    nodes = torch.cat([examples[:1], examples[1:] + tiny.num_users])
+    touched = ball[nodes].any(0)
+    local = torch.unique(torch.cat([ball.nonzero().view(-1),
+                                    nodes[:, touched].reshape(-1)]))
+    node_map = torch.full((tiny.num_nodes, ), -1)
+    node_map[local] = torch.arange(local.numel())
+    local_loss = BilinearLoss(examples[:, touched], None, tiny.num_users,
+                              local.numel(), emb.dtype, node_map)
+    local_prop = LinearPropagation.induced(model, tiny.edge_index, ball,
+                                           node_map, local.numel())
+    operator = PropagatedHessian(local_prop, prop(emb)[local],
+                                 node_map[rows], local_loss, L2,
+                                 gauss_newton)
+    torch.testing.assert_close(operator.to_dense(), expected, rtol=1e-8,
+                               atol=1e-10)
+
+
+@pytest.mark.parametrize('num_layers', [1, 2, 3])
+def test_region_operator_is_exact_on_a_sparse_graph(num_layers):
+    # A graph where the rows' ball is a small part of it, at a random
+    # point (the identity holds anywhere, not only at an optimum).
+    data = synthetic(300, 400, 700, num_topics=4, seed=2)
+    model = build_model(data, 3, num_layers).double()
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        model.embedding.weight.copy_(
+            torch.randn(model.embedding.weight.shape, generator=gen,
+                        dtype=torch.float64))
+    pos = data.train_index
+    examples = torch.cat([pos, torch.randint(data.num_items,
+                                             (1, pos.size(1)),
+                                             generator=gen)])
+    emb = model.embedding.weight.detach()
+    rows = torch.tensor([2, 7, 300 + 5])
+    ball = SpilloverTracer(data.edge_index, data.num_nodes).k_hop(
+        rows, num_layers)
+    nodes = torch.cat([examples[:1], examples[1:] + data.num_users])
+    touched = ball[nodes].any(0)
+    local = torch.unique(torch.cat([ball.nonzero().view(-1),
+                                    nodes[:, touched].reshape(-1)]))
+    assert local.numel() < data.num_nodes // 2
+    node_map = torch.full((data.num_nodes, ), -1)
+    node_map[local] = torch.arange(local.numel())
+    final = LinearPropagation.from_model(model, data.edge_index)(emb)
+    operator = PropagatedHessian(
+        LinearPropagation.induced(model, data.edge_index, ball, node_map,
+                                  local.numel()), final[local],
+        node_map[rows],
+        BilinearLoss(examples[:, touched], None, data.num_users,
+                     local.numel(), emb.dtype, node_map), L2)
+
+    objective = fixed_objective(model, data.edge_index, examples, None, L2,
+                                data.num_users)
+
+    def restricted(flat):
+        full = emb.clone()
+        full[rows] = flat.view(rows.numel(), -1)
+        return objective(full)
+
+    torch.testing.assert_close(operator.to_dense(),
+                               hessian(restricted, emb[rows].flatten()),
+                               rtol=1e-8, atol=1e-10)
 
 
 def test_gauge_projection_removes_rotations_only():

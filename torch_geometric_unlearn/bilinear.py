@@ -50,12 +50,18 @@ def _csr(row: Tensor, col: Tensor, value: Tensor, size) -> Tensor:
 class _Chunk:
     # A slice of the examples with the transposes A^T, B^T as CSR.
     def __init__(self, examples: Tensor, labels: Optional[Tensor],
-                 num_users: int, num_nodes: int, dtype: torch.dtype):
+                 num_users: int, num_nodes: int, dtype: torch.dtype,
+                 node_map: Optional[Tensor]):
         num = examples.size(1)
         index = torch.arange(num, device=examples.device)
         ones = torch.ones(num, dtype=dtype, device=examples.device)
         self.user = examples[0]
         self.items = examples[1:] + num_users  # (i,) or (i, j)
+        if node_map is not None:
+            self.user, self.items = node_map[self.user], node_map[self.items]
+            if self.user.min() < 0 or self.items.min() < 0:
+                raise ValueError("'node_map' leaves a node of the examples "
+                                 "without a local id")
         if examples.size(0) == 3:  # m = F_u . (F_j - F_i)
             b_row, b_val = torch.cat([index, index]), torch.cat([-ones, ones])
         else:  # m = F_u . F_i
@@ -89,16 +95,21 @@ class BilinearLoss:
         num_users (int): Offset of the item rows.
         num_nodes (int): Rows of :math:`F`.
         dtype (torch.dtype): dtype of the products.
+        node_map (torch.Tensor, optional): Row of :math:`F` of every node
+            (items offset by :obj:`num_users`), to work on a region of the
+            graph: rows :obj:`[0, num_nodes)` of a local table.
     """
     def __init__(self, examples: Tensor, labels: Optional[Tensor],
-                 num_users: int, num_nodes: int, dtype: torch.dtype):
+                 num_users: int, num_nodes: int, dtype: torch.dtype,
+                 node_map: Optional[Tensor] = None):
         labels = None if labels is None else labels.to(dtype)
         self.chunks: List[_Chunk] = []
         for start in range(0, examples.size(1), CHUNK):
             part = slice(start, start + CHUNK)
             self.chunks.append(
                 _Chunk(examples[:, part], None if labels is None else
-                       labels[part], num_users, num_nodes, dtype))
+                       labels[part], num_users, num_nodes, dtype,
+                       node_map))
 
     def loss(self, final: Tensor) -> Tensor:
         r"""The summed loss, a scalar."""

@@ -152,27 +152,27 @@ class PropagatedHessian(LinearOperator):
     Products are :math:`P\,\nabla^2_F L\,P v` in the space of final
     embeddings :math:`F = PE` (see :mod:`~torch_geometric_unlearn.bilinear`):
     two propagations and a few sparse products, never a second derivative
-    through message passing.
+    through message passing.  Everything may live on a region of the graph
+    in local ids: :obj:`prop` exact on the :math:`L`-hop ball of the rows
+    (see :meth:`LinearPropagation.induced`), :obj:`final` and :obj:`loss`
+    covering every example that touches the ball.
 
     Args:
-        prop (LinearPropagation): :math:`P` of the graph.
-        emb (torch.Tensor): The embedding table :math:`E`, :obj:`[N, d]`.
-        rows (torch.Tensor): The free rows, :obj:`[n]`.
+        prop (LinearPropagation): :math:`P`.
+        final (torch.Tensor): The final embeddings :math:`F`, :obj:`[n, d]`.
+        rows (torch.Tensor): The free rows, :obj:`[r]`.
         loss (BilinearLoss): The summed loss :math:`L` of the examples.
         l2 (float): :math:`\lambda`.
         gauss_newton (bool): Use the Gauss-Newton matrix of :math:`L`.
-        compute_dtype (torch.dtype, optional): Precision of the products
-            (:obj:`prop` and :obj:`loss` must use it); vectors keep
-            :obj:`emb.dtype`.
+        dtype (torch.dtype): dtype of the vectors; :obj:`final`,
+            :obj:`prop` and :obj:`loss` set the precision of the products.
     """
-    def __init__(self, prop: LinearPropagation, emb: Tensor, rows: Tensor,
+    def __init__(self, prop: LinearPropagation, final: Tensor, rows: Tensor,
                  loss: BilinearLoss, l2: float, gauss_newton: bool = False,
-                 compute_dtype: Optional[torch.dtype] = None):
-        super().__init__(rows.numel() * emb.size(1), emb.dtype, emb.device)
+                 dtype: torch.dtype = torch.float64):
+        super().__init__(rows.numel() * final.size(1), dtype, final.device)
         self.prop, self.rows, self.l2 = prop, rows, l2
-        self.shape = emb.shape
-        self.compute_dtype = compute_dtype or emb.dtype
-        final = prop(emb.detach().to(self.compute_dtype))
+        self.shape, self.compute_dtype = final.shape, final.dtype
         self.curvature = loss.curvature(final, gauss_newton)
 
     def _apply(self, vec: Tensor) -> Tensor:
@@ -261,32 +261,30 @@ class IFRUnlearner(Unlearner):
                          if self.config.num_hops is None else
                          self.config.num_hops)
 
-    def _loss(self, index: Tensor, dtype: torch.dtype) -> BilinearLoss:
+    def _loss(self, index: Tensor, dtype: torch.dtype,
+              region: '_Region') -> BilinearLoss:
         labels = None if self.labels is None else self.labels[index]
         return BilinearLoss(self.examples[:, index], labels,
-                            self.data.num_users, self.data.num_nodes, dtype)
+                            self.data.num_users, region.size, dtype,
+                            region.node_map)
 
     @staticmethod
-    def _grad(prop: LinearPropagation, emb: Tensor,
-              loss: BilinearLoss) -> Tensor:
+    def _grad(prop: LinearPropagation, final: Tensor, *losses) -> Tensor:
         # P is symmetric, so the gradient over E is P times that over F.
-        return prop(loss.grad(prop(emb)))
+        return prop(sum(loss.grad(final) for loss in losses))
 
-    def _solve(self, edge_index: Tensor, emb: Tensor, rows: Tensor,
-               examples: Tensor, rhs: Tensor):
+    def _solve(self, prop: LinearPropagation, final: Tensor, rows: Tensor,
+               loss: BilinearLoss, emb_rows: Tensor, rhs: Tensor):
         config = self.config
-        dtype = config.curvature_dtype
-        prop = LinearPropagation.from_model(self.model, edge_index, dtype)
-        loss = self._loss(examples, dtype)
         kinds = ([HessianType.exact, HessianType.gauss_newton]
                  if config.hessian == HessianType.auto else [config.hessian])
         for kind in kinds:
-            operator = PropagatedHessian(prop, emb, rows, loss, self.l2,
+            operator = PropagatedHessian(prop, final, rows, loss, self.l2,
                                          kind == HessianType.gauss_newton,
-                                         dtype)
+                                         config.dtype)
             projected = rhs
             if config.project_gauge:
-                projection = GaugeProjection(emb[rows])
+                projection = GaugeProjection(emb_rows)
                 operator = ProjectedOperator(operator, projection)
                 projected = projection(rhs)
             try:
@@ -347,11 +345,26 @@ class IFRUnlearner(Unlearner):
         isolated[nodes[:, keep].reshape(-1)] = False
         zeroed = direct[isolated[direct]]
         rows = rows[~isolated[rows]]
+
+        # Everything below works on a region: the L-hop ball of the rows,
+        # where propagation is exact, and the examples touching it (the
+        # only ones the rows' gradient and curvature depend on).
+        ball = tracer.k_hop(rows, self.num_hops)
+        remaining = keep.nonzero().view(-1)
+        touched = remaining[ball[nodes[:, remaining]].any(0)]
+        removed = (~keep).nonzero().view(-1)
+        kept_changed = (changed[keep[changed]] if config.spillover else
+                        changed[:0])
+        used = torch.cat([touched, removed, kept_changed])
+        space = _Region(ball, nodes[:, used].reshape(-1), data.num_nodes)
+        local_rows = space.node_map[rows]
         lap('trace')
 
-        prop_new = LinearPropagation.from_model(self.model, new_edge_index,
-                                                config.dtype)
-        remaining = keep.nonzero().view(-1)
+        prop_new = LinearPropagation.induced(self.model, new_edge_index,
+                                             ball, space.node_map,
+                                             space.size, config.dtype)
+        final_new = space.gather(LinearPropagation.from_model(
+            self.model, new_edge_index, config.dtype)(emb))
         diagnostics = {
             'num_hops': self.num_hops,
             'direct_nodes': direct.numel(),
@@ -360,32 +373,46 @@ class IFRUnlearner(Unlearner):
             'solve_rows': rows.numel(),
             'solve_dim': rows.numel() * emb.size(1),
             'zeroed_rows': zeroed.numel(),
+            'region_nodes': space.size,
+            'region_examples': touched.numel(),
             'solver': [],
         }
+        curvature_loss = self._loss(touched, config.curvature_dtype, space)
         for step in range(config.newton_steps):
             if step == 0 and config.gradient == GradientType.stationary:
-                prop_old = LinearPropagation.from_model(
-                    self.model, data.edge_index, config.dtype)
-                removed = (~keep).nonzero().view(-1)
-                grad = self._grad(prop_old, emb,
-                                  self._loss(removed, config.dtype))
-                if config.spillover and changed.numel():
-                    kept_changed = self._loss(changed[keep[changed]],
-                                              config.dtype)
-                    grad += self._grad(prop_old, emb, kept_changed)
-                    grad -= self._grad(prop_new, emb, kept_changed)
+                prop_old = LinearPropagation.induced(
+                    self.model, data.edge_index, ball, space.node_map,
+                    space.size, config.dtype)
+                final_old = space.gather(LinearPropagation.from_model(
+                    self.model, data.edge_index, config.dtype)(emb))
+                changed_loss = self._loss(kept_changed, config.dtype, space)
+                grad = self._grad(prop_old, final_old,
+                                  self._loss(removed, config.dtype, space),
+                                  changed_loss)
+                grad -= self._grad(prop_new, final_new, changed_loss)
+                grad = grad[local_rows]
             else:
-                grad = -(self._grad(prop_new, emb,
-                                    self._loss(remaining, config.dtype)) +
-                         self.l2 * emb)
+                grad = -(self._grad(prop_new, final_new,
+                                    self._loss(touched, config.dtype,
+                                               space))[local_rows] +
+                         self.l2 * emb[rows])
             # Zero only now: the stationary gradient is taken at theta*.
+            # Zeroed nodes are isolated in the new graph: F = alpha_0 E.
             emb[zeroed] = 0
+            final_new[space.node_map[zeroed]] = 0
             lap('gradient')
             if rows.numel() == 0:
                 break
-            step_vec, record = self._solve(new_edge_index, emb, rows,
-                                           remaining, grad[rows].reshape(-1))
-            emb[rows] += step_vec.view(rows.numel(), -1)
+            step_vec, record = self._solve(
+                prop_new.to(config.curvature_dtype),
+                final_new.to(config.curvature_dtype), local_rows,
+                curvature_loss, emb[rows], grad.reshape(-1))
+            step_vec = step_vec.view(rows.numel(), -1)
+            emb[rows] += step_vec
+            # F changes within L hops of the rows, all inside the ball.
+            delta = final_new.new_zeros(final_new.shape)
+            delta[local_rows] = step_vec
+            final_new += prop_new(delta)
             diagnostics['solver'].append(record)
             lap('solve')
 
@@ -393,3 +420,20 @@ class IFRUnlearner(Unlearner):
             weight.copy_(emb)
         lap('apply')
         return timings, diagnostics
+
+
+class _Region:
+    # A node set in local ids 0..size-1: the ball first, then the other
+    # nodes of the examples used.
+    def __init__(self, ball: Tensor, extra: Tensor, num_nodes: int):
+        extra_mask = torch.zeros(num_nodes, dtype=torch.bool)
+        extra_mask[extra] = True
+        extra_mask &= ~ball
+        self.nodes = torch.cat([ball.nonzero().view(-1),
+                                extra_mask.nonzero().view(-1)])
+        self.size = self.nodes.numel()
+        self.node_map = torch.full((num_nodes, ), -1, dtype=torch.long)
+        self.node_map[self.nodes] = torch.arange(self.size)
+
+    def gather(self, x: Tensor) -> Tensor:
+        return x[self.nodes]

@@ -14,6 +14,7 @@ gradient of any loss of :math:`F` with respect to :math:`E` is
 twice.  This is what makes influence solves on LightGCN and matrix
 factorisation cheap.
 """
+import copy
 import warnings
 from typing import Optional
 
@@ -35,9 +36,15 @@ class LinearPropagation:
         alpha (torch.Tensor): Layer weights :math:`\alpha_l`,
             :obj:`[L + 1]`.
         dtype (torch.dtype, optional): dtype of the sparse matrix.
+        deg (torch.Tensor, optional): Node degrees :obj:`[num_nodes]` to
+            normalise with instead of those of :obj:`edge_index`: with the
+            degrees of a whole graph and the edges it induces on a ball
+            around a node set, :math:`P` is exact on that set (see
+            :meth:`induced`).
     """
     def __init__(self, edge_index: Tensor, num_nodes: int, alpha: Tensor,
-                 dtype: Optional[torch.dtype] = None):
+                 dtype: Optional[torch.dtype] = None,
+                 deg: Optional[Tensor] = None):
         self.num_nodes = num_nodes
         self.alpha = alpha.detach()
         self.num_layers = alpha.numel() - 1
@@ -45,10 +52,9 @@ class LinearPropagation:
         self.adj = None
         if self.num_layers > 0:
             row, col = edge_index
-            deg = torch.zeros(num_nodes, dtype=dtype,
-                              device=edge_index.device)
-            deg.index_add_(0, col, torch.ones(col.numel(), dtype=dtype,
-                                              device=edge_index.device))
+            if deg is None:
+                deg = degree(edge_index, num_nodes)
+            deg = deg.to(dtype)
             inv_sqrt = deg.pow(-0.5).masked_fill(deg == 0, 0)
             value = inv_sqrt[row] * inv_sqrt[col]
             with warnings.catch_warnings():
@@ -71,6 +77,44 @@ class LinearPropagation:
         return cls(edge_index, model.num_nodes, model.alpha,
                    dtype or model.embedding.weight.dtype)
 
+    @classmethod
+    def induced(cls, model: LightGCN, edge_index: Tensor, ball: Tensor,
+                node_map: Tensor, num_local: int,
+                dtype: Optional[torch.dtype] = None) -> 'LinearPropagation':
+        r"""The propagation of :obj:`model` on :obj:`edge_index` restricted
+        to a ball, in local node ids.
+
+        If :obj:`ball` holds every node within :math:`L` (the number of
+        layers) hops of a node set :math:`S`, then :math:`(Px)_S` depends on
+        :math:`x` inside the ball only, and every walk of length
+        :math:`\leq L` between a node of :math:`S` and one in the ball stays
+        in it.  So the edges the graph induces on the ball, normalised with
+        the whole graph's degrees, give :math:`(Px)_S` exactly, as well as
+        :math:`Px` on the ball for any :math:`x` supported on :math:`S`.
+
+        Args:
+            model (LightGCN): The model.
+            edge_index (torch.Tensor): The whole graph, :obj:`[2, E]`.
+            ball (torch.Tensor): Bool mask of the ball, :obj:`[N]`.
+            node_map (torch.Tensor): Local id of every node, :obj:`[N]`
+                (defined on the ball at least).
+            num_local (int): Number of local ids.
+            dtype (torch.dtype, optional): dtype of the sparse matrix.
+        """
+        deg = degree(edge_index, model.num_nodes)[ball]
+        local_deg = deg.new_zeros(num_local)
+        local_deg[node_map[ball]] = deg
+        inside = edge_index[:, ball[edge_index[0]] & ball[edge_index[1]]]
+        return cls(node_map[inside], num_local, model.alpha,
+                   dtype or model.embedding.weight.dtype, local_deg)
+
+    def to(self, dtype: torch.dtype) -> 'LinearPropagation':
+        r"""A copy whose sparse matrix has :obj:`dtype`."""
+        out = copy.copy(self)
+        if self.adj is not None:
+            out.adj = self.adj.to(dtype)
+        return out
+
     def __call__(self, x: Tensor) -> Tensor:
         r"""Returns :math:`P x` for :obj:`x` of shape :obj:`[num_nodes, d]`.
         """
@@ -80,3 +124,10 @@ class LinearPropagation:
             x = torch.sparse.mm(self.adj, x)
             out = out + x * alpha[layer + 1]
         return out
+
+
+def degree(edge_index: Tensor, num_nodes: int) -> Tensor:
+    r"""In-degrees of :obj:`edge_index` :obj:`[2, E]` as floats,
+    :obj:`[num_nodes]`."""
+    return torch.bincount(edge_index[1],
+                          minlength=num_nodes).to(torch.get_default_dtype())
