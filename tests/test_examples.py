@@ -30,6 +30,9 @@ def test_quick_start_runs_on_tiny_data():
     ('forget_me.py', ['after IFRU: embedding row norm 0.000', 'IFRU took']),
     ('poisoning.py', ['target top-20 share', 'retrain']),
     ('sequential.py', ['AlreadyForgottenError', 'retrained']),
+    ('gnn_link_predictor.py', ['IFRU:', 'converged', 'retrain:']),
+    ('hetero_recommender.py', ["('item', 'rev_rates', 'user'): 693",
+                               'IFRU:', 'retrain:']),
 ])
 def test_example_runs_on_tiny_data(name, expected):
     out = run_example(name, '--tiny', '--dim', '8')
