@@ -158,7 +158,8 @@ def fixed_objective(model: torch.nn.Module, edge_index: Tensor,
     measuring fidelity.  Returns a callable :obj:`E -> scalar`."""
     from .objectives import example_margin, margin_loss
     from .propagation import LinearPropagation
-    prop = LinearPropagation.from_model(model, edge_index)
+    prop = LinearPropagation.from_model(
+        model, edge_index.to(model.embedding.weight.device))
 
     def objective(emb: Tensor) -> Tensor:
         margin = example_margin(prop(emb), examples, num_users)

@@ -263,10 +263,12 @@ class IFRUnlearner(Unlearner):
 
     def _loss(self, index: Tensor, dtype: torch.dtype,
               region: '_Region') -> BilinearLoss:
-        labels = None if self.labels is None else self.labels[index]
-        return BilinearLoss(self.examples[:, index], labels,
+        device = self.model.embedding.weight.device
+        labels = (None if self.labels is None else
+                  self.labels[index].to(device))
+        return BilinearLoss(self.examples[:, index].to(device), labels,
                             self.data.num_users, region.size, dtype,
-                            region.node_map)
+                            region.node_map.to(device))
 
     @staticmethod
     def _grad(prop: LinearPropagation, final: Tensor, *losses) -> Tensor:
@@ -290,7 +292,8 @@ class IFRUnlearner(Unlearner):
             try:
                 step, record = solve(operator, projected, config.solver)
             except SolverError as error:
-                if kind == kinds[-1] or not error.diagnostics.negative_curvature:
+                curved = error.diagnostics.negative_curvature
+                if kind == kinds[-1] or not curved:
                     raise
                 continue
             record.message += f' ({kind.value} Hessian)'
@@ -310,8 +313,10 @@ class IFRUnlearner(Unlearner):
         weight = self.model.embedding.weight
         emb = weight.detach().to(config.dtype, copy=True)
         num_users = data.num_users
-        nodes = torch.cat([self.examples[:1],
-                           self.examples[1:] + num_users]).to(emb.device)
+        device = emb.device
+        # Index bookkeeping stays on the CPU with the graph; products run
+        # on the model's device.
+        nodes = torch.cat([self.examples[:1], self.examples[1:] + num_users])
 
         # Trace the examples whose scores change (L hops), then the
         # candidate rows: L + extra hops over the graph, closed under the
@@ -357,14 +362,14 @@ class IFRUnlearner(Unlearner):
                         changed[:0])
         used = torch.cat([touched, removed, kept_changed])
         space = _Region(ball, nodes[:, used].reshape(-1), data.num_nodes)
-        local_rows = space.node_map[rows]
+        local_rows = space.node_map[rows].to(device)
         lap('trace')
 
-        prop_new = LinearPropagation.induced(self.model, new_edge_index,
-                                             ball, space.node_map,
-                                             space.size, config.dtype)
+        prop_new = LinearPropagation.induced(
+            self.model, new_edge_index, ball, space.node_map, space.size,
+            config.dtype).to(device=device)
         final_new = space.gather(LinearPropagation.from_model(
-            self.model, new_edge_index, config.dtype)(emb))
+            self.model, new_edge_index.to(device), config.dtype)(emb))
         diagnostics = {
             'num_hops': self.num_hops,
             'direct_nodes': direct.numel(),
@@ -382,9 +387,9 @@ class IFRUnlearner(Unlearner):
             if step == 0 and config.gradient == GradientType.stationary:
                 prop_old = LinearPropagation.induced(
                     self.model, data.edge_index, ball, space.node_map,
-                    space.size, config.dtype)
+                    space.size, config.dtype).to(device=device)
                 final_old = space.gather(LinearPropagation.from_model(
-                    self.model, data.edge_index, config.dtype)(emb))
+                    self.model, data.edge_index.to(device), config.dtype)(emb))
                 changed_loss = self._loss(kept_changed, config.dtype, space)
                 grad = self._grad(prop_old, final_old,
                                   self._loss(removed, config.dtype, space),
@@ -395,20 +400,20 @@ class IFRUnlearner(Unlearner):
                 grad = -(self._grad(prop_new, final_new,
                                     self._loss(touched, config.dtype,
                                                space))[local_rows] +
-                         self.l2 * emb[rows])
+                         self.l2 * emb[rows.to(device)])
             # Zero only now: the stationary gradient is taken at theta*.
             # Zeroed nodes are isolated in the new graph: F = alpha_0 E.
-            emb[zeroed] = 0
-            final_new[space.node_map[zeroed]] = 0
+            emb[zeroed.to(device)] = 0
+            final_new[space.node_map[zeroed].to(device)] = 0
             lap('gradient')
             if rows.numel() == 0:
                 break
             step_vec, record = self._solve(
                 prop_new.to(config.curvature_dtype),
                 final_new.to(config.curvature_dtype), local_rows,
-                curvature_loss, emb[rows], grad.reshape(-1))
+                curvature_loss, emb[rows.to(device)], grad.reshape(-1))
             step_vec = step_vec.view(rows.numel(), -1)
-            emb[rows] += step_vec
+            emb[rows.to(device)] += step_vec
             # F changes within L hops of the rows, all inside the ball.
             delta = final_new.new_zeros(final_new.shape)
             delta[local_rows] = step_vec
@@ -436,4 +441,4 @@ class _Region:
         self.node_map[self.nodes] = torch.arange(self.size)
 
     def gather(self, x: Tensor) -> Tensor:
-        return x[self.nodes]
+        return x[self.nodes.to(x.device)]

@@ -108,11 +108,13 @@ class LinearPropagation:
         return cls(node_map[inside], num_local, model.alpha,
                    dtype or model.embedding.weight.dtype, local_deg)
 
-    def to(self, dtype: torch.dtype) -> 'LinearPropagation':
-        r"""A copy whose sparse matrix has :obj:`dtype`."""
+    def to(self, dtype: Optional[torch.dtype] = None,
+           device: Optional[torch.device] = None) -> 'LinearPropagation':
+        r"""A copy whose sparse matrix has :obj:`dtype` and lives on
+        :obj:`device`."""
         out = copy.copy(self)
         if self.adj is not None:
-            out.adj = self.adj.to(dtype)
+            out.adj = self.adj.to(device=device, dtype=dtype)
         return out
 
     def __call__(self, x: Tensor) -> Tensor:

@@ -1,0 +1,45 @@
+import copy
+
+import pytest
+import torch
+
+from torch_geometric_unlearn.benchmark import BenchmarkConfig, run_benchmark
+from torch_geometric_unlearn.datasets import synthetic
+from torch_geometric_unlearn.deletion import random_interactions
+from torch_geometric_unlearn.ifru import IFRUConfig, IFRUnlearner
+from torch_geometric_unlearn.influence import SolverConfig
+from torch_geometric_unlearn.training import TrainConfig, build_model, train
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
+                                reason='CUDA is not available')
+
+
+@pytest.mark.parametrize('num_layers', [0, 2])
+def test_ifru_on_cuda_matches_cpu(num_layers):
+    data = synthetic(60, 80, 900, num_topics=4, seed=1)
+    model = build_model(data, 8, num_layers)
+    record = train(model, data, TrainConfig(max_epochs=5, progress=False))
+    pairs = random_interactions(data, count=10, seed=0)
+    config = IFRUConfig(curvature_dtype=torch.float64,
+                        solver=SolverConfig(tol=1e-10, max_iter=1000,
+                                            damping=0.0))
+    results = []
+    for device in ('cpu', 'cuda'):
+        copy_ = copy.deepcopy(model).to(device)
+        unlearner = IFRUnlearner(copy_, data, record.examples, None, 1.0,
+                                 config=config)
+        results.append(unlearner.unlearn(pairs).model.embedding.weight)
+    torch.testing.assert_close(results[1].cpu(), results[0], rtol=1e-4,
+                               atol=1e-5)
+
+
+def test_benchmark_runs_on_cuda():
+    config = BenchmarkConfig(
+        dataset_options=dict(num_users=60, num_items=90,
+                             num_interactions=1500), layers=1, dim=8,
+        request='random:20', methods=['ifru', 'retrain'], ifru_repeats=1,
+        device='cuda', train=TrainConfig(max_epochs=2, progress=False),
+        progress=False)
+    report = run_benchmark(config)
+    assert report['machine']['gpu']
+    assert report['runs'][0]['methods']['ifru']['peak_mib'] >= 0
