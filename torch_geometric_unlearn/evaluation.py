@@ -280,13 +280,19 @@ def unseen_pairs(data: InteractionData, pairs: Tensor,
     r"""One pair per pair of :obj:`pairs` :obj:`[2, k]`, for the same user
     and an item that user has no known interaction with (training,
     validation or test): the "never seen" side of a membership-inference
-    attack.  Shape :obj:`[2, k]`."""
+    attack.  Users who know every item are left out.  Shape
+    :obj:`[2, k']`, :math:`k' \leq k`."""
     known = [data.train_index, data.test_index, pairs]
     if data.val_index is not None:
         known.append(data.val_index)
-    forbidden = pair_keys(torch.cat(known, 1), data.num_items).sort()[0]
+    forbidden = torch.unique(pair_keys(torch.cat(known, 1), data.num_items))
+    # Users who know every item have no unseen pair: leave them out.
+    full = torch.bincount(forbidden // data.num_items,
+                          minlength=data.num_users) >= data.num_items
+    pairs = pairs[:, ~full[pairs[0]]]
     neg = sample_negatives(pairs, data.num_items, forbidden,
-                           torch.Generator().manual_seed(seed))
+                           torch.Generator().manual_seed(seed),
+                           max_rounds=10_000)
     return torch.stack([pairs[0], neg])
 
 
