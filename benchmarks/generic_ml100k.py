@@ -109,10 +109,16 @@ def scores(model, graph, pairs):
     return model(graph, pairs)
 
 
+def log(message):
+    print(f'[{time.strftime("%H:%M:%S")}] {message}', file=sys.stderr,
+          flush=True)
+
+
 def run(kind, data, args, config):
     pairs = random_interactions(data, fraction=0.01, seed=args.seed)
     model = build(kind, data, args.dim)
     record = train_link_model(model, data, config)
+    log(f'{kind}: trained, {record.epochs} epochs, {record.wall_time:.0f} s')
     out = {'model': repr(model), 'request_size': pairs.size(1),
            'train': {'epochs': record.epochs, 'seconds': record.wall_time},
            'original': evaluate_link_model(model, data)}
@@ -122,12 +128,14 @@ def run(kind, data, args, config):
                                     l2=config.l2, copy_model=True)
     result = unlearner.unlearn(pairs)
     ifru_seconds = time.perf_counter() - start
+    log(f'{kind}: unlearned in {ifru_seconds:.1f} s')
     after = result.data
 
     start = time.perf_counter()
     retrained = copy.deepcopy(model)
     retrain_record = train_link_model(retrained, after, config)
     retrain_seconds = time.perf_counter() - start
+    log(f'{kind}: retrained in {retrain_seconds:.0f} s')
 
     new_graph = model.graph(after.train_positive_index)
     rank = {
@@ -187,6 +195,8 @@ def fidelity(model, data, record, pairs, config, args):
         ExampleObjective(record.examples[:, request.example_mask], labels),
         config.l2, tol=args.converge_tol, max_iter=args.converge_iter)
     converge_seconds = time.perf_counter() - start
+    log(f'converged: {ratio:.1e} / {ratio_new:.1e} in '
+        f'{converge_seconds:.0f} s')
     unlearned = unlearner.unlearn(pairs).model
 
     # Scores of 200 random users against all items, on the new graph.
@@ -214,6 +224,9 @@ def main():
     parser.add_argument('--l2', type=float, default=1.0)
     parser.add_argument('--lr', type=float, default=0.01)
     parser.add_argument('--patience', type=int, default=5)
+    parser.add_argument('--batch-size', type=int, default=2048)
+    parser.add_argument('--max-epochs', type=int, default=1000)
+    parser.add_argument('--eval-every', type=int, default=1)
     parser.add_argument('--no-fidelity', dest='fidelity',
                         action='store_false')
     parser.add_argument('--converge-tol', type=float, default=1e-4)
@@ -227,7 +240,10 @@ def main():
 
     data = load_dataset('ml-100k', args.data_dir)
     config = TrainConfig(l2=args.l2, lr=args.lr, patience=args.patience,
-                         seed=args.seed, progress=False)
+                         batch_size=args.batch_size,
+                         max_epochs=args.max_epochs,
+                         eval_every=args.eval_every, seed=args.seed,
+                         progress=False)
     report = {
         'command': 'python benchmarks/generic_ml100k.py ' +
         ' '.join(sys.argv[1:]),
