@@ -422,11 +422,14 @@ def run_once(config: BenchmarkConfig, seed: int, bar=None) -> Dict[str, Any]:
         if config.request.kind == 'flip':
             entry['test']['auc_touched'] = _touched_auc(m, edge_index, after,
                                                         pairs)
-        rank[name] = mean_rank(m, edge_index, pairs, data.num_users,
-                               after.train_index)
-        entry['forgotten_mean_rank'] = rank[name]
-        entry['mia_auc'] = membership_inference_auc(m, edge_index, pairs,
-                                                    unseen, data.num_users)
+        if config.request.kind != 'flip':
+            # Rank and membership of forgotten interactions; flipped labels
+            # are corrupt pairs, not interactions to hide.
+            rank[name] = mean_rank(m, edge_index, pairs, data.num_users,
+                                   after.train_index)
+            entry['forgotten_mean_rank'] = rank[name]
+            entry['mia_auc'] = membership_inference_auc(
+                m, edge_index, pairs, unseen, data.num_users)
         if config.request.kind == 'users':
             entry['forgotten_user_row_norm'] = float(
                 m.embedding.weight.detach()[torch.unique(pairs[0])].norm())
