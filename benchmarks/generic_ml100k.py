@@ -34,6 +34,7 @@ from torch_geometric.nn import SAGEConv, to_hetero
 from torch_geometric_unlearn.datasets import load_dataset
 from torch_geometric_unlearn.deletion import random_interactions
 from torch_geometric_unlearn.evaluation import closure_ratio
+from torch_geometric_unlearn.influence import SolverError
 from torch_geometric_unlearn.generic import (ExampleObjective,
                                              GenericIFRUnlearner,
                                              converge_link_model)
@@ -197,7 +198,12 @@ def fidelity(model, data, record, pairs, config, args):
     converge_seconds = time.perf_counter() - start
     log(f'converged: {ratio:.1e} / {ratio_new:.1e} in '
         f'{converge_seconds:.0f} s')
-    unlearned = unlearner.unlearn(pairs).model
+    out = {'grad_ratio_hat': ratio, 'grad_ratio_hat_new': ratio_new,
+           'converge_seconds': converge_seconds}
+    try:
+        unlearned = unlearner.unlearn(pairs).model
+    except SolverError as error:  # Away from a stationary point, say so.
+        return {**out, 'error': str(error)}
 
     # Scores of 200 random users against all items, on the new graph.
     gen = torch.Generator().manual_seed(args.seed)
@@ -207,9 +213,7 @@ def fidelity(model, data, record, pairs, config, args):
     s_u, s_hat, s_new = (scores(m, graph, grid)
                          for m in (unlearned, hat, target))
     return {
-        'grad_ratio_hat': ratio,
-        'grad_ratio_hat_new': ratio_new,
-        'converge_seconds': converge_seconds,
+        **out,
         'param_closure': closure_ratio(flat(unlearned), flat(hat),
                                        flat(target)),
         'score_closure': closure_ratio(s_u, s_hat, s_new),
