@@ -272,6 +272,32 @@ def test_solver_failure_leaves_the_model_unchanged(tiny):
     assert unlearner.data is tiny
 
 
+def test_auto_falls_back_to_gauss_newton_on_any_exact_failure(
+        tiny, monkeypatch):
+    # The exact solve misses its tolerance (no negative curvature): 'auto'
+    # must retry on the Gauss-Newton matrix rather than give up.
+    from torch_geometric_unlearn import ifru
+    model, record = stationary(tiny, 1)
+    real, calls = ifru.solve, []
+
+    def failing_first(operator, rhs, config):
+        calls.append(config)
+        if len(calls) == 1:
+            config = SolverConfig(method='cg', tol=1e-12, max_iter=1,
+                                  damping=0.0)
+        return real(operator, rhs, config)
+
+    monkeypatch.setattr(ifru, 'solve', failing_first)
+    result = unlearn(model, tiny, record, random_interactions(tiny, count=5))
+    assert len(calls) == 2
+    assert result.diagnostics['solver'][0].message.endswith(
+        '(gauss_newton Hessian)')
+    with pytest.raises(SolverError):
+        unlearn(model, tiny, record, random_interactions(tiny, count=5),
+                hessian='exact',
+                solver=SolverConfig(method='cg', tol=1e-12, max_iter=1))
+
+
 def test_other_models_get_a_clear_error(tiny):
     with pytest.raises(TypeError, match="needs PyG's LightGCN"):
         IFRUnlearner(torch.nn.Embedding(tiny.num_nodes, 4), tiny,
