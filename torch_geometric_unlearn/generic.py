@@ -179,8 +179,8 @@ class GenericIFRUConfig:
         hessian (HessianType or str): :obj:`'exact'` (autograd Hessian of
             the new objective), :obj:`'gauss_newton'`
             (:class:`GaussNewtonOperator`), or :obj:`'auto'` (default):
-            exact, falling back to Gauss-Newton when CG meets negative
-            curvature.  The exact Hessian of the new objective is often
+            exact, falling back to Gauss-Newton when the exact solve fails
+            (negative curvature or no convergence).  The exact Hessian of the new objective is often
             indefinite at the old optimum of a nonlinear GNN (deleting
             edges changes GCN's normalisation and SAGE's means).
         solver (SolverConfig): The linear solver; CG to a relative residual
@@ -541,9 +541,8 @@ class GenericIFRUnlearner(Unlearner):
             try:
                 step, record = solve(_CastOperator(inner, config.dtype), rhs,
                                      config.solver)
-            except SolverError as error:
-                if kind == kinds[-1] or \
-                        not error.diagnostics.negative_curvature:
+            except SolverError:
+                if kind == kinds[-1]:
                     raise
                 continue
             finally:
