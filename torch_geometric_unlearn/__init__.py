@@ -1,6 +1,8 @@
 """Influence-function unlearning for PyTorch Geometric recommenders."""
 from .data import InteractionData
+from .generic import GenericIFRUConfig, GenericIFRUnlearner
 from .ifru import IFRUConfig, IFRUnlearner
+from .models import HeteroLinkModel, LinkModel
 from .spillover import (
     PruningConfig,
     PruningStrategy,
@@ -27,6 +29,10 @@ __all__ = [
     'AlreadyForgottenError',
     'IFRUnlearner',
     'IFRUConfig',
+    'GenericIFRUnlearner',
+    'GenericIFRUConfig',
+    'LinkModel',
+    'HeteroLinkModel',
     'TrainConfig',
     'TrainResult',
     'build_model',
