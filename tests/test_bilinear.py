@@ -7,20 +7,17 @@ from torch_geometric_unlearn.bilinear import BilinearLoss
 from torch_geometric_unlearn.objectives import example_margin, margin_loss
 
 
-@pytest.fixture(params=['bpr', 'bce'])
-def problem(request, monkeypatch):
-    # Small chunks, so that summing over several chunks is tested too.
-    monkeypatch.setattr(bilinear, 'CHUNK', 7)
-    gen = torch.Generator().manual_seed(0)
-    num_users, num_items, num = 5, 6, 30
+def make_problem(kind, num_users, num_items, num, dim, seed):
+    gen = torch.Generator().manual_seed(seed)
     user = torch.randint(num_users, (num, ), generator=gen)
     items = torch.randint(num_items, (2, num), generator=gen)
-    if request.param == 'bpr':
-        examples, labels = torch.cat([user.view(1, -1), items]), None
+    labels = None
+    if kind == 'bpr':
+        examples = torch.cat([user.view(1, -1), items])
     else:
         examples = torch.stack([user, items[0]])
         labels = torch.randint(2, (num, ), generator=gen)
-    final = torch.randn(num_users + num_items, 3, generator=gen,
+    final = torch.randn(num_users + num_items, dim, generator=gen,
                         dtype=torch.float64)
     loss = BilinearLoss(examples, labels, num_users, num_users + num_items,
                         torch.float64)
@@ -29,6 +26,13 @@ def problem(request, monkeypatch):
         return margin_loss(example_margin(f, examples, num_users), labels)
 
     return loss, reference, final
+
+
+@pytest.fixture(params=['bpr', 'bce'])
+def problem(request, monkeypatch):
+    # Small chunks, so that summing over several chunks is tested too.
+    monkeypatch.setattr(bilinear, 'CHUNK', 7)
+    return make_problem(request.param, 5, 6, 30, 3, seed=0)
 
 
 def test_loss_and_gradient_match_autograd(problem):
@@ -59,30 +63,13 @@ def test_gauss_newton_is_psd_and_drops_first_order_terms(problem):
 
 @pytest.mark.parametrize('kind', ['bpr', 'bce'])
 def test_products_match_autograd_at_full_chunk_size(kind):
-    # Large enough for the sparse kernels' multi-entry-row paths, which
-    # need each row's columns sorted (a 7-example chunk does not exercise
-    # them).
-    gen = torch.Generator().manual_seed(1)
-    num_users, num_items, num = 50, 80, 5000
-    user = torch.randint(num_users, (num, ), generator=gen)
-    items = torch.randint(num_items, (2, num), generator=gen)
-    labels = None
-    if kind == 'bpr':
-        examples = torch.cat([user.view(1, -1), items])
-    else:
-        examples = torch.stack([user, items[0]])
-        labels = torch.randint(2, (num, ), generator=gen)
-    final = torch.randn(num_users + num_items, 8, generator=gen,
-                        dtype=torch.float64)
-    loss = BilinearLoss(examples, labels, num_users, num_users + num_items,
-                        torch.float64)
-
-    def reference(f):
-        return margin_loss(example_margin(f, examples, num_users), labels)
-
+    # The default chunk size, with about a hundred entries in each row of
+    # the CSR transposes (the fixture's 7-example chunks hold a few).
+    loss, reference, final = make_problem(kind, 50, 80, 5000, 8, seed=1)
     x = final.clone().requires_grad_()
     torch.testing.assert_close(loss.grad(final),
                                torch.autograd.grad(reference(x), x)[0])
-    vec = torch.randn(final.shape, generator=gen, dtype=final.dtype)
+    vec = torch.randn(final.shape, generator=torch.Generator().manual_seed(2),
+                      dtype=final.dtype)
     torch.testing.assert_close(loss.curvature(final).matvec(vec),
                                hvp(reference, final, vec)[1])

@@ -210,10 +210,9 @@ def run_benchmark_cmd(args: argparse.Namespace) -> dict:
     name = args.name or (f"{args.dataset}_{args.model}"
                          f"{config.layers if args.model == 'lightgcn' else ''}"
                          f"_{args.loss}_{config.request.kind}")
-    report['files'] = write_report(report, args.out, name)
     report['command'] = ('python -m torch_geometric_unlearn ' +
                          shlex.join(args.argv))
-    write_report(report, args.out, name)  # again, now with the command
+    report['files'] = write_report(report, args.out, name)
     return report
 
 

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .ifru import HessianType
+from .ifru import HessianType, check_solve_options, coerce_enum
 from .influence import (HessianOperator, LinearOperator, ParameterSelection,
                         SolverConfig, SolverError, solve)
 from .models import LinkModel
@@ -210,27 +210,11 @@ class GenericIFRUConfig:
                     isinstance(name, str) for name in self.shared)):
             raise ValueError(f"'shared' must be a bool or a list of "
                              f"parameter names (got {self.shared!r})")
-        try:
-            self.hessian = HessianType(self.hessian)
-        except ValueError:
-            raise ValueError(f"'hessian' must be one of "
-                             f"{[e.value for e in HessianType]} "
-                             f"(got {self.hessian!r})") from None
-        if self.pruning is None:
-            self.pruning = PruningConfig('none')
-        if not isinstance(self.pruning, PruningConfig):
-            raise ValueError("'pruning' must be a PruningConfig or None")
-        if not isinstance(self.solver, SolverConfig):
-            raise ValueError("'solver' must be a SolverConfig")
+        coerce_enum(self, 'hessian', HessianType)
+        check_solve_options(self)
         for name in ('spillover', 'exact_gradient'):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"'{name}' must be a bool")
-        for name, low in (('extra_hops', 0), ('newton_steps', 1)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or \
-                    value < low:
-                raise ValueError(f"'{name}' must be an int >= {low} "
-                                 f"(got {value!r})")
         if self.dtype not in (torch.float32, torch.float64):
             raise ValueError(f"'dtype' must be torch.float32 or "
                              f"torch.float64 (got {self.dtype})")
@@ -449,7 +433,7 @@ class GenericIFRUnlearner(Unlearner):
         return direct, changed, rows, tracer
 
     def _update(self, request: Request) -> Tuple[Dict, Dict]:
-        config, data, model = self.config, self.data, self.model
+        model = self.model
         timings: Dict[str, float] = {}
         clock = time.perf_counter()
 

@@ -122,29 +122,42 @@ class IFRUConfig:
     curvature_dtype: torch.dtype = torch.float32
 
     def __post_init__(self):
-        for name, enum in (('gradient', GradientType),
-                           ('hessian', HessianType)):
-            try:
-                setattr(self, name, enum(getattr(self, name)))
-            except ValueError:
-                raise ValueError(f"'{name}' must be one of "
-                                 f"{[e.value for e in enum]} "
-                                 f"(got {getattr(self, name)!r})") from None
-        if self.pruning is None:
-            self.pruning = PruningConfig('none')
-        if not isinstance(self.pruning, PruningConfig):
-            raise ValueError("'pruning' must be a PruningConfig or None")
-        if not isinstance(self.solver, SolverConfig):
-            raise ValueError("'solver' must be a SolverConfig")
-        for name, low in (('extra_hops', 0), ('newton_steps', 1)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < low:
-                raise ValueError(f"'{name}' must be an int >= {low} "
-                                 f"(got {value!r})")
+        coerce_enum(self, 'gradient', GradientType)
+        coerce_enum(self, 'hessian', HessianType)
+        check_solve_options(self)
         if self.num_hops is not None and (not isinstance(self.num_hops, int)
                                           or self.num_hops < 0):
             raise ValueError(f"'num_hops' must be a non-negative int "
                              f"(got {self.num_hops!r})")
+
+
+def coerce_enum(config, name: str, enum):
+    r"""Replaces :obj:`config.<name>` by its :obj:`enum` member, or raises
+    a :class:`ValueError` listing the choices."""
+    try:
+        setattr(config, name, enum(getattr(config, name)))
+    except ValueError:
+        raise ValueError(f"'{name}' must be one of "
+                         f"{[e.value for e in enum]} "
+                         f"(got {getattr(config, name)!r})") from None
+
+
+def check_solve_options(config):
+    r"""Validates the options :class:`IFRUConfig` shares with
+    :class:`~torch_geometric_unlearn.generic.GenericIFRUConfig`: pruning,
+    solver, extra hops and Newton steps."""
+    if config.pruning is None:
+        config.pruning = PruningConfig('none')
+    if not isinstance(config.pruning, PruningConfig):
+        raise ValueError("'pruning' must be a PruningConfig or None")
+    if not isinstance(config.solver, SolverConfig):
+        raise ValueError("'solver' must be a SolverConfig")
+    for name, low in (('extra_hops', 0), ('newton_steps', 1)):
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or \
+                value < low:
+            raise ValueError(f"'{name}' must be an int >= {low} "
+                             f"(got {value!r})")
 
 
 class PropagatedHessian(LinearOperator):
