@@ -278,20 +278,27 @@ def test_auto_falls_back_to_gauss_newton_on_any_exact_failure(
     # must retry on the Gauss-Newton matrix rather than give up.
     from torch_geometric_unlearn import ifru
     model, record = stationary(tiny, 1)
-    real, calls = ifru.solve, []
+    real, calls, spent = ifru.solve, [], []
 
     def failing_first(operator, rhs, config):
         calls.append(config)
         if len(calls) == 1:
             config = SolverConfig(method='cg', tol=1e-12, max_iter=1,
                                   damping=0.0)
-        return real(operator, rhs, config)
+        before = operator.num_hvps
+        try:
+            return real(operator, rhs, config)
+        finally:
+            spent.append(operator.num_hvps - before)
 
     monkeypatch.setattr(ifru, 'solve', failing_first)
     result = unlearn(model, tiny, record, random_interactions(tiny, count=5))
-    assert len(calls) == 2
-    assert result.diagnostics['solver'][0].message.endswith(
-        '(gauss_newton Hessian)')
+    assert len(calls) == 2 and min(spent) > 0
+    solved = result.diagnostics['solver'][0]
+    assert '(gauss_newton Hessian) after the exact Hessian failed' in \
+        solved.message
+    # The failed attempt's products are part of the cost.
+    assert solved.num_hvps == sum(spent)
     with pytest.raises(SolverError):
         unlearn(model, tiny, record, random_interactions(tiny, count=5),
                 hessian='exact',

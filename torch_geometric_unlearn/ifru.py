@@ -34,7 +34,8 @@ import torch
 from torch import Tensor
 from torch_geometric.nn import LightGCN
 
-from .influence import LinearOperator, SolverConfig, SolverError, solve
+from .influence import (LinearOperator, SolverConfig, SolverDiagnostics,
+                        SolverError, solve)
 from .propagation import LinearPropagation
 from .spillover import PruningConfig, SpilloverTracer, infer_num_hops
 from .bilinear import BilinearLoss
@@ -158,6 +159,50 @@ def check_solve_options(config):
                 value < low:
             raise ValueError(f"'{name}' must be an int >= {low} "
                              f"(got {value!r})")
+
+
+def solve_hessian(build: Callable[[HessianType], Tuple[LinearOperator,
+                                                      Tensor]],
+                  hessian: HessianType, config: SolverConfig
+                  ) -> Tuple[Tensor, SolverDiagnostics]:
+    r"""Solves the Newton system with the curvature :obj:`hessian` asks
+    for.  :obj:`HessianType.auto` solves with the exact Hessian and, if
+    that solve fails (negative curvature, or no convergence), again with
+    the Gauss-Newton matrix; the returned record then counts the failed
+    attempt's products and time and says why it failed.
+
+    Args:
+        build (Callable): Maps a :class:`HessianType` (exact or
+            Gauss-Newton) to the operator and the right-hand side
+            :obj:`[dim]` to solve it with.
+        hessian (HessianType): The curvature.
+        config (SolverConfig): The solver settings.
+
+    Raises:
+        SolverError: If the last solve fails.
+    """
+    kinds = ([HessianType.exact, HessianType.gauss_newton]
+             if hessian == HessianType.auto else [hessian])
+    failed = None
+    for kind in kinds:
+        operator, rhs = build(kind)
+        try:
+            step, record = solve(operator, rhs, config)
+        except SolverError as error:
+            if kind == kinds[-1]:
+                raise
+            failed = error.diagnostics
+            continue
+        finally:
+            operator.release()
+        record.message += f' ({kind.value} Hessian)'
+        if failed is not None:
+            record.num_hvps += failed.num_hvps
+            record.time += failed.time
+            record.message += (f' after the exact Hessian failed: '
+                               f'{failed.message}, {failed.num_hvps} '
+                               f'products')
+        return step, record
 
 
 class PropagatedHessian(LinearOperator):
@@ -294,25 +339,18 @@ class IFRUnlearner(Unlearner):
     def _solve(self, prop: LinearPropagation, final: Tensor, rows: Tensor,
                loss: BilinearLoss, emb_rows: Tensor, rhs: Tensor):
         config = self.config
-        kinds = ([HessianType.exact, HessianType.gauss_newton]
-                 if config.hessian == HessianType.auto else [config.hessian])
-        for kind in kinds:
+
+        def build(kind: HessianType):
             operator = PropagatedHessian(prop, final, rows, loss, self.l2,
                                          kind == HessianType.gauss_newton,
                                          config.dtype)
-            projected = rhs
-            if config.project_gauge:
-                projection = GaugeProjection(emb_rows)
-                operator = ProjectedOperator(operator, projection)
-                projected = projection(rhs)
-            try:
-                step, record = solve(operator, projected, config.solver)
-            except SolverError:
-                if kind == kinds[-1]:
-                    raise
-                continue
-            record.message += f' ({kind.value} Hessian)'
-            return step, record
+            if not config.project_gauge:
+                return operator, rhs
+            projection = GaugeProjection(emb_rows)
+            return (ProjectedOperator(operator, projection),
+                    projection(rhs))
+
+        return solve_hessian(build, config.hessian, config.solver)
 
     def _update(self, request: Request) -> Tuple[Dict, Dict]:
         config, data = self.config, self.data

@@ -104,6 +104,10 @@ class LinearOperator:
         view.damping = check_damping(damping)
         return view
 
+    def release(self):
+        r"""Frees what the operator keeps between products (e.g. autograd
+        graphs); it must not be used afterwards.  Nothing by default."""
+
     def to_dense(self) -> Tensor:
         r"""The explicit damped matrix, shape :obj:`[dim, dim]`, from
         :attr:`dim` products with unit vectors.  Only for small problems."""
