@@ -127,20 +127,6 @@ def explicit_objective(link_model, rows, graph, examples, l2):
     every node table, written out without the package's machinery."""
     params = dict(link_model.named_parameters())
 
-    def func(flat_rows):
-        values, start = {}, 0
-        for name, index in rows.items():
-            block = params[name].detach().clone()
-            size = index.numel() * block.size(1)
-            block[index] = flat_rows[start:start + size].view(-1,
-                                                              block.size(1))
-            values[name] = block
-            start += size
-        pos = functional_call(link_model, values, (graph, examples[:2]))
-        neg = functional_call(link_model, values,
-                              (graph, examples[[0, 2]]))
-        return F.softplus(neg - pos).sum() + 0.5 * l2 * flat_rows.pow(2).sum()
-
     def margins(flat_rows):
         values, start = {}, 0
         for name, index in rows.items():
@@ -153,6 +139,10 @@ def explicit_objective(link_model, rows, graph, examples, l2):
         pos = functional_call(link_model, values, (graph, examples[:2]))
         return functional_call(link_model, values,
                                (graph, examples[[0, 2]])) - pos
+
+    def func(flat_rows):
+        return F.softplus(margins(flat_rows)).sum() + \
+            0.5 * l2 * flat_rows.pow(2).sum()
 
     start = torch.cat([params[name].detach()[index].reshape(-1)
                        for name, index in rows.items()])

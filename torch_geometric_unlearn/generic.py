@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .ifru import (HessianType, check_solve_options, coerce_enum,
-                   solve_hessian)
+from .ifru import (HessianType, affected_rows, check_solve_options,
+                   coerce_enum, solve_hessian)
 from .influence import (HessianOperator, LinearOperator, ParameterSelection,
                         SolverConfig, SolverError, solve)
 from .models import LinkModel
@@ -412,35 +412,6 @@ class GenericIFRUnlearner(Unlearner):
             labels = None if labels is None else labels[index]
         return ExampleObjective(examples, labels, self._loss)
 
-    def _regions(self, request: Request, nodes: Tensor):
-        # The changed examples (L hops) and the candidate rows, as in
-        # IFRUnlearner: num_hops + extra hops over the graph, closed under
-        # the coupling of examples (e.g. negative items need no edge).
-        config, data = self.config, self.data
-        num_hops = self.model.num_hops
-        tracer = SpilloverTracer(data.edge_index, data.num_nodes)
-        direct = torch.unique(torch.cat([request.pairs[0],
-                                         request.pairs[1] + data.num_users]))
-        hops = num_hops + config.extra_hops
-        if request.deleted_edges.size(1) > 0:
-            # Examples may have any number of rows, so they are matched
-            # against the spillover region here rather than by the tracer.
-            traced = tracer.trace(request.deleted_edges, num_hops)
-            spilled = torch.zeros(data.num_nodes, dtype=torch.bool)
-            spilled[traced.spillover_nodes] = True
-            changed = spilled[nodes].any(0).nonzero().view(-1)
-            importance = tracer.importance(traced.deleted_edge_mask, hops)
-        else:  # Only non-edge (negatively labelled) pairs: no spillover.
-            changed = direct.new_empty(0)
-            importance = torch.zeros(data.num_nodes, dtype=torch.float64)
-        region = tracer.k_hop(direct, hops)
-        if config.extra_hops > 0:
-            inner = tracer.k_hop(direct, hops - 1)
-            region[nodes[:, inner[nodes].any(0)].reshape(-1)] = True
-        rows = config.pruning.select(importance, region.nonzero().view(-1),
-                                     direct)
-        return direct, changed, rows, tracer
-
     def _update(self, request: Request) -> Tuple[Dict, Dict]:
         model = self.model
         timings: Dict[str, float] = {}
@@ -463,7 +434,10 @@ class GenericIFRUnlearner(Unlearner):
         config, data, model = self.config, self.data, self.model
         num_users = data.num_users
         nodes = torch.cat([self.examples[:1], self.examples[1:] + num_users])
-        direct, changed, rows, tracer = self._regions(request, nodes)
+        tracer = SpilloverTracer(data.edge_index, data.num_nodes)
+        direct, changed, rows = affected_rows(
+            tracer, request, nodes, num_users, model.num_hops,
+            config.extra_hops, config.pruning)
 
         keep = request.example_mask
         after = remaining_data(data, request.train_mask)

@@ -205,6 +205,53 @@ def solve_hessian(build: Callable[[HessianType], Tuple[LinearOperator,
         return step, record
 
 
+def affected_rows(tracer: SpilloverTracer, request: Request, nodes: Tensor,
+                  num_users: int, num_hops: int, extra_hops: int,
+                  pruning: PruningConfig) -> Tuple[Tensor, Tensor, Tensor]:
+    r"""What a request touches, for the unlearners of this package.
+
+    Args:
+        tracer (SpilloverTracer): The tracer of the training graph.
+        request (Request): The request.
+        nodes (torch.Tensor): The training examples as homogeneous node ids
+            :obj:`[m, M]` (row 0 users, then items offset by
+            :obj:`num_users`).
+        num_users (int): Number of users.
+        num_hops (int): The model's receptive field :math:`L`.
+        extra_hops (int): Candidate rows lie within :math:`L` + this many
+            hops of the direct nodes.
+        pruning (PruningConfig): Which candidates to keep, by importance.
+
+    Returns:
+        (torch.Tensor, torch.Tensor, torch.Tensor): The direct nodes
+        :obj:`[k]` (ends of the forgotten pairs); the examples :obj:`[c]`
+        whose scores change (a node within :math:`L` hops of a deleted
+        edge); and the rows :obj:`[r]` to solve for: the candidates, closed
+        under the coupling of examples (e.g. negative items, which need no
+        edge), after pruning.
+    """
+    direct = torch.unique(torch.cat([request.pairs[0],
+                                     request.pairs[1] + num_users]))
+    hops = num_hops + extra_hops
+    if request.deleted_edges.size(1) > 0:
+        traced = tracer.trace(request.deleted_edges, num_hops)
+        spilled = torch.zeros(tracer.num_nodes, dtype=torch.bool)
+        spilled[traced.spillover_nodes] = True
+        # Examples may have any number of rows, so they are matched against
+        # the spillover region here rather than by the tracer.
+        changed = spilled[nodes].any(0).nonzero().view(-1)
+        importance = tracer.importance(traced.deleted_edge_mask, hops)
+    else:  # Only non-edge (e.g. negatively labelled) pairs: no spillover.
+        changed = direct.new_empty(0)
+        importance = torch.zeros(tracer.num_nodes, dtype=torch.float64)
+    region = tracer.k_hop(direct, hops)
+    if extra_hops > 0:
+        inner = tracer.k_hop(direct, hops - 1)
+        region[nodes[:, inner[nodes].any(0)].reshape(-1)] = True
+    rows = pruning.select(importance, region.nonzero().view(-1), direct)
+    return direct, changed, rows
+
+
 class PropagatedHessian(LinearOperator):
     r"""Curvature of :math:`L(PE) + \frac{\lambda}{2}\lVert E \rVert^2`
     over the rows :obj:`rows` of :math:`E`, as an operator on flat vectors
@@ -371,27 +418,11 @@ class IFRUnlearner(Unlearner):
         # on the model's device.
         nodes = torch.cat([self.examples[:1], self.examples[1:] + num_users])
 
-        # Trace the examples whose scores change (L hops), then the
-        # candidate rows: L + extra hops over the graph, closed under the
-        # coupling of examples (e.g. negative items, which need no edge).
         tracer = SpilloverTracer(data.edge_index, data.num_nodes)
-        direct = torch.unique(torch.cat([request.pairs[0],
-                                         request.pairs[1] + num_users]))
-        hops = self.num_hops + config.extra_hops
-        if request.deleted_edges.size(1) > 0:
-            traced = tracer.trace(request.deleted_edges, self.num_hops,
-                                  examples=nodes)
-            changed = traced.changed_examples
-            importance = tracer.importance(traced.deleted_edge_mask, hops)
-        else:  # Only non-edge (e.g. negatively labelled) pairs: no spillover.
-            changed = direct.new_empty(0)
-            importance = torch.zeros(data.num_nodes, dtype=torch.float64)
-        region = tracer.k_hop(direct, hops)
-        if config.extra_hops > 0:
-            inner = tracer.k_hop(direct, hops - 1)
-            region[nodes[:, inner[nodes].any(0)].reshape(-1)] = True
-        rows = config.pruning.select(importance, region.nonzero().view(-1),
-                                     direct)
+        direct, changed, rows = affected_rows(tracer, request, nodes,
+                                              num_users, self.num_hops,
+                                              config.extra_hops,
+                                              config.pruning)
 
         keep = request.example_mask
         new_edge_index = remaining_data(data, request.train_mask).edge_index
