@@ -15,8 +15,9 @@ retraining from scratch (same trainer, same process), and report
 * fidelity (unless ``--no-fidelity``): parameter and score closure between
   converged points, theta_hat (the fixed objective on the full data) and
   theta_hat' (without the request), both by damped Newton in float64,
-  unlearning from theta_hat.  The converged gradient ratios are recorded:
-  a closure means something only where both are far below the change.
+  unlearning from theta_hat.  The converged gradient ratios are recorded
+  with that of the request's own gradient at theta_hat: a closure means
+  something only where both lie far below it.
 
 Example::
 
@@ -203,14 +204,21 @@ def fidelity(model, data, record, pairs, config, args):
     target = copy.deepcopy(hat)
     labels = (None if record.labels is None else
               record.labels[request.example_mask])
+    new_objective = ExampleObjective(record.examples[:, request.example_mask],
+                                     labels)
+    # The request's own gradient at theta_hat (no step is taken): the
+    # converged ratios must lie far below it.
+    ratio_request = converge_link_model(
+        target, target.graph(after.train_positive_index), new_objective,
+        config.l2, max_iter=0)
     ratio_new = converge_link_model(
-        target, target.graph(after.train_positive_index),
-        ExampleObjective(record.examples[:, request.example_mask], labels),
+        target, target.graph(after.train_positive_index), new_objective,
         config.l2, tol=args.converge_tol, max_iter=args.converge_iter)
     converge_seconds = time.perf_counter() - start
     log(f'converged: {ratio:.1e} / {ratio_new:.1e} in '
         f'{converge_seconds:.0f} s')
     out = {'grad_ratio_hat': ratio, 'grad_ratio_hat_new': ratio_new,
+           'grad_ratio_request': ratio_request,
            'converge_seconds': converge_seconds}
 
     # Scores of 200 random users against all items, on the new graph.
@@ -257,7 +265,7 @@ def main():
     parser.add_argument('--eval-every', type=int, default=2)
     parser.add_argument('--no-fidelity', dest='fidelity',
                         action='store_false')
-    parser.add_argument('--converge-tol', type=float, default=1e-4)
+    parser.add_argument('--converge-tol', type=float, default=1e-8)
     parser.add_argument('--converge-iter', type=int, default=200)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--threads', type=int, default=None)
