@@ -8,6 +8,7 @@ from torch_geometric_unlearn.data import pair_keys
 from torch_geometric_unlearn.datasets import (
     DataFormatError,
     gowalla,
+    ifru_ml100k,
     lastfm,
     load_dataset,
     movielens_100k,
@@ -142,3 +143,30 @@ def test_lastfm(data_dir):
     assert (data.num_users, data.num_items) == (1892, 4489)
     assert data.test_index.size(1) == 10_533
     assert data.train_index.min() == 0
+
+
+@pytest.mark.data
+def test_ifru_ml100k(data_dir):
+    scenario = ifru_ml100k(data_dir)
+    data, request = scenario.data, scenario.request
+    assert (data.num_users, data.num_items) == (943, 1348)
+    assert data.num_train == 58_976 + 596 and request.shape == (2, 596)
+    assert (data.val_index.size(1), data.test_index.size(1)) == (19_854,
+                                                                 19_856)
+    # The flipped pairs are the last training pairs, with their labels.
+    assert torch.equal(data.train_index[:, -596:], request)
+    with open(os.path.join(data_dir, 'ifru-ml100k', 'train_random.csv')) as f:
+        labels = [int(line.split(',')[2]) for line in list(f)[1:]]
+    assert data.train_label[-596:].tolist() == labels
+    assert data.train_positive_index.size(1) == int(data.train_label.sum())
+
+
+def test_ifru_ml100k_bad_file_is_named(tmp_path):
+    folder = tmp_path / 'ifru-ml100k'
+    folder.mkdir()
+    for name in ('train_normal.csv', 'train_random.csv', 'valid.csv',
+                 'test.csv'):
+        (folder / name).write_text('user,item,label\n0,0,1\n1,1,0\n')
+    (folder / 'valid.csv').write_text('user,item,label\n0,0,2\n')
+    with pytest.raises(DataFormatError, match='valid.csv.*line 2'):
+        ifru_ml100k(str(tmp_path))

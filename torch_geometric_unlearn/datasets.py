@@ -4,7 +4,7 @@ Every loader returns an
 :class:`~torch_geometric_unlearn.data.InteractionData`.  Real data is read
 from a folder given as :obj:`root` or through the environment variable
 :obj:`TGU_DATA_DIR`; the folder holds one sub-folder per data set
-(:obj:`ml-100k/`, :obj:`gowalla/`, :obj:`lastfm/`).  Loaders never write
+(:obj:`ml-100k/`, :obj:`gowalla/`, :obj:`lastfm/`, :obj:`ifru-ml100k/`).  Loaders never write
 into that folder: PyG's processed caches go to :obj:`cache_dir`
 (default :obj:`$TGU_CACHE_DIR` or :obj:`~/.cache/torch_geometric_unlearn`).
 """
@@ -351,15 +351,72 @@ def lastfm(root: Optional[str] = None, val_ratio: float = 0.1,
                            name='lastfm')
 
 
+def _read_labelled(path: str) -> Tuple[Tensor, Tensor]:
+    # 'user,item,label' with a header line, ids from 0.
+    rows = []
+    with open(path) as f:
+        header = f.readline().strip()
+        if header.replace(' ', '') != 'user,item,label':
+            raise DataFormatError(f"'{path}': expected the header "
+                                  f"'user,item,label' (got {header!r})")
+        for number, line in enumerate(f, start=2):
+            if not line.strip():
+                continue
+            parts = line.strip().split(',')
+            try:
+                if len(parts) != 3:
+                    raise ValueError(f'{len(parts)} fields')
+                row = tuple(int(p) for p in parts)
+                if row[2] not in (0, 1) or min(row[:2]) < 0:
+                    raise ValueError('ids must be >= 0 and labels 0 or 1')
+            except ValueError as e:
+                raise DataFormatError(f"'{path}', line {number}: expected "
+                                      f"'user,item,label' ({e})") from None
+            rows.append(row)
+    if not rows:
+        raise DataFormatError(f"'{path}' holds no pairs")
+    table = torch.tensor(rows, dtype=torch.long)
+    return table[:, :2].t().contiguous(), table[:, 2].contiguous()
+
+
+def ifru_ml100k(root: Optional[str] = None):
+    r"""The IFRU authors' own MovieLens-100K split for their paper's
+    protocol (label = rating > 4, 5-core, 60/20/20 with seed 1024): BCE
+    data whose last training pairs carry flipped labels.
+
+    Returns:
+        :class:`~torch_geometric_unlearn.deletion.Poisoning`: the data
+        (training pairs :obj:`train_normal.csv` then
+        :obj:`train_random.csv`, with labels) and the request, the flipped
+        pairs of :obj:`train_random.csv` :obj:`[2, k]`.
+    """
+    from .deletion import Poisoning
+    files = ('train_normal.csv', 'train_random.csv', 'valid.csv', 'test.csv')
+    src = _dataset_dir(root, 'ifru-ml100k', files)
+    parts = [_read_labelled(osp.join(src, f)) for f in files]
+    every = torch.cat([index for index, _ in parts], dim=1)
+    num_users, num_items = (int(every[0].max()) + 1,
+                            int(every[1].max()) + 1)
+    (normal, normal_label), (flipped, flipped_label) = parts[:2]
+    data = InteractionData(num_users, num_items,
+                           torch.cat([normal, flipped], dim=1),
+                           parts[3][0], parts[2][0],
+                           torch.cat([normal_label, flipped_label]),
+                           parts[2][1], parts[3][1], name='ifru-ml100k')
+    return Poisoning(data, flipped)
+
+
 def load_dataset(name: str, root: Optional[str] = None,
                  **kwargs) -> InteractionData:
     r"""Loads a data set by name: :obj:`'synthetic'`, :obj:`'ml-100k'`,
-    :obj:`'gowalla'` or :obj:`'lastfm'`.  Extra keyword arguments go to
-    the loader."""
+    :obj:`'gowalla'`, :obj:`'lastfm'` or :obj:`'ifru-ml100k'` (its data;
+    see :func:`ifru_ml100k` for its request).  Extra keyword arguments go
+    to the loader."""
     loaders = {
         'ml-100k': movielens_100k,
         'gowalla': gowalla,
         'lastfm': lastfm,
+        'ifru-ml100k': lambda root: ifru_ml100k(root).data,
     }
     if name == 'synthetic':
         return synthetic(**kwargs)
