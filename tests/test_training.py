@@ -121,3 +121,59 @@ def test_bce_on_implicit_data_samples_negatives(small_data):
                    TrainConfig(loss='bce', max_epochs=2, progress=False))
     assert result.examples.shape == (2, 2 * small_data.num_train)
     assert int(result.labels.sum()) == small_data.num_train
+
+
+def _fixed_epochs(epochs, **kwargs):
+    # One evaluation, at the last epoch: that epoch's parameters are kept.
+    return TrainConfig(**{**FAST, 'max_epochs': epochs, 'eval_every': epochs,
+                          'patience': 1, **kwargs})
+
+
+def test_excluding_nothing_is_the_original_run(small_data):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # bitwise reproducible sparse products
+    try:
+        models = [build_model(small_data, 16, 1) for _ in range(2)]
+        first = train(models[0], small_data, _fixed_epochs(3))
+        second = train(models[1], small_data, _fixed_epochs(3),
+                       exclude=small_data.train_index[:, :0])
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(models[0].embedding.weight, models[1].embedding.weight)
+    assert torch.equal(first.examples, second.examples)
+
+
+@pytest.mark.parametrize('loss', ['bpr', 'bce'])
+def test_paired_run_draws_the_original_stream(small_data, loss):
+    # Training without some pairs, paired with the original run: the same
+    # negatives for every other example, and the pairs gone from the graph.
+    pairs = random_interactions(small_data, count=50, seed=1)
+    dropped = torch.isin(pair_keys(small_data.train_index,
+                                   small_data.num_items),
+                         pair_keys(pairs, small_data.num_items))
+    original, paired = (build_model(small_data, 16, 1) for _ in range(2))
+    full = train(original, small_data, _fixed_epochs(2, loss=loss))
+    part = train(paired, small_data, _fixed_epochs(2, loss=loss),
+                 exclude=pairs)
+    keep = ~torch.isin(pair_keys(full.examples[:2], small_data.num_items),
+                       pair_keys(pairs, small_data.num_items))
+    if loss == 'bce':  # a sampled negative leaves with its positive
+        keep = keep.view(2, -1).all(0).repeat(2)
+    assert int((~keep).sum()) == (50 if loss == 'bpr' else 100)
+    assert torch.equal(part.examples, full.examples[:, keep])
+    if loss == 'bce':
+        assert torch.equal(part.labels, full.labels[keep])
+    assert not torch.equal(original.embedding.weight,
+                           paired.embedding.weight)
+    # As many examples as a plain run on the remaining data.
+    reduced = small_data.replace(train_index=small_data.train_index[:,
+                                                                    ~dropped])
+    plain = train(build_model(reduced, 16, 1), reduced,
+                  _fixed_epochs(2, loss=loss))
+    assert plain.examples.size(1) == part.examples.size(1)
+
+
+def test_exclude_is_validated(small_data):
+    with pytest.raises(ValueError, match='exclude'):
+        train(build_model(small_data, 8, 0), small_data, _fixed_epochs(1),
+              exclude=torch.tensor([[0], [10**6]]))

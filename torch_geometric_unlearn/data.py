@@ -144,6 +144,16 @@ def pair_keys(index: Tensor, num_items: int) -> Tensor:
     return index[0] * num_items + index[1]
 
 
+def remaining_data(data: InteractionData,
+                   train_mask: Tensor) -> InteractionData:
+    r"""The data with only the training pairs in :obj:`train_mask`
+    :obj:`[N]` (bool)."""
+    label = data.train_label
+    return data.replace(
+        train_index=data.train_index[:, train_mask],
+        train_label=None if label is None else label[train_mask])
+
+
 def sample_negatives(pos_index: Tensor, num_items: int, forbidden: Tensor,
                      generator: torch.Generator,
                      max_rounds: int = 100) -> Tensor:

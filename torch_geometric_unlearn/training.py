@@ -26,7 +26,8 @@ from torch_geometric.nn import LightGCN
 from torch_geometric.utils import to_torch_csr_tensor
 from tqdm.auto import tqdm
 
-from .data import InteractionData, pair_keys, sample_negatives
+from .data import (InteractionData, pair_keys, remaining_data,
+                   sample_negatives)
 from .evaluation import evaluate
 from .objectives import example_margin, l2_penalty, margin_loss
 
@@ -175,7 +176,8 @@ def example_loss(emb: Tensor, examples: Tensor, labels: Optional[Tensor],
 
 def train(model: LightGCN, data: InteractionData,
           config: Optional[TrainConfig] = None,
-          warm_start: bool = False) -> TrainResult:
+          warm_start: bool = False,
+          exclude: Optional[Tensor] = None) -> TrainResult:
     r"""Trains :obj:`model` on :obj:`data` with early stopping and restores
     the parameters of the best validation epoch.
 
@@ -186,6 +188,13 @@ def train(model: LightGCN, data: InteractionData,
         config (TrainConfig, optional): The configuration.
         warm_start (bool): Continue from the model's current parameters
             (e.g. on changed data) instead of re-initialising them.
+        exclude (torch.Tensor, optional): Training pairs :obj:`[2, k]` to
+            leave out.  The model trains and is validated on the remaining
+            data, but draws the example stream of :obj:`data` (the same
+            negatives and batch order, minus the examples of the excluded
+            pairs): with the same seed this is the *paired retrain* of a
+            deletion request, whose only difference from the original run
+            is the request (see :func:`paired_retrain`).
 
     Returns:
         TrainResult: Epochs, wall time, best metric and the frozen examples.
@@ -200,11 +209,18 @@ def train(model: LightGCN, data: InteractionData,
     gen = torch.Generator().manual_seed(config.seed)
     if not warm_start:
         model.reset_parameters()
+    stream = data
+    forbidden = pair_keys(data.train_index, data.num_items).sort()[0]
+    dropped = None
+    if exclude is not None:
+        data.check_pairs(exclude, 'exclude')
+        dropped = pair_keys(exclude, data.num_items)
+        data = remaining_data(data, ~torch.isin(
+            pair_keys(data.train_index, data.num_items), dropped))
     weight = model.embedding.weight
     adj = adjacency(data.edge_index.to(weight.device), data.num_nodes,
                     weight.dtype)
     device = weight.device
-    forbidden = pair_keys(data.train_index, data.num_items).sort()[0]
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
 
     best = (-float('inf'), 0, copy.deepcopy(model.state_dict()), None, None)
@@ -213,11 +229,24 @@ def train(model: LightGCN, data: InteractionData,
                desc=f'train {data.name}', leave=False)
     for epoch in bar:
         model.train()
-        examples, labels = _examples(data, config, forbidden, gen)
+        examples, labels = _examples(stream, config, forbidden, gen)
+        perm = torch.randperm(examples.size(1), generator=gen)
+        size = config.batch_size or examples.size(1)
+        batches = perm.split(size)
+        if dropped is not None:
+            kept = ~torch.isin(pair_keys(examples[:2], data.num_items),
+                               dropped)
+            if labels is not None and stream.train_label is None:
+                # Sampled BCE negatives follow their positive out.
+                kept = kept.view(2, -1).all(0).repeat(2)
+            batches = [b[kept[b]] for b in batches]
+            examples = examples[:, kept]
+            labels = None if labels is None else labels[kept]
+            # Batch ids into the kept examples.
+            new_id = torch.cumsum(kept, 0) - 1
+            batches = [new_id[b] for b in batches if b.numel()]
         num = examples.size(1)
-        perm = torch.randperm(num, generator=gen)
-        size = config.batch_size or num
-        for batch in perm.split(size):
+        for batch in batches:
             batch = batch.to(device)
             optimizer.zero_grad()
             emb = model.get_embedding(adj)

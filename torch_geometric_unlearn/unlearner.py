@@ -17,7 +17,7 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
-from .data import InteractionData, pair_keys
+from .data import InteractionData, pair_keys, remaining_data
 from .training import check_model
 
 
@@ -267,15 +267,6 @@ class Unlearner:
         edges = data.train_index[:, ~train_mask & positive]
         deleted = torch.stack([edges[0], edges[1] + data.num_users])
         return Request(pairs, train_mask, example_mask, deleted)
-
-
-def remaining_data(data: InteractionData,
-                   train_mask: Tensor) -> InteractionData:
-    r"""The data with only the training pairs in :obj:`train_mask`."""
-    label = data.train_label
-    return data.replace(
-        train_index=data.train_index[:, train_mask],
-        train_label=None if label is None else label[train_mask])
 
 
 def _check_long(x, what: str, dim: int):
