@@ -55,7 +55,7 @@ print(f'trained LightGCN ({args.layers} layers, d={args.dim}) on the '
 # The poison is ordinary training interactions to the unlearner: forget
 # them like any other request.
 unlearner = IFRUnlearner(model, data, record.examples, l2=config.l2,
-                         copy_model=True)
+                         copy_model=True, horizon=record.horizon)
 result = unlearner.unlearn(attack.request)
 
 # Retraining on the remaining (clean) data is the reference.
@@ -99,6 +99,4 @@ if lift > 0:
 else:
     print('\nThe attack did not lift the targets above the clean retrain '
           '(try a larger --fraction)')
-for solve in result.diagnostics['solver']:
-    print(f'solver: {solve.iterations} iterations, relative residual '
-          f'{solve.residual:.1e}, {solve.message}')
+print(f'certificate: {result.certificate}')

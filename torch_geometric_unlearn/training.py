@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from .data import (InteractionData, pair_keys, remaining_data,
                    sample_negatives)
 from .evaluation import evaluate
+from .horizon import optimizer_horizon
 from .objectives import example_margin, l2_penalty, margin_loss
 
 
@@ -115,6 +116,11 @@ class TrainResult:
             frozen negative item), for BCE the pairs :obj:`[2, N]`.
         labels (torch.Tensor, optional): Labels of BCE examples, :obj:`[N]`.
         history (List[Dict[str, float]]): One record per evaluation.
+        horizon (torch.Tensor, optional): The run's horizon at the restored
+            epoch, the shape of the embedding table: how far Adam could
+            move each coordinate per unit of summed gradient (see
+            :func:`~torch_geometric_unlearn.horizon.optimizer_horizon`).
+            :class:`~torch_geometric_unlearn.ifru.IFRUnlearner` takes it.
     """
     epochs: int
     best_epoch: int
@@ -124,6 +130,7 @@ class TrainResult:
     examples: Tensor
     labels: Optional[Tensor] = None
     history: List[Dict[str, float]] = field(default_factory=list)
+    horizon: Optional[Tensor] = None
 
 
 def build_model(data: InteractionData, embedding_dim: int = 64,
@@ -223,7 +230,8 @@ def train(model: LightGCN, data: InteractionData,
     device = weight.device
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
 
-    best = (-float('inf'), 0, copy.deepcopy(model.state_dict()), None, None)
+    best = (-float('inf'), 0, copy.deepcopy(model.state_dict()), None, None,
+            None)
     history, bad, epoch = [], 0, 0
     bar = tqdm(range(1, config.max_epochs + 1), disable=not config.progress,
                desc=f'train {data.name}', leave=False)
@@ -266,7 +274,7 @@ def train(model: LightGCN, data: InteractionData,
         bar.set_postfix({config.metric: f'{value:.4f}'})
         if value > best[0]:
             best = (value, epoch, copy.deepcopy(model.state_dict()), examples,
-                    labels)
+                    labels, optimizer_horizon(optimizer, weight, num))
             bad = 0
         else:
             bad += 1
@@ -277,7 +285,8 @@ def train(model: LightGCN, data: InteractionData,
     return TrainResult(epochs=epoch, best_epoch=best[1], best_metric=best[0],
                        metric=config.metric,
                        wall_time=time.perf_counter() - start,
-                       examples=best[3], labels=best[4], history=history)
+                       examples=best[3], labels=best[4], history=history,
+                       horizon=best[5])
 
 
 def check_model(model: torch.nn.Module, data: InteractionData):

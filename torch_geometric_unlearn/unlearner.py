@@ -61,6 +61,12 @@ class UnlearnResult:
         r"""The message-passing graph after the request."""
         return self.data.edge_index
 
+    @property
+    def certificate(self):
+        r"""The :class:`~torch_geometric_unlearn.certificate.Certificate` of
+        the update, for unlearners that issue one (else :obj:`None`)."""
+        return self.diagnostics.get('certificate')
+
 
 @dataclass
 class Request:
@@ -98,7 +104,7 @@ class Unlearner:
             them.
         labels (torch.Tensor, optional): Labels of BCE examples, :obj:`[M]`.
         l2 (float): The L2 weight :math:`\lambda` on the summed loss used in
-            training.
+            training; 0 for an unregularised model.
         copy_model (bool): Work on a deep copy, leaving :obj:`model`
             untouched; else update it in place.
     """
@@ -108,8 +114,13 @@ class Unlearner:
                  examples: Tensor, labels: Optional[Tensor] = None,
                  l2: float = 1.0, copy_model: bool = False):
         self._check(model, data, examples, labels)
-        if l2 < 0:
-            raise ValueError(f"'l2' must be non-negative (got {l2})")
+        if isinstance(l2, bool) or not isinstance(l2, (int, float)) or \
+                not 0 <= l2 < float('inf'):
+            raise ValueError(f"'l2' must be a finite float >= 0 (got {l2!r})")
+        for name, param in model.named_parameters():
+            if not bool(torch.isfinite(param).all()):
+                raise ValueError(f"The model's parameter '{name}' holds NaN "
+                                 f"or infinite values")
         self.model = copy.deepcopy(model) if copy_model else model
         self.data = data
         self.examples = examples

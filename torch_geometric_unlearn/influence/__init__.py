@@ -1,12 +1,13 @@
 r"""The influence engine: gradients and Hessian-vector products over a few
-rows of any model's parameters, and solvers for the damped system
-:math:`(H + \lambda I)x = g`."""
+rows of any model's parameters, solvers for the damped system
+:math:`(H + \lambda I)x = g`, and the trajectory response of an
+early-stopped optimiser."""
 from .params import FunctionalModel, ParameterSelection
 from .hvp import (HessianOperator, HVPMethod, LinearOperator, MatrixOperator,
                   to_edge_index)
 from .solvers import (OnFailure, SolverConfig, SolverDiagnostics, SolverError,
                       SolverMethod, SolverWarning, estimate_max_eigenvalue,
-                      solve)
+                      solve, trajectory_response)
 
 __all__ = [
     'FunctionalModel',
@@ -24,4 +25,5 @@ __all__ = [
     'SolverWarning',
     'estimate_max_eigenvalue',
     'solve',
+    'trajectory_response',
 ]

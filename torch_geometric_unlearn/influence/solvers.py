@@ -9,6 +9,12 @@ negative curvature either raises :class:`SolverError` or returns flagged with
 a :class:`SolverWarning`, as :attr:`SolverConfig.on_failure` asks: nothing
 fails silently.
 
+:func:`trajectory_response` answers a different question: not the solution
+of the system but the change that :math:`T` steps of a preconditioned
+gradient method make in response to :math:`g`, linearised; it is what an
+early-stopped model would have moved (see
+:mod:`~torch_geometric_unlearn.horizon`).
+
 Damping is fixed (:obj:`damping=0.1`) or automatic (:obj:`damping="auto"`):
 the largest eigenvalue :math:`\lambda_{\max}` of the undamped operator is
 estimated by power iteration and the damping is
@@ -167,6 +173,11 @@ class SolverDiagnostics:
         residual_history (List[float]): Relative residual after each
             iteration (recursive estimates for CG and MINRES).
         message (str): Why the solve stopped.
+        curvature (str, optional): Which curvature an influence solve used
+            (:obj:`'exact'` or :obj:`'gauss_newton'`), where the caller
+            records it.
+        fallback (str, optional): Why a first attempt with the exact
+            Hessian failed, where the caller fell back.
     """
     method: str
     converged: bool
@@ -181,6 +192,8 @@ class SolverDiagnostics:
     max_eigenvalue: Optional[float] = None
     residual_history: List[float] = field(default_factory=list)
     message: str = ''
+    curvature: Optional[str] = None
+    fallback: Optional[str] = None
 
 
 class SolverError(RuntimeError):
@@ -490,3 +503,129 @@ def _minres(op: LinearOperator, g: Tensor, config: SolverConfig) -> _Run:
             # A vanishing beta means the Krylov space is exhausted: exact.
             break
     return _Run(x, iterations, history, None, min_curv)
+
+
+def _phi(z: Tensor) -> Tensor:
+    # (1 - exp(-z)) / z, continued by 1 at z = 0.
+    small = z.abs() < 1e-8
+    safe = torch.where(small, torch.ones_like(z), z)
+    return torch.where(small, 1 - z / 2, -torch.expm1(-safe) / safe)
+
+
+def trajectory_response(operator: LinearOperator, g: Tensor, horizon: Tensor,
+                        tol: float = 1e-2, max_iter: int = 100
+                        ) -> Tuple[Tensor, SolverDiagnostics]:
+    r"""The change that gradient descent on the quadratic
+    :math:`\frac12 x^\top A x - g^\top x` makes from :math:`x = 0` over a
+    per-coordinate *horizon* :math:`\tau` (step size times number of
+    steps, see :mod:`~torch_geometric_unlearn.horizon`):
+
+    .. math::
+        x = \tau^{1/2} \varphi(\tau^{1/2} A \tau^{1/2}) \tau^{1/2} g,
+        \qquad \varphi(z) = \frac{1 - e^{-z}}{z},
+
+    the continuous-time limit of :math:`\sum_{t < T} (I - \eta A)^t \eta g`
+    with :math:`\tau = T\eta`.  Directions of curvature
+    :math:`\mu \gg 1/\tau` get the Newton response :math:`g / \mu`, flat
+    ones :math:`\tau g`: the response is finite even where :math:`A` is
+    singular, so no damping is needed.  Computed by Lanczos with full
+    reorthogonalisation on :math:`\tau^{1/2} A \tau^{1/2}`, one product per
+    iteration.
+
+    Args:
+        operator (LinearOperator): :math:`A` (its damping included); must
+            be positive semi-definite.
+        g (torch.Tensor): :math:`g`, shape :obj:`[dim]`.
+        horizon (torch.Tensor): :math:`\tau > 0`, shape :obj:`[dim]`.
+        tol (float): Stop once an iteration changes the estimate by at
+            most this much, relative to its norm.
+        max_iter (int): Most iterations.
+
+    Returns:
+        (torch.Tensor, SolverDiagnostics): :math:`x` and what the solve
+        did.  :attr:`SolverDiagnostics.residual` is the relative change of
+        the last iteration, an a-posteriori error estimate: there is no
+        linear system whose residual could be checked.
+
+    Raises:
+        SolverError: If :math:`\tau^{1/2} A \tau^{1/2}` shows negative
+            curvature (the response would grow exponentially), the estimate
+            turns non-finite, or it has not settled within
+            :obj:`max_iter` iterations.
+    """
+    if g.shape != (operator.dim, ) or horizon.shape != (operator.dim, ):
+        raise ValueError(f"'g' and 'horizon' must have shape "
+                         f"[{operator.dim}] (got {list(g.shape)} and "
+                         f"{list(horizon.shape)})")
+    if not bool((horizon > 0).all()) or not bool(torch.isfinite(
+            horizon).all()):
+        raise ValueError("'horizon' must be finite and positive")
+    start_time, start_hvps = time.perf_counter(), operator.num_hvps
+    g = g.detach().to(operator.dtype)
+    scale = horizon.to(g).sqrt()
+    b = scale * g
+    b_norm = float(b.norm())
+    x = torch.zeros_like(g)
+    history: List[float] = []
+    failure, change, ritz = None, 0.0, torch.zeros(0, dtype=g.dtype)
+    iterations = 0
+    if b_norm > 0:
+        basis = [b / b_norm]
+        alphas: List[float] = []
+        betas: List[float] = []
+        previous = None
+        while iterations < max_iter:
+            w = scale * operator.matvec(scale * basis[-1])
+            iterations += 1
+            alphas.append(float(basis[-1] @ w))
+            q = torch.stack(basis, 1)
+            for _ in range(2):  # twice is enough (Giraud et al.)
+                w = w - q @ (q.t() @ w)
+            beta = float(w.norm())
+            tri = torch.diag(torch.tensor(alphas, dtype=g.dtype))
+            if betas:
+                off = torch.tensor(betas, dtype=g.dtype)
+                tri += torch.diag(off, 1) + torch.diag(off, -1)
+            ritz, vecs = torch.linalg.eigh(tri)
+            if float(ritz[0]) < -1e-6 * max(float(ritz[-1]), 1e-30):
+                failure = 'negative curvature'
+                break
+            estimate = q @ (vecs @ (_phi(ritz) * vecs[0])) * b_norm
+            if not bool(torch.isfinite(estimate).all()):
+                failure = 'non-finite response'
+                break
+            x = scale * estimate
+            if previous is not None:
+                change = float((estimate - previous).norm() /
+                               estimate.norm().clamp(min=1e-300))
+                history.append(change)
+                if change <= tol:
+                    break
+            previous = estimate
+            if beta <= 1e-12 * b_norm:  # the Krylov space is exhausted
+                change = 0.0
+                break
+            betas.append(beta)
+            basis.append(w / beta)
+        else:
+            failure = (f'the estimate still changed by {change:.3g} after '
+                       f'{iterations} iterations')
+    diagnostics = SolverDiagnostics(
+        method='lanczos',
+        converged=failure is None,
+        iterations=iterations,
+        residual=change,
+        tol=tol,
+        damping=operator.damping,
+        num_hvps=operator.num_hvps - start_hvps,
+        time=time.perf_counter() - start_time,
+        negative_curvature=failure == 'negative curvature',
+        min_curvature=float(ritz[0]) if ritz.numel() else None,
+        max_eigenvalue=float(ritz[-1]) if ritz.numel() else None,
+        residual_history=history,
+        message=failure or 'converged',
+    )
+    if failure is not None:
+        raise SolverError(f"trajectory response failed: {failure}",
+                          diagnostics, x)
+    return x, diagnostics
