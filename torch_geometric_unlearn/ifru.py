@@ -644,6 +644,7 @@ class IFRUnlearner(Unlearner):
             'direct_nodes': direct.numel(),
             'deleted_edges': request.deleted_edges.size(1),
             'changed_examples': changed.numel(),
+            'rows': rows,
             'solve_rows': rows.numel(),
             'solve_dim': rows.numel() * emb.size(1),
             'zeroed_rows': zeroed.numel(),

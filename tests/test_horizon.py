@@ -1,0 +1,114 @@
+import pytest
+import torch
+
+from torch_geometric_unlearn.horizon import optimizer_horizon, residual_horizon
+from torch_geometric_unlearn.influence import (MatrixOperator,
+                                               trajectory_response)
+
+N, ROWS, DIM = 100, 20, 4
+
+
+def quadratic(seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(ROWS * DIM, ROWS * DIM, generator=gen,
+                                       dtype=torch.float64))
+    eig = torch.logspace(-1, 2, ROWS * DIM, dtype=torch.float64)
+    a = q @ torch.diag(eig) @ q.t()
+    c = 10 * torch.randn(ROWS * DIM, generator=gen, dtype=torch.float64)
+    return a, c
+
+
+def run(a, c, optimizer, steps, noise, **kwargs):
+    r"""Minimises (x'Ax/2 - c'x) / N from a small start, with a gradient
+    noise stream of its own seed (so that two runs are paired)."""
+    gen = torch.Generator().manual_seed(1)
+    param = torch.nn.Parameter(0.01 * torch.randn(
+        ROWS, DIM, generator=gen, dtype=torch.float64))
+    opt = optimizer([param], **kwargs)
+    for step in range(steps):
+        opt.zero_grad()
+        x = param.view(-1)
+        shift = noise * torch.randn(x.numel(), generator=gen,
+                                    dtype=torch.float64)
+        ((0.5 * x @ a @ x - (c + shift) @ x) / N).backward()
+        opt.step()
+        if isinstance(opt, torch.optim.SGD):  # SGD keeps no step count
+            opt.state[param]['step'] = torch.tensor(float(step + 1))
+    return param, opt
+
+
+@pytest.mark.parametrize('optimizer, kwargs, steps, noise, tol', [
+    # Linear dynamics: the response is exact up to the continuous-time
+    # filter's O(step * curvature).
+    (torch.optim.SGD, dict(lr=0.05), 500, 0.0, 1e-3),
+    # Adam with gradient noise dominating its second moment, as in
+    # mini-batch training (measured: 0.046 and 0.027; without noise Adam's
+    # normalisation is far from linear and the error is 0.9-1.4).
+    (torch.optim.Adam, dict(lr=1e-2), 300, 100.0, 0.1),
+    (torch.optim.Adam, dict(lr=1e-3), 1000, 100.0, 0.1),
+])
+def test_horizon_predicts_a_paired_run(optimizer, kwargs, steps, noise, tol):
+    a, c = quadratic()
+    gen = torch.Generator().manual_seed(2)
+    change = 0.1 * torch.randn(c.numel(), generator=gen,
+                               dtype=torch.float64)
+    first, opt = run(a, c, optimizer, steps, noise, **kwargs)
+    second, _ = run(a, c + change, optimizer, steps, noise, **kwargs)
+    actual = (second - first).detach().view(-1)
+
+    horizon = optimizer_horizon(opt, first, loss_scale=N)
+    assert horizon.shape == first.shape and bool((horizon > 0).all())
+    predicted, _ = trajectory_response(MatrixOperator(a), change,
+                                       horizon.view(-1), tol=1e-10,
+                                       max_iter=80)
+    error = float((predicted - actual).norm() / actual.norm())
+    assert error < tol
+    # The Newton step, IFRU's premise, is off by far more.
+    newton = torch.linalg.solve(a, change)
+    assert float((newton - actual).norm() / actual.norm()) > 10 * error
+
+
+def test_residual_horizon_reads_early_stopped_gradient_descent():
+    # Rows with curvature a_v trained by gradient descent from zero for a
+    # horizon tau: theta_v = (1 - e^{-tau a_v}) c_v / a_v and the residual
+    # r_v = -e^{-tau a_v} c_v, whose reading (e^{tau a_v} - 1) / a_v is
+    # tau to first order in tau * a_v.
+    gen = torch.Generator().manual_seed(3)
+    tau = 2.0
+    curvature = torch.linspace(0.01, 0.05, ROWS, dtype=torch.float64)
+    target = torch.randn(ROWS, DIM, generator=gen, dtype=torch.float64)
+    decay = torch.exp(-tau * curvature).view(-1, 1)
+    theta = (1 - decay) * target / curvature.view(-1, 1)
+    residual = -decay * target
+    horizon = residual_horizon(residual, theta, spread=1e9)
+    assert horizon.shape == theta.shape
+    expected = torch.expm1(tau * curvature) / curvature
+    torch.testing.assert_close(horizon[:, 0], expected)
+    assert float((horizon[:, 0] / tau - 1).abs().max()) < 0.06
+    # By default every reading is capped at the median (of the pulls).
+    cap = 1 / float((1 / expected).median())
+    torch.testing.assert_close(residual_horizon(residual, theta)[:, 0],
+                               expected.clamp(max=cap))
+    # A row the residual pulls inwards looks converged: capped horizon.
+    residual[0] = theta[0]
+    capped = residual_horizon(residual, theta, spread=10.0)
+    assert float(capped[0, 0]) == pytest.approx(
+        10 * float(capped[1:, 0].median()))
+    with pytest.raises(ValueError, match='converged'):
+        residual_horizon(theta, theta)
+
+
+def test_optimizer_horizon_rejects_what_it_cannot_read():
+    param = torch.nn.Parameter(torch.zeros(3, 2))
+    adam = torch.optim.Adam([param])
+    with pytest.raises(ValueError, match='no step'):
+        optimizer_horizon(adam, param, 10)
+    with pytest.raises(ValueError, match='not optimised'):
+        optimizer_horizon(adam, torch.nn.Parameter(torch.zeros(1)), 10)
+    with pytest.raises(ValueError, match='loss_scale'):
+        optimizer_horizon(adam, param, 0)
+    rms = torch.optim.RMSprop([param])
+    param.sum().backward()
+    rms.step()
+    with pytest.raises(TypeError, match='RMSprop'):
+        optimizer_horizon(rms, param, 10)
