@@ -3,6 +3,7 @@ import torch
 
 from torch_geometric_unlearn.baselines import (
     FineTuneUnlearner,
+    PairedRetrainUnlearner,
     RetrainUnlearner,
     WarmRetrainUnlearner,
 )
@@ -61,3 +62,38 @@ def test_finetune_runs_its_budget(small_data, trained):
     assert result.diagnostics['epochs'] == 2
     with pytest.raises(ValueError, match='epochs'):
         FineTuneUnlearner(model, small_data, record.examples, epochs=0)
+
+
+def test_paired_retrain_is_the_original_run_without_the_requests(
+        small_data, trained):
+    model, record = trained
+    first = random_interactions(small_data, count=20, seed=1)
+    second = random_interactions(small_data, count=20, seed=2)
+    second = second[:, ~torch.isin(pair_keys(second, small_data.num_items),
+                                   pair_keys(first, small_data.num_items))]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # bitwise reproducible sparse products
+    try:
+        unlearner = PairedRetrainUnlearner(
+            model, small_data, record.examples, config=CONFIG,
+            epochs=record.best_epoch, copy_model=True)
+        unlearner.unlearn(first)
+        result = unlearner.unlearn(second)
+        # The reference, written out: one run on the original data's
+        # stream without both requests, for the original's epoch count.
+        expected = build_model(small_data, 8, 1)
+        epochs = record.best_epoch
+        direct = train(expected, small_data,
+                       TrainConfig(progress=False, lr=0.01, batch_size=1024,
+                                   max_epochs=epochs, eval_every=epochs,
+                                   patience=1),
+                       exclude=torch.cat([first, second], 1))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(result.model.embedding.weight,
+                       expected.embedding.weight)
+    assert result.diagnostics['epochs'] == record.best_epoch
+    assert torch.equal(unlearner.examples, direct.examples)
+    with pytest.raises(ValueError, match='epochs'):
+        PairedRetrainUnlearner(model, small_data, record.examples,
+                               config=CONFIG, epochs=0)

@@ -5,6 +5,7 @@ from torch_geometric_unlearn.data import pair_keys
 from torch_geometric_unlearn.deletion import (
     flip_labels,
     inject_fake_interactions,
+    inject_fake_users,
     item_interactions,
     random_interactions,
     random_items,
@@ -88,3 +89,33 @@ def test_flip_labels(small_data):
         flip_labels(small_data)
     with pytest.raises(ValueError, match='implicit'):
         inject_fake_interactions(labelled)
+
+
+def test_fake_users_promote_targets_and_are_the_request(small_data):
+    attack = inject_fake_users(small_data, num_fake=12, num_targets=3,
+                               num_filler=5, seed=4)
+    data, request, targets = attack.data, attack.request, attack.target_items
+    assert data.num_users == small_data.num_users + 12
+    assert torch.equal(data.train_index[:, :small_data.num_train],
+                       small_data.train_index)
+    assert torch.equal(data.train_index[:, small_data.num_train:], request)
+    # Every fake user holds the targets and 5 distinct popular fillers.
+    assert request.size(1) == 12 * 8
+    assert set(request[0].tolist()) == set(range(small_data.num_users,
+                                                 small_data.num_users + 12))
+    degree = torch.bincount(small_data.train_index[1],
+                            minlength=small_data.num_items)
+    rank = degree.argsort(descending=True, stable=True).argsort()
+    assert bool((rank[targets] >= small_data.num_items // 2).all())
+    for user in range(small_data.num_users, small_data.num_users + 12):
+        items = request[1, request[0] == user]
+        assert torch.unique(items).numel() == 8
+        assert bool(torch.isin(targets, items).all())
+        fillers = items[~torch.isin(items, targets)]
+        assert bool((rank[fillers] < small_data.num_items // 10).all())
+    again = inject_fake_users(small_data, 12, 3, 5, seed=4)
+    assert torch.equal(again.request, request)
+    for kwargs in (dict(num_fake=0), dict(num_targets=0),
+                   dict(num_filler=10**6)):
+        with pytest.raises(ValueError, match=next(iter(kwargs))):
+            inject_fake_users(small_data, **{'num_fake': 5, **kwargs})

@@ -4,7 +4,9 @@ import math
 import pytest
 import torch
 
-from torch_geometric_unlearn.evaluation import auc_score, ranking_metrics
+from torch_geometric_unlearn.evaluation import (auc_score, hit_ratio,
+                                                 ranking_metrics)
+from torch_geometric_unlearn.training import build_model
 
 
 def brute_auc(score, label):
@@ -164,3 +166,20 @@ def test_unseen_pairs_avoid_every_known_pair(small_data):
                                   data.test_index)
              for p in idx.t().tolist()}
     assert not any(tuple(p) in known for p in unseen.t().tolist())
+
+
+def test_hit_ratio_matches_brute_force(small_data):
+    model = build_model(small_data, 8, 1)
+    items = torch.tensor([3, 50, 120])
+    users = torch.tensor([5, 0, 17, 40])
+    emb = model.get_embedding(small_data.edge_index).detach()
+    hits = 0
+    for user in users.tolist():
+        score = emb[user] @ emb[small_data.num_users:].t()
+        own = small_data.train_index[1, small_data.train_index[0] == user]
+        score[own] = -float('inf')
+        hits += bool(torch.isin(score.topk(20).indices, items).any())
+    assert hit_ratio(model, small_data, items, users) == hits / 4
+    # Every user has some item of a catalogue-wide set in the top-20.
+    assert hit_ratio(model, small_data,
+                     torch.arange(small_data.num_items)) == 1.0

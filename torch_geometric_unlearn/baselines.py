@@ -1,11 +1,14 @@
 r"""Baselines behind the same
 :meth:`~torch_geometric_unlearn.unlearner.Unlearner.unlearn` call:
-retraining from scratch, warm-start retraining and fine-tuning, all with the
-reference trainer."""
+retraining from scratch, the paired retrain, warm-start retraining and
+fine-tuning, all with the reference trainer."""
 import time
 from dataclasses import replace
 from typing import Dict, Optional, Tuple
 
+import torch
+
+from .data import pair_keys
 from .training import TrainConfig, TrainResult, train
 from .unlearner import Request, Unlearner, remaining_data
 
@@ -45,6 +48,61 @@ class RetrainUnlearner(Unlearner):
         super()._advance(request)
         # Training drew new negatives: they are the objective from now on.
         self.examples, self.labels = self._record.examples, self._record.labels
+
+
+class PairedRetrainUnlearner(RetrainUnlearner):
+    r"""Retrains from scratch paired with the original run: the same seed and
+    initialisation, the example stream (negatives, batch order) of the data
+    the model was first trained on, minus every interaction forgotten so
+    far (see :func:`~torch_geometric_unlearn.training.train` with
+    :obj:`exclude`).  Its only difference from the original run is what
+    was forgotten: the reference for an early-stopped model (see
+    :mod:`~torch_geometric_unlearn.fidelity`).
+
+    Args:
+        config (TrainConfig): The original run's configuration (its seed
+            included).
+        epochs (int, optional): Train exactly this many epochs, evaluating
+            only at the last so that its parameters are kept: the original
+            run's restored epoch (:obj:`TrainResult.best_epoch`).
+            :obj:`None` applies the configuration's early stopping again.
+    """
+    method = 'paired-retrain'
+
+    def __init__(self, model, data, examples, labels=None, l2: float = 1.0,
+                 config: Optional[TrainConfig] = None,
+                 epochs: Optional[int] = None, copy_model: bool = False):
+        super().__init__(model, data, examples, labels, l2, config,
+                         copy_model)
+        if epochs is not None and (isinstance(epochs, bool) or
+                                   not isinstance(epochs, int) or
+                                   epochs < 1):
+            raise ValueError(f"'epochs' must be a positive int or None "
+                             f"(got {epochs!r})")
+        self.epochs = epochs
+        self._stream = data
+
+    def _train_config(self) -> TrainConfig:
+        if self.epochs is None:
+            return self.config
+        return replace(self.config, max_epochs=self.epochs,
+                       eval_every=self.epochs, patience=1)
+
+    def _update(self, request: Request) -> Tuple[Dict, Dict]:
+        start = time.perf_counter()
+        stream = self._stream
+        keys = torch.cat([self._forgotten,
+                          pair_keys(request.pairs, stream.num_items)])
+        excluded = torch.stack([keys // stream.num_items,
+                                keys % stream.num_items])
+        self._record = train(self.model, stream, self._train_config(),
+                             exclude=excluded)
+        record = self._record
+        return {'train': time.perf_counter() - start}, {
+            'epochs': record.epochs,
+            'best_epoch': record.best_epoch,
+            record.metric: record.best_metric,
+        }
 
 
 class WarmRetrainUnlearner(RetrainUnlearner):

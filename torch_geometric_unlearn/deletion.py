@@ -147,6 +147,59 @@ def inject_fake_interactions(data: InteractionData, fraction: float = 0.01,
     return Poisoning(poisoned, request, targets)
 
 
+def inject_fake_users(data: InteractionData, num_fake: int,
+                      num_targets: int = 5, num_filler: int = 20,
+                      seed: int = 0) -> Poisoning:
+    r"""A targeted promotion attack by fake users (a bandwagon shilling
+    attack): :obj:`num_fake` new users each interact with all
+    :obj:`num_targets` target items, drawn from the less popular half, and
+    with :obj:`num_filler` items drawn from the most popular tenth, so that
+    the targets look like what popular items' fans like.
+
+    The fake users are appended after the real ones (ids
+    :obj:`num_users` and up) and hold no validation or test pairs.  Removing
+    them (the request: every fake interaction) should take the targets back
+    out of real users' top lists; see
+    :func:`~torch_geometric_unlearn.evaluation.hit_ratio`.
+
+    Returns:
+        Poisoning: The poisoned data, the fake interactions :obj:`[2, k]`
+        and the target items.
+    """
+    if data.train_label is not None:
+        raise ValueError("Fake users need implicit data")
+    popular_pool = max(1, data.num_items // 10)
+    for name, value, low, high in (
+            ('num_fake', num_fake, 1, None),
+            ('num_targets', num_targets, 1, data.num_items // 2),
+            ('num_filler', num_filler, 0, popular_pool)):
+        if isinstance(value, bool) or not isinstance(value, int) or \
+                value < low or (high is not None and value > high):
+            raise ValueError(f"'{name}' must be an int in [{low}, "
+                             f"{high if high is not None else 'inf'}] "
+                             f"(got {value!r})")
+    gen = _generator(seed)
+    degree = torch.bincount(data.train_index[1], minlength=data.num_items)
+    order = degree.argsort(descending=True, stable=True)
+    unpopular = order.flip(0)[:data.num_items // 2]
+    targets = unpopular[torch.randperm(unpopular.numel(),
+                                       generator=gen)[:num_targets]].sort()[0]
+    popular = order[:popular_pool]
+    user = torch.arange(data.num_users, data.num_users + num_fake)
+    filler = torch.stack([
+        popular[torch.randperm(popular.numel(), generator=gen)[:num_filler]]
+        for _ in range(num_fake)
+    ]) if num_filler else torch.empty(num_fake, 0, dtype=torch.long)
+    items = torch.cat([targets.expand(num_fake, -1), filler], dim=1)
+    request = torch.stack([user.repeat_interleave(items.size(1)),
+                           items.reshape(-1)])
+    poisoned = data.replace(
+        num_users=data.num_users + num_fake,
+        train_index=torch.cat([data.train_index, request], dim=1),
+        name=f'{data.name}+fake-users')
+    return Poisoning(poisoned, request, targets)
+
+
 def flip_labels(data: InteractionData, fraction: float = 0.01,
                 seed: int = 0) -> Poisoning:
     r"""The IFRU paper's scenario for labelled data: flips the labels of a

@@ -265,6 +265,29 @@ def top_k_share(model: torch.nn.Module, data: InteractionData,
 
 
 @torch.no_grad()
+def hit_ratio(model: torch.nn.Module, data: InteractionData, items: Tensor,
+              users: Optional[Tensor] = None, k: int = 20,
+              batch_size: int = 1024,
+              edge_index: Optional[Tensor] = None) -> float:
+    r"""The share of :obj:`users` (default: all) with at least one of
+    :obj:`items` in their top-:obj:`k` (training items excluded), e.g. the
+    targets of a promotion attack among real users."""
+    emb = model.get_embedding(data.edge_index if edge_index is None else
+                              edge_index)
+    user_emb, item_emb = emb[:data.num_users], emb[data.num_users:]
+    users = torch.arange(data.num_users) if users is None else users
+    users = users.sort()[0]
+    excl = pair_keys(data.train_index, data.num_items).sort()[0]
+    hits = 0
+    for batch in users.split(batch_size):
+        score = user_emb[batch.to(emb.device)] @ item_emb.t()
+        score[_rows_cols(excl, batch, data.num_items)] = -float('inf')
+        top = score.topk(k, dim=1).indices
+        hits += int(torch.isin(top, items.to(top.device)).any(1).sum())
+    return hits / users.numel()
+
+
+@torch.no_grad()
 def pair_scores(model: torch.nn.Module, edge_index: Tensor, pairs: Tensor,
                 num_users: int) -> Tensor:
     r"""Scores of user-item :obj:`pairs` :obj:`[2, k]` under a
