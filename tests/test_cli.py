@@ -71,6 +71,13 @@ def test_unlearn_applies_request_files_to_checkpoints(tmp_path, capsys):
                  str(report)]) == 0
     after = Checkpoint.load(str(out))
     assert after.data.num_train == first.data.num_train - 3
+    # The training run's horizon travels with the checkpoint, and the
+    # trajectory step used it.
+    assert first.horizon is not None and torch.equal(after.horizon,
+                                                     first.horizon)
+    printed = capsys.readouterr().out
+    assert 'certificate: trajectory step' in printed and \
+        'horizon optimizer' in printed
     keys = pairs[0] * first.data.num_items + pairs[1]
     assert torch.equal(after.forgotten, pairs[:, keys.argsort()])
     assert json.loads(report.read_text())['forgotten'] == 3

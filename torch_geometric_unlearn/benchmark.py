@@ -314,14 +314,14 @@ def draw_request(spec: RequestSpec, data: InteractionData, seed: int
 
 def _unlearner(method: str, model, data, record, config: TrainConfig):
     args = (model, data, record.examples, record.labels, config.l2)
+    ifru = dict(copy_model=True, horizon=record.horizon)
     if method == 'ifru':
-        return IFRUnlearner(*args, copy_model=True)
+        return IFRUnlearner(*args, **ifru)
     if method == 'ifru-nospill':
         return IFRUnlearner(*args, config=IFRUConfig(spillover=False),
-                            copy_model=True)
+                            **ifru)
     if method == 'ifru-noprune':
-        return IFRUnlearner(*args, config=IFRUConfig(pruning=None),
-                            copy_model=True)
+        return IFRUnlearner(*args, config=IFRUConfig(pruning=None), **ifru)
     cls = {
         'finetune': FineTuneUnlearner,
         'warm-retrain': WarmRetrainUnlearner,
@@ -359,6 +359,11 @@ def _timed(config: BenchmarkConfig, method: str, model, data, record,
             'hvps': s.num_hvps,
             'message': s.message,
         } for s in diag['solver']]
+        certificate = result.certificate
+        entry['ran'] = {'step': certificate.step,
+                        'curvature': certificate.curvature,
+                        'horizon': certificate.horizon,
+                        'flags': certificate.flags}
     else:
         entry.update({k: v for k, v in result.diagnostics.items()
                       if isinstance(v, (int, float))})

