@@ -49,6 +49,7 @@ from typing import Any, Dict, List
 import torch
 
 from torch_geometric_unlearn.baselines import PairedRetrainUnlearner
+from torch_geometric_unlearn.benchmark import summarize as summarize_runs
 from torch_geometric_unlearn.datasets import ifru_ml100k, load_dataset
 from torch_geometric_unlearn.deletion import (inject_fake_users,
                                               item_interactions,
@@ -256,36 +257,18 @@ def finish(spec, kind, data, pairs, probe, runs) -> Dict[str, Any]:
     return out
 
 
-def _flatten(entry, prefix=''):
-    flat = {}
-    for key, value in entry.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f'{prefix}{key}.'))
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            flat[f'{prefix}{key}'] = float(value)
-    return flat
-
-
-def summarize(runs: List[Dict]) -> Dict[str, Dict[str, Dict[str, float]]]:
-    summary = {}
-    for method in runs[0]['methods']:
-        values: Dict[str, List[float]] = {}
-        for run in runs:
-            for key, value in _flatten(run['methods'][method]).items():
-                values.setdefault(key, []).append(value)
-        summary[method] = {
-            key: {'mean': statistics.fmean(v),
-                  'std': statistics.stdev(v) if len(v) > 1 else 0.0,
-                  'n': len(v)}
-            for key, v in values.items()}
-        steps = {run['methods'][method].get('certificate', {}).get('step')
-                 for run in runs} - {None}
-        if steps:
+def summarize(runs: List[Dict]) -> Dict[str, Dict[str, Any]]:
+    r"""Mean and spread over the seeds of every figure (as the benchmark
+    command's), and which step, curvature and horizon ran."""
+    summary = summarize_runs(runs)
+    for method in summary:
+        certificates = [run['methods'][method].get('certificate')
+                        for run in runs]
+        if all(certificates):
             summary[method]['ran'] = sorted(
                 {f"{c['step']}/{c['curvature']}/{c['horizon']}" +
                  (' (fallback)' if c['fallback'] else '')
-                 for c in (run['methods'][method]['certificate']
-                           for run in runs)})
+                 for c in certificates})
     return summary
 
 

@@ -241,6 +241,22 @@ def mean_rank(model: torch.nn.Module, edge_index: Tensor, pairs: Tensor,
     return float(torch.cat(ranks).double().mean())
 
 
+def _top_k(model: torch.nn.Module, data: InteractionData,
+           users: Optional[Tensor], k: int, batch_size: int,
+           edge_index: Optional[Tensor]):
+    # Yields the top-k items (training items excluded) of the sorted users,
+    # a batch at a time, :obj:`[b, k]`.
+    emb = model.get_embedding(data.edge_index if edge_index is None else
+                              edge_index)
+    user_emb, item_emb = emb[:data.num_users], emb[data.num_users:]
+    users = torch.arange(data.num_users) if users is None else users
+    excl = pair_keys(data.train_index, data.num_items).sort()[0]
+    for batch in users.sort()[0].split(batch_size):
+        score = user_emb[batch.to(emb.device)] @ item_emb.t()
+        score[_rows_cols(excl, batch, data.num_items)] = -float('inf')
+        yield score.topk(k, dim=1).indices
+
+
 @torch.no_grad()
 def top_k_share(model: torch.nn.Module, data: InteractionData,
                 items: Tensor, users: Optional[Tensor] = None,
@@ -249,19 +265,10 @@ def top_k_share(model: torch.nn.Module, data: InteractionData,
     r"""The share of the top-:obj:`k` slots (training items excluded) of
     :obj:`users` (default: all) that :obj:`items` take, e.g. the targets of
     a promotion attack."""
-    emb = model.get_embedding(data.edge_index if edge_index is None else
-                              edge_index)
-    user_emb, item_emb = emb[:data.num_users], emb[data.num_users:]
-    users = torch.arange(data.num_users) if users is None else users
-    users = users.sort()[0]
-    excl = pair_keys(data.train_index, data.num_items).sort()[0]
-    hits = 0
-    for batch in users.split(batch_size):
-        score = user_emb[batch] @ item_emb.t()
-        score[_rows_cols(excl, batch, data.num_items)] = -float('inf')
-        top = score.topk(k, dim=1).indices
-        hits += int(torch.isin(top, items).sum())
-    return hits / (users.numel() * k)
+    tops = list(_top_k(model, data, users, k, batch_size, edge_index))
+    hits = sum(int(torch.isin(top, items.to(top.device)).sum())
+               for top in tops)
+    return hits / (sum(top.size(0) for top in tops) * k)
 
 
 @torch.no_grad()
@@ -272,19 +279,10 @@ def hit_ratio(model: torch.nn.Module, data: InteractionData, items: Tensor,
     r"""The share of :obj:`users` (default: all) with at least one of
     :obj:`items` in their top-:obj:`k` (training items excluded), e.g. the
     targets of a promotion attack among real users."""
-    emb = model.get_embedding(data.edge_index if edge_index is None else
-                              edge_index)
-    user_emb, item_emb = emb[:data.num_users], emb[data.num_users:]
-    users = torch.arange(data.num_users) if users is None else users
-    users = users.sort()[0]
-    excl = pair_keys(data.train_index, data.num_items).sort()[0]
-    hits = 0
-    for batch in users.split(batch_size):
-        score = user_emb[batch.to(emb.device)] @ item_emb.t()
-        score[_rows_cols(excl, batch, data.num_items)] = -float('inf')
-        top = score.topk(k, dim=1).indices
-        hits += int(torch.isin(top, items.to(top.device)).any(1).sum())
-    return hits / users.numel()
+    tops = list(_top_k(model, data, users, k, batch_size, edge_index))
+    hits = sum(int(torch.isin(top, items.to(top.device)).any(1).sum())
+               for top in tops)
+    return hits / sum(top.size(0) for top in tops)
 
 
 @torch.no_grad()
