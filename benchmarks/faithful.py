@@ -61,6 +61,7 @@ from torch_geometric_unlearn.evaluation import (auc_on_pairs, evaluate,
 from torch_geometric_unlearn.fidelity import (change_closure, noise_floor,
                                               probe_pairs, score_change)
 from torch_geometric_unlearn.ifru import IFRUConfig, IFRUnlearner
+from torch_geometric_unlearn.influence import SolverError
 from torch_geometric_unlearn.training import TrainConfig, build_model, train
 from torch_geometric_unlearn.unlearner import UnlearnResult
 
@@ -173,8 +174,14 @@ def run_request(args, spec: str, cache: Dict) -> Dict[str, Any]:
                 models[method] = UnlearnResult(model, after, pairs, method)
                 entries[method] = {}
                 continue
-            result, seconds = timed(method, model, data, record, args.l2,
-                                    pairs, args.repeats)
+            try:
+                result, seconds = timed(method, model, data, record,
+                                        args.l2, pairs, args.repeats)
+            except SolverError as error:  # recorded, as a user would see it
+                entries[method] = {'error': str(error)}
+                print(f'[{spec} seed {seed}] {method} failed: {error}',
+                      flush=True)
+                continue
             models[method] = result
             entries[method] = {'seconds': seconds,
                                'certificate': certificate_entry(result)}
@@ -218,6 +225,8 @@ def finish(spec, kind, data, pairs, probe, runs) -> Dict[str, Any]:
         'probe_pairs': probe.size(1),
         'noise_floor': {key: noise_floor(paired[key]) for key in sets},
     }
+    for run in runs:
+        run['methods']['original'].pop('changes')
     same = [r['methods'].get('paired-retrain-same-rule') for r in runs]
     if all(same):
         out['noise_floor_same_rule'] = {
@@ -231,9 +240,9 @@ def finish(spec, kind, data, pairs, probe, runs) -> Dict[str, Any]:
         base = methods['original']
         ref = methods['paired-retrain']
         for name, entry in methods.items():
-            changes = entry.pop('changes')
-            if name == 'original':
+            if name == 'original' or 'error' in entry:
                 continue
+            changes = entry.pop('changes')
             entry['closure'] = {key: change_closure(changes[key],
                                                     target[key])
                                 for key in sets}
@@ -262,6 +271,11 @@ def summarize(runs: List[Dict]) -> Dict[str, Dict[str, Any]]:
     command's), and which step, curvature and horizon ran."""
     summary = summarize_runs(runs)
     for method in summary:
+        errors = [run['methods'][method]['error'] for run in runs
+                  if 'error' in run['methods'][method]]
+        if errors:
+            summary[method]['failed'] = (f'{len(errors)} of {len(runs)} '
+                                         f'seeds: {errors[0]}')
         certificates = [run['methods'][method].get('certificate')
                         for run in runs]
         if all(certificates):
@@ -311,7 +325,9 @@ def table(result: Dict[str, Any]) -> str:
                 cell += ' ± ' + fmt.format(stats[key]['std'])
             cells.append(cell)
         lines.append(f'| {method} | ' + ' | '.join(cells) + ' | ' +
-                     ', '.join(stats.get('ran', [])) + ' |')
+                     ', '.join(stats.get('ran', [])) +
+                     (f" FAILED {stats['failed']}" if 'failed' in stats
+                      else '') + ' |')
     return '\n'.join(lines)
 
 

@@ -226,7 +226,14 @@ def expected_negative_grad(final: Tensor, pairs: Tensor, num_users: int,
         prob *= (weight[lo:lo + step] /
                  (num_items - count).clamp(min=1)).view(-1, 1)
         total = prob.sum(1, keepdim=True)
-        out.index_add_(0, user, prob @ items - total * fi)
-        out[num_users:] += prob.t() @ fu
+        out.index_add_(0, user, -total * fi)
         out.index_add_(0, item + num_users, -total * fu)
+        # A user's pairs share the products with the item table: summing
+        # their rows first makes a request of whole users (k pairs of u
+        # users) cost u, not k, row-times-table products.
+        users, slot = torch.unique(user, return_inverse=True)
+        summed = prob.new_zeros(users.numel(), num_items).index_add_(
+            0, slot, prob)
+        out.index_add_(0, users, summed @ items)
+        out[num_users:] += summed.t() @ final[users]
     return out

@@ -495,15 +495,18 @@ class IFRUnlearner(Unlearner):
                          region: '_Region', frozen: Tensor) -> Tensor:
         # The forgotten triples' F-gradient averaged over the negative
         # sampler, minus their frozen one, on the region (ball rows only:
-        # nothing outside the ball reaches the solved rows).
+        # nothing outside the ball reaches the solved rows).  Computed in
+        # the curvature's precision: it scores every item for every
+        # forgotten pair.
         data = self.data
         known = pair_keys(data.train_index, data.num_items).sort()[0]
         average = expected_negative_grad(
-            full, self.examples[:2, removed].to(full.device), data.num_users,
+            full.to(self.config.curvature_dtype),
+            self.examples[:2, removed].to(full.device), data.num_users,
             known.to(full.device))
         out = torch.zeros_like(frozen)
         ball = region.nodes[:region.ball_size].to(full.device)
-        out[:region.ball_size] = average[ball]
+        out[:region.ball_size] = average[ball].to(out.dtype)
         return out - frozen
 
     def _observed(self, nodes: Tensor, keep: Tensor) -> Tensor:
