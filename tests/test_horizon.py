@@ -98,6 +98,15 @@ def test_residual_horizon_reads_early_stopped_gradient_descent():
         residual_horizon(theta, theta)
 
 
+def test_sign_like_adam_gives_no_horizon():
+    # Without gradient noise Adam's steps are sign-like: the linear
+    # response is off (by 0.9-4.7 times on such runs), so no horizon.
+    a, c = quadratic()
+    param, opt = run(a, c, torch.optim.Adam, 300, 0.0, lr=1e-2)
+    with pytest.raises(ValueError, match='sign-like'):
+        optimizer_horizon(opt, param, loss_scale=N)
+
+
 def test_optimizer_horizon_rejects_what_it_cannot_read():
     param = torch.nn.Parameter(torch.zeros(3, 2))
     adam = torch.optim.Adam([param])

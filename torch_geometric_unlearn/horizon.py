@@ -30,6 +30,10 @@ step sizes are divided by :obj:`loss_scale` :math:`= N`.
 import torch
 from torch import Tensor
 
+# Above this median share of the squared mean gradient in Adam's second
+# moment, the run was not noise-driven and its step size gives no horizon.
+MAX_SIGNAL_SHARE = 0.2
+
 
 def optimizer_horizon(optimizer: torch.optim.Optimizer, param: Tensor,
                       loss_scale: float) -> Tensor:
@@ -41,8 +45,18 @@ def optimizer_horizon(optimizer: torch.optim.Optimizer, param: Tensor,
       size of coordinate :math:`k` is :math:`\mathrm{lr} /
       (\sqrt{\hat v_k} + \epsilon)` with the bias-corrected second moment
       :math:`\hat v`, so :math:`\tau_k = T\,\mathrm{lr} / (N (\sqrt{\hat
-      v_k} + \epsilon))` after :math:`T` steps.  (Decoupled weight decay
-      is not modelled.)
+      v_k} + \epsilon))` after :math:`T` steps.  This linear response
+      holds while gradient noise dominates :math:`\hat v` (mini-batch
+      training past its first epochs); where the gradient itself does,
+      Adam's steps are sign-like and barely respond.  So the median over
+      rows of :math:`\lVert \hat m \rVert^2 / \sum \hat v` must be at
+      most :data:`MAX_SIGNAL_SHARE`.  Measured: 0.03 for MF and 2-layer
+      LightGCN on MovieLens-100K, 0.12 for LightGCN-1 with BCE, 0.38 for a
+      2-layer LightGCN on Last.fm restored after two epochs, where this
+      horizon overshot (closure -0.02 against 0.75 for the residual's).
+      On quadratics the response of paired Adam runs was predicted to
+      3-5% at shares of 0.05-0.07 and off by 0.4-4.7 times at 0.26-0.91.
+      (Decoupled weight decay is not modelled.)
     * :class:`torch.optim.SGD`: :math:`\tau = T\,\mathrm{lr} / N`, with
       :math:`T` the steps taken (pass them through the state: SGD keeps no
       step count, so :obj:`optimizer.state[param]['step']` must be set).
@@ -57,6 +71,10 @@ def optimizer_horizon(optimizer: torch.optim.Optimizer, param: Tensor,
 
     Returns:
         torch.Tensor: :math:`\tau`, the shape of :obj:`param`.
+
+    Raises:
+        ValueError: If the state cannot give a horizon (no step taken, or
+            Adam's steps sign-like).
     """
     if not loss_scale > 0:
         raise ValueError(f"'loss_scale' must be positive (got {loss_scale})")
@@ -70,8 +88,19 @@ def optimizer_horizon(optimizer: torch.optim.Optimizer, param: Tensor,
                          "state holds no 'step')")
     steps = float(state['step'])
     if isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW)):
-        beta2 = group['betas'][1]
+        beta1, beta2 = group['betas']
         v_hat = state['exp_avg_sq'] / (1 - beta2**steps)
+        m_hat = state['exp_avg'] / (1 - beta1**steps)
+        rows = v_hat.reshape(v_hat.size(0), -1) if v_hat.dim() > 1 else \
+            v_hat.view(-1, 1)
+        signal = float(((m_hat**2).reshape_as(rows).sum(1) /
+                        rows.sum(1).clamp(min=1e-300)).median())
+        if signal > MAX_SIGNAL_SHARE:
+            raise ValueError(
+                f"Adam's steps were sign-like, not noise-driven (median "
+                f"share of the gradient's square in its second moment "
+                f"{signal:.2f} > {MAX_SIGNAL_SHARE}): its step size does "
+                f"not predict how the run responds to a change")
         size = group['lr'] / (v_hat.sqrt() + group['eps'])
     elif isinstance(optimizer, torch.optim.SGD):
         size = torch.full_like(param, group['lr'])

@@ -121,6 +121,9 @@ class TrainResult:
             move each coordinate per unit of summed gradient (see
             :func:`~torch_geometric_unlearn.horizon.optimizer_horizon`).
             :class:`~torch_geometric_unlearn.ifru.IFRUnlearner` takes it.
+            :obj:`None` where Adam's steps were still sign-like (e.g. a run
+            restored after its first epochs): the unlearner then reads a
+            horizon off the stationarity residual.
     """
     epochs: int
     best_epoch: int
@@ -273,8 +276,12 @@ def train(model: LightGCN, data: InteractionData,
         history.append({'epoch': epoch, config.metric: value})
         bar.set_postfix({config.metric: f'{value:.4f}'})
         if value > best[0]:
+            try:
+                horizon = optimizer_horizon(optimizer, weight, num)
+            except ValueError:  # sign-like steps: no horizon to record
+                horizon = None
             best = (value, epoch, copy.deepcopy(model.state_dict()), examples,
-                    labels, optimizer_horizon(optimizer, weight, num))
+                    labels, horizon)
             bad = 0
         else:
             bad += 1
