@@ -344,7 +344,7 @@ def main(argv=None):
     parser.add_argument('--max-epochs', type=int, default=1000)
     parser.add_argument('--requests', nargs='+',
                         default=['random:0.01', 'users:5', 'popular:1',
-                                 'attack:0.1'],
+                                 'attack:0.2'],
                         help="random:FRACTION, users:N, popular:N (the N "
                         "most popular items), attack:FRACTION (fake users, "
                         "a fraction of the real ones), flip (ifru-ml100k)")
