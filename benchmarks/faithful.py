@@ -11,7 +11,7 @@ over the seeds:
 * score-change closure against the paired retrains' mean change, on the
   forgotten pairs and on probe pairs sharing a user or an item with the
   request, beside the noise floor (the same closure between two seeds'
-  paired changes);
+  paired changes), and against the same seed's paired change alone;
 * the forgotten pairs' rank shift (1 = the paired retrain's; random and
   popular-item requests: a forgotten user's zero row ranks nothing);
 * utility (Recall@20, NDCG@20, AUC on the test split, new graph) and its
@@ -225,6 +225,8 @@ def finish(spec, kind, data, pairs, probe, runs) -> Dict[str, Any]:
         'probe_pairs': probe.size(1),
         'noise_floor': {key: noise_floor(paired[key]) for key in sets},
     }
+    ref_changes = {run['seed']: run['methods']['paired-retrain']['changes']
+                   for run in runs}
     for run in runs:
         run['methods']['original'].pop('changes')
     same = [r['methods'].get('paired-retrain-same-rule') for r in runs]
@@ -246,6 +248,12 @@ def finish(spec, kind, data, pairs, probe, runs) -> Dict[str, Any]:
             entry['closure'] = {key: change_closure(changes[key],
                                                     target[key])
                                 for key in sets}
+            # Against the same seed's paired change alone: where seeds
+            # disagree (a low floor), the method may still track its own.
+            entry['closure_own'] = {
+                key: change_closure(changes[key],
+                                    ref_changes[run['seed']][key])
+                for key in sets}
             if shift:
                 entry['rank_shift'] = (entry['rank'] - base['rank']) / shift
             if 'hit_ratio' in entry:

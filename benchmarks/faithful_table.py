@@ -25,6 +25,13 @@ def cell(stats, key, fmt, percent=False):
     return text + (' ± ' + spread if stats[key]['n'] > 1 else '')
 
 
+def own(stats) -> str:
+    keys = ('closure_own.forgotten', 'closure_own.probe')
+    if not all(k in stats for k in keys):
+        return ''
+    return ' / '.join(f"{stats[k]['mean']:.2f}" for k in keys)
+
+
 def table(report) -> str:
     config = report['config']
     model = ('MF' if config['layers'] == 0 else
@@ -33,10 +40,11 @@ def table(report) -> str:
              f"L2 {config['l2']:g}, lr {config['lr']:g}", '',
              f"`{report['command']}`", '',
              '| request (pairs; noise floor forgotten / probe) | method | '
-             'closure forgotten | closure probe | rank shift | attack '
+             'closure forgotten | closure probe | own seed\'s (f / p) | '
+             'rank shift | attack '
              'removed / flipped AUC | recall@20 vs paired | AUC vs paired '
              '| time / previous default | x paired retrain | ran |',
-             '|---|---|---|---|---|---|---|---|---|---|---|']
+             '|---|---|---|---|---|---|---|---|---|---|---|---|']
     for result in report['requests']:
         floor = result['noise_floor']
         head = (f"{result['request']} ({result['size']}; "
@@ -51,6 +59,7 @@ def table(report) -> str:
                 f'| {head}', method,
                 cell(stats, 'closure.forgotten', '{:.2f}'),
                 cell(stats, 'closure.probe', '{:.2f}'),
+                own(stats),
                 cell(stats, 'rank_shift', '{:.2f}'), special,
                 cell(stats, 'utility_vs_paired.recall@20', '{:+.1f}%',
                      percent=True),
