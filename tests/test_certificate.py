@@ -1,0 +1,45 @@
+import pytest
+import torch
+
+from torch_geometric_unlearn.certificate import (LARGE_STEP, OVERSHOOT_AUC,
+                                                 Certificate, forgotten_auc)
+
+OK = dict(step='trajectory', curvature='gauss_newton', horizon='optimizer',
+          stationarity=10.0, solve_residual=0.005, solve_tol=0.01,
+          products=7, gradient_before=80.0, gradient_after=80.1,
+          step_norm=0.02, forgotten_auc_before=0.9, forgotten_auc_after=0.8)
+
+
+def test_a_clean_update_raises_no_flag():
+    certificate = Certificate(**OK)
+    assert certificate.flags == [] and not certificate.suspect
+    assert str(certificate).endswith(': ok')
+
+
+@pytest.mark.parametrize('change, flag', [
+    (dict(fallback='negative curvature, 6 products'), 'fallback'),
+    (dict(solve_residual=0.02), 'unconverged'),
+    (dict(solve_residual=float('nan')), 'unconverged'),
+    (dict(step_norm=LARGE_STEP + 0.1), 'large_step'),
+    (dict(forgotten_auc_after=OVERSHOOT_AUC - 0.01), 'overshoot'),
+])
+def test_each_flag(change, flag):
+    certificate = Certificate(**{**OK, **change})
+    assert certificate.flags == [flag] and certificate.suspect
+    assert f'SUSPECT: {flag}' in str(certificate)
+
+
+def test_forgotten_auc_against_brute_force():
+    gen = torch.Generator().manual_seed(0)
+    final = torch.randn(7, 3, generator=gen)  # 3 users, 4 items
+    forgotten = torch.tensor([[0, 1, 2], [1, 3, 0]])
+    unseen = torch.tensor([[0, 1, 2, 2], [2, 0, 3, 1]])
+
+    def score(pairs):
+        return [float(final[u] @ final[3 + i]) for u, i in pairs.t().tolist()]
+
+    wins = sum(1.0 if a > b else 0.5 if a == b else 0.0
+               for a in score(forgotten) for b in score(unseen))
+    assert forgotten_auc(final, forgotten, unseen, 3) == pytest.approx(
+        wins / 12)
+    assert forgotten_auc(final, forgotten[:, :0], unseen, 3) is None
