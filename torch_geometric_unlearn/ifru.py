@@ -94,15 +94,16 @@ class IFRUConfig:
             trajectory step reads one from the residual; where the residual
             pulls no row outwards (a model shrinking under its L2, not an
             early-stopped one) it has no reading and the Newton step runs
-            instead, as the certificate records.  :obj:`'newton'` or :obj:`'trajectory'` force
-            one.  Measured on MovieLens-100K early-stopped models (score
-            changes against paired retrains, see the benchmark docs): the
-            Newton step with the Gauss-Newton fallback overshot every
-            request (closure -0.80 to 0.35 on the forgotten pairs), the
-            trajectory step closed 0.71-0.95.
+            instead, as the certificate records.  :obj:`'newton'` or
+            :obj:`'trajectory'` force one.  Measured on early-stopped
+            MovieLens-100K and Last.fm models (score changes of the
+            forgotten pairs against paired retrains, see the benchmark
+            docs): the Newton step with the Gauss-Newton fallback closed
+            -1.38 to 0.98 and failed on unregularised models; the
+            trajectory step closed 0.73-0.98.
         stationary_tol (float): The threshold of the test.  Converged
             models measured here sit near 0.002, early-stopped ones at
-            4-20.
+            1-100 (the lowest for the largest requests).
         spillover (bool): Include the spillover term; :obj:`False` keeps the
             direct influence only (SCIF-like).
         pruning (PruningConfig): Which candidate rows to solve for, ranked
