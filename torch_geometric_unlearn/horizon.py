@@ -15,7 +15,7 @@ original run by
 where :math:`g` is the request's influence on the gradient, :math:`A` the
 curvature, :math:`\eta P` the optimiser's per-coordinate step size and
 :math:`\tau = T \eta P` the *horizon* (see
-:func:`~torch_geometric_unlearn.influence.trajectory_response`).  Where
+:func:`~torch_geometric_unlearn.influence.solvers.trajectory_response`).  Where
 :math:`\tau \mu \gg 1` this is the Newton step :math:`A^{-1} g` of IFRU;
 where training had too little time to follow the curvature it is the
 shorter move that training actually makes.  With :math:`\tau \to \infty`

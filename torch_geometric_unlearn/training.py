@@ -204,7 +204,8 @@ def train(model: LightGCN, data: InteractionData,
             negatives and batch order, minus the examples of the excluded
             pairs): with the same seed this is the *paired retrain* of a
             deletion request, whose only difference from the original run
-            is the request (see :func:`paired_retrain`).
+            is the request (see
+            :class:`~torch_geometric_unlearn.baselines.PairedRetrainUnlearner`).
 
     Returns:
         TrainResult: Epochs, wall time, best metric and the frozen examples.
