@@ -61,7 +61,8 @@ def test_finetune_runs_its_budget(small_data, trained):
     result = unlearner.unlearn(random_interactions(small_data, count=5))
     assert result.diagnostics['epochs'] == 2
     with pytest.raises(ValueError, match='epochs'):
-        FineTuneUnlearner(model, small_data, record.examples, epochs=0)
+        FineTuneUnlearner(model, small_data, record.examples, config=CONFIG,
+                          epochs=0)
 
 
 def test_paired_retrain_is_the_original_run_without_the_requests(

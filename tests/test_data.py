@@ -1,12 +1,13 @@
 import pytest
 import torch
 
-from torch_geometric_unlearn import InteractionData
+from torch_geometric_unlearn import InteractionData, build_model
 from torch_geometric_unlearn.data import (
     pair_keys,
     sample_negatives,
     to_undirected_homogeneous,
 )
+from torch_geometric_unlearn.evaluation import evaluate
 
 
 def make(**kwargs):
@@ -40,11 +41,18 @@ def test_labelled_graph_keeps_positives_only():
     (dict(train_index=torch.empty(2, 0, dtype=torch.long)), 'no inter'),
     (dict(train_label=torch.tensor([1, 0])), '2 entries'),
     (dict(train_label=torch.tensor([1, 2, 0])), '0 and 1'),
-    (dict(test_index=None), 'test_index'),
+    (dict(train_index=None), 'train_index'),
 ])
 def test_bad_input_names_the_problem(kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):
         make(**kwargs)
+
+
+def test_unlearning_needs_no_test_split():
+    data = make(test_index=None)
+    assert data.test_index is None and 'test=0' in repr(data)
+    with pytest.raises(ValueError, match="no 'test' interactions"):
+        evaluate(build_model(data, 4, 1), data)
 
 
 def test_pair_keys_and_homogeneous_mapping():

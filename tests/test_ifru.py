@@ -512,18 +512,20 @@ def test_unregularised_model_unlearns():
 
 def test_bad_numbers_are_rejected_at_construction(tiny):
     model = build_model(tiny, 4, 1)
-    examples = torch.zeros(3, 1, dtype=torch.long)
+    gen = torch.Generator().manual_seed(0)
+    examples = torch.cat([tiny.train_index, torch.randint(
+        tiny.num_items, (1, tiny.num_train), generator=gen)])
     for l2 in (float('nan'), float('inf'), -1.0):
         with pytest.raises(ValueError, match="'l2'"):
             IFRUnlearner(model, tiny, examples, l2=l2)
     for bad in (torch.zeros(3, 4), -torch.ones(tiny.num_nodes, 4),
                 torch.full((tiny.num_nodes, 4), float('nan'))):
         with pytest.raises(ValueError, match="'horizon'"):
-            IFRUnlearner(model, tiny, examples, horizon=bad)
+            IFRUnlearner(model, tiny, examples, l2=1.0, horizon=bad)
     with torch.no_grad():
         model.embedding.weight[3, 1] = float('nan')
     with pytest.raises(ValueError, match='NaN'):
-        IFRUnlearner(model, tiny, examples)
+        IFRUnlearner(model, tiny, examples, l2=1.0)
     for kwargs, match in [(dict(step='lbfgs'), 'step'),
                           (dict(stationary_tol=-1), 'stationary_tol')]:
         with pytest.raises(ValueError, match=match):

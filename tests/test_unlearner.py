@@ -38,7 +38,7 @@ def triples(data):
 @pytest.fixture
 def unlearner(small_data):
     model = build_model(small_data, 4, 1)
-    return Shift(model, small_data, triples(small_data))
+    return Shift(model, small_data, triples(small_data), l2=1.0)
 
 
 def test_interactions_are_forgotten_and_state_moves_forward(unlearner,
@@ -121,10 +121,10 @@ def test_unknown_interaction_is_named(unlearner, small_data):
 def test_failure_rolls_back_everything(small_data):
     model = build_model(small_data, 4, 1)
     before = model.embedding.weight.detach().clone()
-    unlearner = Failing(model, small_data, triples(small_data))
+    unlearner = Failing(model, small_data, triples(small_data), l2=1.0)
     with pytest.raises(KeyboardInterrupt):
         unlearner.unlearn(small_data.train_index[:, :3])
-    assert torch.equal(model.embedding.weight, before)
+    assert torch.equal(unlearner.model.embedding.weight, before)
     assert unlearner.data is small_data
     assert unlearner.examples.size(1) == small_data.num_train
 
@@ -132,18 +132,47 @@ def test_failure_rolls_back_everything(small_data):
 def test_copy_model_leaves_the_original_alone(small_data):
     model = build_model(small_data, 4, 1)
     before = model.embedding.weight.detach().clone()
-    unlearner = Shift(model, small_data, triples(small_data),
-                      copy_model=True)
+    unlearner = Shift(model, small_data, triples(small_data), l2=1.0)
     result = unlearner.unlearn(small_data.train_index[:, :1])
     assert torch.equal(model.embedding.weight, before)
     assert result.model is not model
+    # In place only when asked for.
+    in_place = Shift(model, small_data, triples(small_data), l2=1.0,
+                     copy_model=False).unlearn(small_data.train_index[:, :1])
+    assert in_place.model is model
+    assert not torch.equal(model.embedding.weight, before)
+
+
+def test_l2_must_be_stated(small_data):
+    model = build_model(small_data, 4, 1)
+    with pytest.raises(ValueError, match="State the L2 weight 'l2'"):
+        Shift(model, small_data, triples(small_data))
+
+
+def test_examples_must_match_the_data(small_data):
+    model = build_model(small_data, 4, 1)
+    examples = triples(small_data)
+    moved = examples.clone()
+    moved[1, 0] = (moved[1, 0] + 1) % small_data.num_items
+    while bool(torch.isin(moved[0, 0] * small_data.num_items + moved[1, 0],
+                          small_data.train_index[0] * small_data.num_items +
+                          small_data.train_index[1])):
+        moved[1, 0] = (moved[1, 0] + 1) % small_data.num_items
+    with pytest.raises(ValueError, match='1 examples do not match'):
+        Shift(model, small_data, moved, l2=1.0)
+    with pytest.raises(ValueError, match='2 training pairs have no example'):
+        Shift(model, small_data, examples[:, 2:], l2=1.0)
+    offset = examples.clone()
+    offset[1:] += small_data.num_users  # PyG's edge_label_index ids
+    with pytest.raises(ValueError, match='subtract num_users'):
+        Shift(model, small_data, offset, l2=1.0)
 
 
 def test_constructor_checks_model_and_examples(small_data):
     model = build_model(small_data, 4, 1)
     with pytest.raises(ValueError, match='BPR triples'):
-        Shift(model, small_data, small_data.train_index.float())
+        Shift(model, small_data, small_data.train_index.float(), l2=1.0)
     with pytest.raises(ValueError, match='need .labels.'):
-        Shift(model, small_data, small_data.train_index)
-    with pytest.raises(ValueError, match='outside the data'):
-        Shift(model, small_data, triples(small_data) + 1000)
+        Shift(model, small_data, small_data.train_index, l2=1.0)
+    with pytest.raises(ValueError, match=r'row 0 holds user id .*outside'):
+        Shift(model, small_data, triples(small_data) + 1000, l2=1.0)

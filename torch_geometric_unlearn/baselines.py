@@ -18,13 +18,19 @@ class RetrainUnlearner(Unlearner):
     parameters, new negatives): the gold standard that unlearning
     approximates.  :obj:`config` is the
     :class:`~torch_geometric_unlearn.training.TrainConfig` of the original
-    training."""
+    training; its :obj:`l2` is the L2 weight (give :obj:`l2` only without
+    a config, or equal to it)."""
     method = 'retrain'
     warm_start = False
 
-    def __init__(self, model, data, examples, labels=None, l2: float = 1.0,
-                 config: Optional[TrainConfig] = None,
-                 copy_model: bool = False):
+    def __init__(self, model, data, examples, labels=None,
+                 l2: Optional[float] = None, config: Optional[TrainConfig] = None,
+                 copy_model: bool = True):
+        if config is not None and l2 is None:
+            l2 = config.l2
+        elif config is not None and l2 != config.l2:
+            raise ValueError(f"The L2 weight is given twice, as 'l2'={l2!r} "
+                             f"and config.l2={config.l2!r}: give it once")
         super().__init__(model, data, examples, labels, l2, copy_model)
         self.config = replace(config or TrainConfig(), l2=l2)
         self._record: Optional[TrainResult] = None
@@ -69,9 +75,9 @@ class PairedRetrainUnlearner(RetrainUnlearner):
     """
     method = 'paired-retrain'
 
-    def __init__(self, model, data, examples, labels=None, l2: float = 1.0,
-                 config: Optional[TrainConfig] = None,
-                 epochs: Optional[int] = None, copy_model: bool = False):
+    def __init__(self, model, data, examples, labels=None,
+                 l2: Optional[float] = None, config: Optional[TrainConfig] = None,
+                 epochs: Optional[int] = None, copy_model: bool = True):
         super().__init__(model, data, examples, labels, l2, config,
                          copy_model)
         if epochs is not None and (isinstance(epochs, bool) or
@@ -118,9 +124,9 @@ class FineTuneUnlearner(RetrainUnlearner):
     method = 'finetune'
     warm_start = True
 
-    def __init__(self, model, data, examples, labels=None, l2: float = 1.0,
-                 config: Optional[TrainConfig] = None, epochs: int = 2,
-                 copy_model: bool = False):
+    def __init__(self, model, data, examples, labels=None,
+                 l2: Optional[float] = None, config: Optional[TrainConfig] = None, epochs: int = 2,
+                 copy_model: bool = True):
         super().__init__(model, data, examples, labels, l2, config,
                          copy_model)
         if epochs < 1:

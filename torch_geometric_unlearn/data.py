@@ -22,7 +22,9 @@ class InteractionData:
         num_users (int): Number of users.
         num_items (int): Number of items.
         train_index (torch.Tensor): Training pairs, shape :obj:`[2, N]`.
-        test_index (torch.Tensor): Test pairs, shape :obj:`[2, N_test]`.
+        test_index (torch.Tensor, optional): Test pairs, shape
+            :obj:`[2, N_test]`, for evaluation; unlearning never needs
+            them.
         val_index (torch.Tensor, optional): Validation pairs, shape
             :obj:`[2, N_val]`.
         train_label (torch.Tensor, optional): Binary labels of the training
@@ -35,7 +37,7 @@ class InteractionData:
     num_users: int
     num_items: int
     train_index: Tensor
-    test_index: Tensor
+    test_index: Optional[Tensor] = None
     val_index: Optional[Tensor] = None
     train_label: Optional[Tensor] = None
     val_label: Optional[Tensor] = None
@@ -51,8 +53,8 @@ class InteractionData:
         for split in ('train', 'val', 'test'):
             index = getattr(self, f'{split}_index')
             if index is None:
-                if split != 'val':
-                    raise ValueError(f"'{split}_index' is required")
+                if split == 'train':
+                    raise ValueError("'train_index' is required")
                 continue
             self.check_pairs(index, f'{split}_index')
             label = getattr(self, f'{split}_label')
@@ -123,11 +125,11 @@ class InteractionData:
         return replace(self, **changes)
 
     def __repr__(self) -> str:
-        val = 0 if self.val_index is None else self.val_index.size(1)
+        val, test = (0 if x is None else x.size(1)
+                     for x in (self.val_index, self.test_index))
         return (f'{self.__class__.__name__}({self.name}, '
                 f'users={self.num_users}, items={self.num_items}, '
-                f'train={self.num_train}, val={val}, '
-                f'test={self.test_index.size(1)})')
+                f'train={self.num_train}, val={val}, test={test})')
 
 
 def to_undirected_homogeneous(index: Tensor, num_users: int) -> Tensor:

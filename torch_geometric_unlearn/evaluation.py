@@ -303,9 +303,8 @@ def unseen_pairs(data: InteractionData, pairs: Tensor,
     validation or test): the "never seen" side of a membership-inference
     attack.  Users who know every item are left out.  Shape
     :obj:`[2, k']`, :math:`k' \leq k`."""
-    known = [data.train_index, data.test_index, pairs]
-    if data.val_index is not None:
-        known.append(data.val_index)
+    known = [data.train_index, pairs] + [
+        x for x in (data.val_index, data.test_index) if x is not None]
     forbidden = torch.unique(pair_keys(torch.cat(known, 1), data.num_items))
     # Users who know every item have no unseen pair: leave them out.
     full = torch.bincount(forbidden // data.num_items,

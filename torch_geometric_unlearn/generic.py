@@ -34,7 +34,7 @@ from .influence import (HessianOperator, LinearOperator, ParameterSelection,
 from .models import LinkModel
 from .objectives import margin_loss
 from .spillover import PruningConfig, SpilloverTracer
-from .unlearner import Request, Unlearner, remaining_data
+from .unlearner import Request, Unlearner, check_examples, remaining_data
 
 __all__ = [
     'ExampleLoss',
@@ -347,9 +347,10 @@ class GenericIFRUnlearner(Unlearner):
 
     def __init__(self, model: Union[LinkModel, torch.nn.Module], data,
                  examples: Tensor, labels: Optional[Tensor] = None,
-                 l2: float = 1.0, loss: Optional[ExampleLoss] = None,
+                 l2: Optional[float] = None,
+                 loss: Optional[ExampleLoss] = None,
                  config: Optional[GenericIFRUConfig] = None,
-                 copy_model: bool = False):
+                 copy_model: bool = True):
         if isinstance(model, torch.nn.Module) and \
                 not isinstance(model, LinkModel):
             model = LinkModel(model, data.num_users, data.num_items)
@@ -377,7 +378,9 @@ class GenericIFRUnlearner(Unlearner):
                              f"{model.num_items} items but the data has "
                              f"{data.num_users} and {data.num_items}")
         objective = ExampleObjective(examples, labels, self._loss)
-        if examples.min() < 0 or examples[0].max() >= data.num_users or \
+        if examples.size(0) in (2, 3):
+            check_examples(examples, labels, data)
+        elif examples.min() < 0 or examples[0].max() >= data.num_users or \
                 examples[1:].max() >= data.num_items:
             raise ValueError("'examples' hold user or item ids outside the "
                              "data")

@@ -439,9 +439,10 @@ class IFRUnlearner(Unlearner):
     """
     method = 'ifru'
 
-    def __init__(self, model, data, examples, labels=None, l2: float = 1.0,
+    def __init__(self, model, data, examples, labels=None,
+                 l2: Optional[float] = None,
                  config: Optional[IFRUConfig] = None,
-                 copy_model: bool = False,
+                 copy_model: bool = True,
                  horizon: Optional[Tensor] = None):
         if not isinstance(model, LightGCN):
             raise TypeError(f"IFRUnlearner needs PyG's LightGCN (matrix "

@@ -104,19 +104,22 @@ class Unlearner:
             them.
         labels (torch.Tensor, optional): Labels of BCE examples, :obj:`[M]`.
         l2 (float): The L2 weight :math:`\lambda` on the summed loss used in
-            training; 0 for an unregularised model.
+            training (:math:`\frac{\lambda}{2} \lVert \theta \rVert^2`);
+            0 for an unregularised model.  Required: it changes the answer,
+            so it is never assumed.  For a model from your own loop,
+            :func:`~torch_geometric_unlearn.recipe.from_training_loop`
+            works it out from the loss as you wrote it.
         copy_model (bool): Work on a deep copy, leaving :obj:`model`
-            untouched; else update it in place.
+            untouched (the default: PyG's :class:`Explainer` also leaves
+            the model alone); :obj:`False` updates it in place.
     """
     method = 'base'
 
     def __init__(self, model: torch.nn.Module, data: InteractionData,
                  examples: Tensor, labels: Optional[Tensor] = None,
-                 l2: float = 1.0, copy_model: bool = False):
+                 l2: Optional[float] = None, copy_model: bool = True):
+        check_l2(l2)
         self._check(model, data, examples, labels)
-        if isinstance(l2, bool) or not isinstance(l2, (int, float)) or \
-                not 0 <= l2 < float('inf'):
-            raise ValueError(f"'l2' must be a finite float >= 0 (got {l2!r})")
         for name, param in model.named_parameters():
             if not bool(torch.isfinite(param).all()):
                 raise ValueError(f"The model's parameter '{name}' holds NaN "
@@ -187,7 +190,7 @@ class Unlearner:
         r"""Raises unless the algorithm can work on :obj:`model` and
         :obj:`examples`; subclasses that accept other models override it."""
         check_model(model, data)
-        _check_examples(examples, labels, data)
+        check_examples(examples, labels, data)
 
     def _update(self, request: Request) -> Tuple[Dict[str, float], Dict]:
         r"""Updates :attr:`model` for :obj:`request`; returns timings per
@@ -280,6 +283,21 @@ class Unlearner:
         return Request(pairs, train_mask, example_mask, deleted)
 
 
+def check_l2(l2):
+    r"""Raises a :class:`ValueError` unless :obj:`l2` is a stated, finite
+    weight :math:`\geq 0`."""
+    if l2 is None:
+        raise ValueError(
+            "State the L2 weight 'l2' of the summed training loss (0 for an "
+            "unregularised model): it changes the answer.  With the "
+            "package's trainer it is TrainConfig.l2; for PyG's "
+            "recommendation_loss(lambda_reg=...) or your own loop use "
+            "torch_geometric_unlearn.recipe.from_training_loop")
+    if isinstance(l2, bool) or not isinstance(l2, (int, float)) or \
+            not 0 <= l2 < float('inf'):
+        raise ValueError(f"'l2' must be a finite float >= 0 (got {l2!r})")
+
+
 def _check_long(x, what: str, dim: int):
     if not isinstance(x, Tensor) or x.dtype != torch.long:
         raise RequestError(f"'{what}' must be a torch.long tensor")
@@ -289,8 +307,13 @@ def _check_long(x, what: str, dim: int):
                            f"(got {list(x.shape)})")
 
 
-def _check_examples(examples: Tensor, labels: Optional[Tensor],
-                    data: InteractionData):
+def check_examples(examples: Tensor, labels: Optional[Tensor],
+                   data: InteractionData):
+    r"""Raises a :class:`ValueError` unless :obj:`examples` are training
+    examples of :obj:`data`: BPR triples :obj:`[3, M]` whose (user,
+    positive) pairs are exactly the training pairs, or labelled pairs
+    :obj:`[2, M]` covering every training pair (for implicit data, pairs
+    labelled 0 are sampled negatives and must not be training pairs)."""
     if not isinstance(examples, Tensor) or examples.dtype != torch.long \
             or examples.dim() != 2 or examples.size(0) not in (2, 3):
         raise ValueError("'examples' must be a long tensor of BPR triples "
@@ -300,6 +323,38 @@ def _check_examples(examples: Tensor, labels: Optional[Tensor],
                          "[3, M] take none")
     if labels is not None and labels.shape != (examples.size(1), ):
         raise ValueError(f"'labels' must have shape [{examples.size(1)}]")
-    if examples[0].max() >= data.num_users or examples[1:].max() >= \
-            data.num_items or examples.min() < 0:
-        raise ValueError("'examples' hold user or item ids outside the data")
+    if examples.size(1) == 0:
+        raise ValueError("'examples' is empty")
+    sizes = [('user', data.num_users)] + [('item', data.num_items)] * 2
+    for row in range(examples.size(0)):
+        kind, size = sizes[row]
+        low, high = int(examples[row].min()), int(examples[row].max())
+        if low < 0 or high >= size:
+            hint = (f"; item ids offset by num_users={data.num_users}, as "
+                    f"in PyG's edge_label_index?  Examples hold item ids "
+                    f"in [0, num_items): subtract num_users"
+                    if row and low >= data.num_users else '')
+            raise ValueError(f"'examples' row {row} holds {kind} id "
+                             f"{low if low < 0 else high}, outside "
+                             f"[0, {size}){hint}")
+    train = pair_keys(data.train_index, data.num_items)
+    keys = pair_keys(examples[:2], data.num_items)
+    known = torch.isin(keys, train)
+    observed = torch.ones_like(known)
+    if labels is not None and data.train_label is None and \
+            bool(torch.isin(labels, labels.new_tensor([0, 1])).all()):
+        observed = labels == 1
+    stray = observed != known
+    if stray.any():
+        bad = examples[:2, stray][:, :3].t().tolist()
+        raise ValueError(
+            f"{int(stray.sum())} examples do not match the data's training "
+            f"pairs, e.g. (user, item) {bad}: pass the examples the model "
+            f"was trained on, for this data")
+    missing = ~torch.isin(train, keys)
+    if missing.any():
+        bad = data.train_index[:, missing][:, :3].t().tolist()
+        raise ValueError(
+            f"{int(missing.sum())} training pairs have no example, e.g. "
+            f"(user, item) {bad}: the examples must cover every training "
+            f"pair")
