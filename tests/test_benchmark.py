@@ -114,3 +114,31 @@ def test_outputs_are_written(report, tmp_path):
     table = format_table(report)
     assert table.splitlines()[0].startswith('| method | seconds')
     assert '| ifru |' in table and '±' in table
+
+
+def test_finetune_and_warm_retrain_are_different_methods():
+    # An early-stopped MF model, as in the benchmark runs whose fine-tune
+    # and warm-retrain rows were identical: the warm retrain finds no
+    # better epoch than its first and restores it.  Both replay one seeded
+    # stream from the same parameters, so a fine-tune that also restored
+    # its best epoch returned the same parameters.
+    from torch_geometric_unlearn.baselines import (FineTuneUnlearner,
+                                                   WarmRetrainUnlearner)
+    from torch_geometric_unlearn.datasets import synthetic
+    from torch_geometric_unlearn.deletion import random_interactions
+    from torch_geometric_unlearn.training import build_model, train
+    data = synthetic(**TINY, seed=0)
+    config = TrainConfig(lr=0.01, batch_size=256, max_epochs=60, patience=2,
+                         progress=False)
+    model = build_model(data, 8, 0)
+    record = train(model, data, config)
+    pairs = random_interactions(data, count=20, seed=0)
+    args = (model, data, record.examples, record.labels)
+    warm = WarmRetrainUnlearner(*args, config=config).unlearn(pairs)
+    tuned = FineTuneUnlearner(*args, config=config, epochs=2).unlearn(pairs)
+    assert record.epochs > record.best_epoch > 2  # early-stopped
+    assert warm.diagnostics['best_epoch'] == 1
+    assert not torch.equal(warm.model.embedding.weight,
+                           tuned.model.embedding.weight)
+    # The fine-tune keeps its last epoch.
+    assert tuned.diagnostics['best_epoch'] == tuned.diagnostics['epochs'] == 2

@@ -120,7 +120,13 @@ class WarmRetrainUnlearner(RetrainUnlearner):
 
 class FineTuneUnlearner(RetrainUnlearner):
     r"""Fine-tunes the current parameters on the remaining data for a fixed
-    budget of :obj:`epochs` epochs (the best validation epoch is kept)."""
+    budget of :obj:`epochs` epochs and keeps the parameters of the last
+    one: no validation selects among them.  (Keeping the best epoch made it
+    the :class:`WarmRetrainUnlearner` cut short: both replay one seeded
+    stream from the same parameters, so wherever the warm retrain restored
+    an epoch within the budget, as it does on early-stopped models, the two
+    returned the same parameters.  They now agree only where the warm
+    retrain restores epoch :obj:`epochs` itself.)"""
     method = 'finetune'
     warm_start = True
 
@@ -134,5 +140,6 @@ class FineTuneUnlearner(RetrainUnlearner):
         self.epochs = epochs
 
     def _train_config(self) -> TrainConfig:
+        # Evaluated only at the last epoch, which is then the one kept.
         return replace(self.config, max_epochs=self.epochs,
-                       patience=self.epochs)
+                       eval_every=self.epochs, patience=1)
