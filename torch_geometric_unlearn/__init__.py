@@ -3,6 +3,7 @@ from .data import InteractionData
 from .generic import GenericIFRUConfig, GenericIFRUnlearner
 from .ifru import IFRUConfig, IFRUnlearner
 from .models import HeteroLinkModel, LinkModel
+from .recipe import Recipe, from_training_loop
 from .spillover import (
     PruningConfig,
     PruningStrategy,
@@ -22,6 +23,8 @@ from .unlearner import (
 __version__ = '0.1.0'
 
 __all__ = [
+    'from_training_loop',
+    'Recipe',
     'InteractionData',
     'Unlearner',
     'UnlearnResult',

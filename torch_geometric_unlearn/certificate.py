@@ -67,6 +67,10 @@ class Certificate:
         forgotten_auc_after (float, optional): The same after it.
         fallback (str, optional): Why the first choice of curvature failed,
             if it did.
+        objective (str, optional): How the fixed objective was obtained
+            from your training loop (the loss, its L2 weights and where the
+            frozen negatives and the horizon came from), for unlearners
+            built by :func:`~torch_geometric_unlearn.recipe.from_training_loop`.
         flags (List[str]): Why the update is suspect, if it is:
             :obj:`'fallback'` (the exact Hessian failed and Gauss-Newton
             ran), :obj:`'unconverged'` (the solve missed its tolerance),
@@ -88,6 +92,7 @@ class Certificate:
     forgotten_auc_before: Optional[float] = None
     forgotten_auc_after: Optional[float] = None
     fallback: Optional[str] = None
+    objective: Optional[str] = None
     flags: List[str] = field(default_factory=list)
 
     def __post_init__(self):
@@ -111,7 +116,9 @@ class Certificate:
         auc = ('' if self.forgotten_auc_after is None else
                f', forgotten-vs-unseen AUC {self.forgotten_auc_before:.3f} '
                f'-> {self.forgotten_auc_after:.3f}')
-        return (f'{self.step} step ({self.curvature}, horizon '
+        source = '' if self.objective is None else \
+            f'objective: {self.objective}\n'
+        return (f'{source}{self.step} step ({self.curvature}, horizon '
                 f'{self.horizon}), stationarity {self.stationarity:.3g}, '
                 f'solve residual {self.solve_residual:.2g} (tol '
                 f'{self.solve_tol:g}, {self.products} products), gradient '

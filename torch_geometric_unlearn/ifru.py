@@ -42,7 +42,7 @@ differentiated twice.
 import time
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -55,6 +55,7 @@ from .evaluation import unseen_pairs
 from .horizon import residual_horizon
 from .influence import (LinearOperator, SolverConfig, SolverDiagnostics,
                         SolverError, solve, trajectory_response)
+from .objectives import BatchL2
 from .propagation import LinearPropagation
 from .spillover import PruningConfig, SpilloverTracer, infer_num_hops
 from .unlearner import Request, Unlearner, remaining_data
@@ -337,13 +338,15 @@ class PropagatedHessian(LinearOperator):
         final (torch.Tensor): The final embeddings :math:`F`, :obj:`[n, d]`.
         rows (torch.Tensor): The free rows, :obj:`[r]`.
         loss (BilinearLoss): The summed loss :math:`L` of the examples.
-        l2 (float): :math:`\lambda`.
+        l2 (float or torch.Tensor): :math:`\lambda`, or one weight per
+            free row, :obj:`[r, 1]`.
         gauss_newton (bool): Use the Gauss-Newton matrix of :math:`L`.
         dtype (torch.dtype): dtype of the vectors; :obj:`final`,
             :obj:`prop` and :obj:`loss` set the precision of the products.
     """
     def __init__(self, prop: LinearPropagation, final: Tensor, rows: Tensor,
-                 loss: BilinearLoss, l2: float, gauss_newton: bool = False,
+                 loss: BilinearLoss, l2: Union[float, Tensor],
+                 gauss_newton: bool = False,
                  dtype: torch.dtype = torch.float64):
         super().__init__(rows.numel() * final.size(1), dtype, final.device)
         self.prop, self.rows, self.l2 = prop, rows, l2
@@ -354,7 +357,8 @@ class PropagatedHessian(LinearOperator):
         full = vec.new_zeros(self.shape, dtype=self.compute_dtype)
         full[self.rows] = vec.view(self.rows.numel(), -1).to(full.dtype)
         out = self.prop(self.curvature.matvec(self.prop(full)))
-        return out[self.rows].reshape(-1).to(vec.dtype) + self.l2 * vec
+        out = out[self.rows].to(vec.dtype)
+        return (out + self.l2 * vec.view_as(out)).reshape(-1)
 
 
 class GaugeProjection:
@@ -438,6 +442,7 @@ class IFRUnlearner(Unlearner):
         scores = result.model(result.edge_index, edge_label_index)
     """
     method = 'ifru'
+    per_row_l2 = True
 
     def __init__(self, model, data, examples, labels=None,
                  l2: Optional[float] = None,
@@ -477,12 +482,25 @@ class IFRUnlearner(Unlearner):
         # P is symmetric, so the gradient over E is P times that over F.
         return prop(sum(loss.grad(final) for loss in losses))
 
+    def _l2_rows(self, data, rows: Tensor, dtype: torch.dtype
+                 ) -> Union[float, Tensor]:
+        # The L2 weight of each row [r, 1] for the objective on 'data'.
+        if not isinstance(self.l2, BatchL2):
+            return self.l2
+        index = (data.train_positive_index if self.examples.size(0) == 3
+                 else data.train_index)
+        weights = self.l2.weights(index, data.num_users, data.num_items,
+                                  sampled_negatives=self.examples.size(0) ==
+                                  3)
+        return weights[rows.cpu()].view(-1, 1).to(rows.device, dtype)
+
     def _newton(self, prop: LinearPropagation, final: Tensor, rows: Tensor,
-                loss: BilinearLoss, emb_rows: Tensor, rhs: Tensor):
+                loss: BilinearLoss, emb_rows: Tensor, rhs: Tensor,
+                l2: Union[float, Tensor]):
         config = self.config
 
         def build(kind: HessianType):
-            operator = PropagatedHessian(prop, final, rows, loss, self.l2,
+            operator = PropagatedHessian(prop, final, rows, loss, l2,
                                          kind == HessianType.gauss_newton,
                                          config.dtype)
             if not config.project_gauge:
@@ -534,7 +552,7 @@ class IFRUnlearner(Unlearner):
 
         weight = self.model.embedding.weight
         emb = weight.detach().to(config.dtype, copy=True)
-        num_users, l2, dtype = data.num_users, self.l2, config.dtype
+        num_users, dtype = data.num_users, config.dtype
         device = emb.device
         # Index bookkeeping stays on the CPU with the graph; products run
         # on the model's device.
@@ -546,7 +564,8 @@ class IFRUnlearner(Unlearner):
                                               config.extra_hops,
                                               config.pruning)
         keep = request.example_mask
-        new_edge_index = remaining_data(data, request.train_mask).edge_index
+        new_data = remaining_data(data, request.train_mask)
+        new_edge_index = new_data.edge_index
 
         # Nodes left in no example have the exact optimum zero.  Nodes left
         # only as sampled negatives keep nothing they learned from
@@ -572,6 +591,8 @@ class IFRUnlearner(Unlearner):
                         .reshape(-1), data.num_nodes)
         local = space.node_map[rows].to(device)
         rows_dev = rows.to(device)
+        l2_old = self._l2_rows(data, rows_dev, dtype)
+        l2 = self._l2_rows(new_data, rows_dev, dtype)  # the new objective's
         lap('trace')
 
         prop_old = LinearPropagation.induced(
@@ -594,7 +615,7 @@ class IFRUnlearner(Unlearner):
         # and spillover terms (unchanged examples cancel exactly).
         frozen_direct = loss_removed.grad(final_old)
         residual = prop_old(loss_touched.grad(final_old) + frozen_direct)[
-            local] + l2 * start
+            local] + l2_old * start
         new_grad = self._grad(prop_new, final_new, loss_touched)[local] + \
             l2 * start
         influence = (residual - new_grad if config.spillover else
@@ -672,7 +693,7 @@ class IFRUnlearner(Unlearner):
             if newton:
                 step_vec, record = self._newton(
                     prop_new.to(cdt), final_new.to(cdt), local,
-                    curvature_loss, emb[rows_dev], rhs.reshape(-1))
+                    curvature_loss, emb[rows_dev], rhs.reshape(-1), l2)
             else:
                 operator = PropagatedHessian(
                     prop_new.to(cdt), final_new.to(cdt), local,
@@ -734,7 +755,8 @@ class IFRUnlearner(Unlearner):
                                                data.num_users),
             forgotten_auc_after=forgotten_auc(full_new, positives, unseen,
                                               data.num_users),
-            fallback='; then '.join(fallback) or None)
+            fallback='; then '.join(fallback) or None,
+            objective=self.objective_note)
 
 
 class _Region:

@@ -9,6 +9,7 @@ The unlearning mathematics (see the docs) works with
 so every loss here returns a sum, never a mean.  Mini-batch training
 optimises the same objective divided by :math:`|D|`.
 """
+from dataclasses import dataclass
 from typing import Iterable, Optional, Union
 
 import torch
@@ -89,3 +90,97 @@ def bce_scores_loss(emb: Tensor, index: Tensor, label: Tensor,
                     num_users: int) -> Tensor:
     r"""Summed BCE loss of labelled pairs given final embeddings."""
     return margin_loss(example_margin(emb, index, num_users), label)
+
+
+@dataclass(frozen=True)
+class BatchL2:
+    r"""The L2 weights that a mini-batch training loop puts on each
+    embedding row, as weights :math:`\lambda_v` of the *summed* objective
+    :math:`\sum_z \ell(z) + \sum_v \frac{\lambda_v}{2} \lVert e_v
+    \rVert^2`.
+
+    A loop that minimises, per batch :math:`b` of :math:`B` examples,
+    :math:`\frac{1}{B} \big(\sum_{z \in b} \ell(z) + \lambda_{\text{reg}}
+    \lVert E_{V_b} \rVert^2\big)` (PyG's
+    :meth:`LightGCN.recommendation_loss`, with :obj:`node_id` the nodes
+    :math:`V_b` of the batch, or every node without it), with the
+    optimiser's coupled :obj:`weight_decay` :math:`w`, follows on average
+    the gradient of the summed objective above, divided by :math:`N`, with
+
+    .. math::
+        \lambda_v = 2 \lambda_{\text{reg}} \, c_v + w N,
+
+    where :math:`c_v` is the expected number of an epoch's :math:`N / B`
+    batches holding node :math:`v`: :math:`N / B` without :obj:`node_id`;
+    with it, :math:`\frac{N}{B} (1 - p_v)`, with :math:`p_v` the chance
+    that a batch misses all :math:`n_v` examples of :math:`v`
+    (hypergeometric, :math:`\binom{N - n_v}{B} / \binom{N}{B}`) and, for
+    items under BPR, its uniformly drawn negatives
+    (:math:`(1 - 1/I)^B`).  The weights change with the data, so a
+    retrain on fewer interactions is regularised as that loop would
+    regularise it.  Batches are taken as equal (a short last batch is
+    ignored).
+
+    Args:
+        lambda_reg (float): :math:`\lambda_{\text{reg}}`.
+        batch_size (int, optional): :math:`B`; :obj:`None` for full-batch
+            training.
+        node_id (bool): Regularise only the nodes of each batch.
+        weight_decay (float): :math:`w`.
+    """
+    lambda_reg: float
+    batch_size: Optional[int] = None
+    node_id: bool = False
+    weight_decay: float = 0.0
+
+    def __post_init__(self):
+        for name in ('lambda_reg', 'weight_decay'):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(
+                    value, (int, float)) or not 0 <= value < float('inf'):
+                raise ValueError(f"'{name}' must be a finite float >= 0 "
+                                 f"(got {value!r})")
+        if self.batch_size is not None and (
+                isinstance(self.batch_size, bool) or
+                not isinstance(self.batch_size, int) or self.batch_size < 1):
+            raise ValueError(f"'batch_size' must be a positive int or None "
+                             f"(got {self.batch_size!r})")
+
+    def weights(self, index: Tensor, num_users: int, num_items: int,
+                sampled_negatives: bool) -> Tensor:
+        r"""The weights :math:`\lambda_v` of every node, :obj:`[U + I]`
+        (float64), for training examples on the user-item pairs
+        :obj:`index` :obj:`[2, N]`, one negative item drawn per example
+        when :obj:`sampled_negatives`."""
+        num = index.size(1)
+        batch = num if self.batch_size is None else min(self.batch_size, num)
+        batches = num / batch
+        out = torch.full((num_users + num_items, ), 2 * self.lambda_reg *
+                         batches + self.weight_decay * num,
+                         dtype=torch.float64)
+        if not self.node_id or self.lambda_reg == 0:
+            return out
+        count = torch.bincount(torch.cat([index[0], index[1] + num_users]),
+                               minlength=num_users + num_items).double()
+        # log C(N - n, B) - log C(N, B); zero chance once N - n < B.
+        rest = num - count
+        log_miss = (torch.lgamma(rest + 1) - torch.lgamma(rest - batch + 1) -
+                    torch.lgamma(torch.tensor(num + 1.0)) +
+                    torch.lgamma(torch.tensor(num - batch + 1.0)))
+        miss = torch.where(rest >= batch, log_miss.exp().clamp(max=1),
+                           torch.zeros_like(rest))
+        miss[count == 0] = 1  # exactly, not up to lgamma's round-off
+        if sampled_negatives:
+            miss[num_users:] *= (1 - 1 / num_items)**batch
+        return out - 2 * self.lambda_reg * batches * miss
+
+    def describe(self) -> str:
+        r"""A one-line description for reports."""
+        where = ('the nodes of each batch (node_id)' if self.node_id else
+                 'every embedding row')
+        size = ('full batch' if self.batch_size is None else
+                f'batches of {self.batch_size}')
+        text = f'lambda_reg={self.lambda_reg:g} on {where}, {size}'
+        if self.weight_decay:
+            text += f', weight_decay={self.weight_decay:g}'
+        return text

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from .data import InteractionData, pair_keys, remaining_data
+from .objectives import BatchL2
 from .training import check_model
 
 
@@ -109,16 +110,22 @@ class Unlearner:
             so it is never assumed.  For a model from your own loop,
             :func:`~torch_geometric_unlearn.recipe.from_training_loop`
             works it out from the loss as you wrote it.
+            Unlearners with :attr:`per_row_l2` also take a
+            :class:`~torch_geometric_unlearn.objectives.BatchL2`: per-row
+            weights that follow the data, as a mini-batch loop with
+            per-batch regularisation implies.
         copy_model (bool): Work on a deep copy, leaving :obj:`model`
             untouched (the default: PyG's :class:`Explainer` also leaves
             the model alone); :obj:`False` updates it in place.
     """
     method = 'base'
+    per_row_l2 = False  # accepts a BatchL2 as 'l2'
 
     def __init__(self, model: torch.nn.Module, data: InteractionData,
                  examples: Tensor, labels: Optional[Tensor] = None,
                  l2: Optional[float] = None, copy_model: bool = True):
-        check_l2(l2)
+        if not (self.per_row_l2 and isinstance(l2, BatchL2)):
+            check_l2(l2)
         self._check(model, data, examples, labels)
         for name, param in model.named_parameters():
             if not bool(torch.isfinite(param).all()):
@@ -129,6 +136,10 @@ class Unlearner:
         self.examples = examples
         self.labels = labels
         self.l2 = l2
+        #: How the fixed objective was obtained (set by
+        #: :func:`~torch_geometric_unlearn.recipe.from_training_loop`);
+        #: reported as :obj:`diagnostics['objective']`.
+        self.objective_note: Optional[str] = None
         self._forgotten = torch.empty(0, dtype=torch.long)
 
     @property
@@ -181,6 +192,8 @@ class Unlearner:
             raise
 
         self._advance(request)
+        if self.objective_note:
+            diagnostics['objective'] = self.objective_note
         timings['total'] = time.perf_counter() - start
         return UnlearnResult(self.model, self.data, pairs, self.method,
                              timings, diagnostics)

@@ -1,0 +1,287 @@
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+from torch_geometric.nn import LightGCN
+
+from torch_geometric_unlearn import IFRUConfig
+from torch_geometric_unlearn.datasets import synthetic
+from torch_geometric_unlearn.generic import GenericIFRUnlearner
+from torch_geometric_unlearn.ifru import IFRUnlearner
+from torch_geometric_unlearn.influence import SolverConfig
+from torch_geometric_unlearn.objectives import BatchL2
+from torch_geometric_unlearn.spillover import PruningConfig
+from torch_geometric_unlearn.recipe import Recipe, from_training_loop
+
+BATCH = 150
+
+
+@pytest.fixture(scope='module')
+def graph():
+    # 60 users, 80 items; the training pairs cut to a multiple of the batch
+    # so that every batch of the loop has BATCH pairs.
+    data = synthetic(60, 80, 900, num_topics=4, seed=1)
+    pairs = data.train_index[:, :data.num_train // BATCH * BATCH]
+    num_users = data.num_users
+    train_eli = torch.stack([pairs[0], pairs[1] + num_users])
+    edge_index = torch.cat([train_eli, train_eli.flip(0)], 1)
+    return edge_index, train_eli, num_users, data.num_items
+
+
+def pyg_loop(graph, lambda_reg, node_id, epochs=20, seed=0):
+    r"""PyG's LightGCN example, as a user writes it: returns the model, the
+    optimiser and the negatives of the last epoch (item node ids)."""
+    edge_index, train_eli, num_users, num_items = graph
+    torch.manual_seed(seed)
+    model = LightGCN(num_users + num_items, 4, 1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
+    last = torch.empty(train_eli.size(1), dtype=torch.long)
+    for _ in range(epochs):
+        for index in torch.randperm(train_eli.size(1)).split(BATCH):
+            pos = train_eli[:, index]
+            neg = torch.stack([pos[0], torch.randint(
+                num_users, num_users + num_items, (index.numel(), ))])
+            edge_label_index = torch.cat([pos, neg], dim=1)
+            pos_rank, neg_rank = model(edge_index, edge_label_index).chunk(2)
+            loss = model.recommendation_loss(
+                pos_rank, neg_rank, lambda_reg=lambda_reg,
+                node_id=edge_label_index.unique() if node_id else None)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            last[index] = neg[1]
+    return model, optimizer, last
+
+
+def batches_holding(graph, node_id_negatives: bool, epochs: int):
+    # Monte Carlo of the loop's batching: how many batches of an epoch
+    # hold each node, averaged over epochs.
+    _, train_eli, num_users, num_items = graph
+    gen = torch.Generator().manual_seed(0)
+    count = torch.zeros(num_users + num_items, dtype=torch.float64)
+    for _ in range(epochs):
+        for index in torch.randperm(train_eli.size(1),
+                                    generator=gen).split(BATCH):
+            nodes = train_eli[:, index].reshape(-1)
+            if node_id_negatives:
+                nodes = torch.cat([nodes, torch.randint(
+                    num_users, num_users + num_items, (index.numel(), ),
+                    generator=gen)])
+            count[nodes.unique()] += 1
+    return count / epochs
+
+
+@pytest.mark.parametrize('negatives', [True, False])
+def test_batch_l2_weights_match_the_loop_s_batches(graph, negatives):
+    _, train_eli, num_users, num_items = graph
+    pairs = torch.stack([train_eli[0], train_eli[1] - num_users])
+    lambda_reg = 0.5
+    weights = BatchL2(lambda_reg, BATCH, node_id=True).weights(
+        pairs, num_users, num_items, sampled_negatives=negatives)
+    expected = 2 * lambda_reg * batches_holding(graph, negatives, 3000)
+    used = expected > 0
+    assert torch.allclose(weights[used], expected[used], rtol=0.03)
+    assert (weights[~used] == 0).all()
+    # The test tells the two cases apart: items under BPR meet their
+    # sampled negatives in extra batches.
+    other = BatchL2(lambda_reg, BATCH, node_id=True).weights(
+        pairs, num_users, num_items, sampled_negatives=not negatives)
+    assert not torch.allclose(other[used], expected[used], rtol=0.03)
+    # Without node_id every row is regularised in every batch.
+    flat = BatchL2(lambda_reg, BATCH).weights(pairs, num_users, num_items,
+                                              True)
+    assert torch.allclose(flat, torch.full_like(
+        flat, 2 * lambda_reg * train_eli.size(1) / BATCH))
+    assert torch.allclose(
+        BatchL2(0.0, BATCH, weight_decay=1e-3).weights(
+            pairs, num_users, num_items, True),
+        torch.full_like(flat, 1e-3 * train_eli.size(1)))
+
+
+def objective(model, emb, edge_index, eli, neg, weights):
+    # The summed objective written out from PyG's own forward pass: BPR of
+    # every (positive, frozen negative) pair plus the per-row L2 term.
+    pos_rank = functional_call(model, {'embedding.weight': emb},
+                               (edge_index, eli))
+    neg_eli = torch.stack([eli[0], neg])
+    neg_rank = functional_call(model, {'embedding.weight': emb},
+                               (edge_index, neg_eli))
+    return F.softplus(neg_rank - pos_rank).sum() + 0.5 * (
+        weights.view(-1, 1) * emb.pow(2)).sum()
+
+
+@pytest.mark.parametrize('lambda_reg', [1e-4, 1e-2])
+@pytest.mark.parametrize('node_id', [False, True])
+def test_front_door_matches_an_explicit_newton_step(graph, lambda_reg,
+                                                    node_id):
+    edge_index, train_eli, num_users, num_items = graph
+    model, optimizer, last = pyg_loop(graph, lambda_reg, node_id)
+    recipe = Recipe(lambda_reg=lambda_reg, batch_size=BATCH, node_id=node_id)
+    # The 40 most important rows keep the explicit Hessian small.
+    newton = IFRUConfig(step='newton', hessian='exact',
+                        pruning=PruningConfig('top_n', 40),
+                        project_gauge=False, curvature_dtype=torch.float64,
+                        solver=SolverConfig(method='direct', tol=1e-8))
+    unlearner = from_training_loop(model, edge_index, num_users, recipe,
+                                   edge_label_index=train_eli,
+                                   negatives=last, optimizer=optimizer,
+                                   config=newton)
+    assert isinstance(unlearner, IFRUnlearner)
+    # Forget pairs whose user and item keep other interactions.
+    degree = torch.bincount(train_eli.reshape(-1),
+                            minlength=num_users + num_items)
+    ok = (degree[train_eli] >= 4).all(0).nonzero().view(-1)
+    forget = train_eli[:, ok[torch.randperm(
+        ok.numel(), generator=torch.Generator().manual_seed(0))[:6]]]
+    result = unlearner.unlearn(edge_index=forget)
+    rows = result.diagnostics['rows']
+    assert rows.numel() == 40 and result.certificate.step == 'newton'
+    assert f'negatives: the {train_eli.size(1)} given' in \
+        result.diagnostics['objective']
+
+    # The reference: the old and the new objective written out, their
+    # gradients and the exact Hessian by autograd, over the same rows.
+    reference = copy.deepcopy(model).double()
+    emb = model.embedding.weight.detach().double()
+    keep = ~torch.isin(train_eli[0] * 10**6 + train_eli[1],
+                       forget[0] * 10**6 + forget[1])
+    new_eli = train_eli[:, keep]
+    new_edges = torch.cat([new_eli, new_eli.flip(0)], 1)
+    l2 = recipe.l2
+
+    def weights(eli):
+        return l2.weights(torch.stack([eli[0], eli[1] - num_users]),
+                          num_users, num_items, sampled_negatives=True)
+
+    def loss(free, edges, eli, neg, w):
+        full = emb.clone()
+        full[rows] = free
+        return objective(reference, full, edges, eli, neg, w)
+
+    old = (edge_index, train_eli, last, weights(train_eli))
+    new = (new_edges, new_eli, last[keep], weights(new_eli))
+    start = emb[rows].clone().requires_grad_()
+    g_old = torch.autograd.grad(loss(start, *old), start)[0]
+    g_new = torch.autograd.grad(loss(start, *new), start)[0]
+    hessian = torch.autograd.functional.hessian(
+        lambda x: loss(x.view_as(start), *new), start.detach().reshape(-1),
+        vectorize=True)
+    step = torch.linalg.solve(hessian, (g_old - g_new).reshape(-1))
+    expected = emb[rows] + step.view_as(start)
+
+    got = result.model.embedding.weight.detach().double()
+    assert float(step.norm() / emb[rows].norm()) > 1e-3  # a real step
+    assert torch.allclose(got[rows], expected, rtol=1e-5, atol=1e-7)
+    others = torch.ones(emb.size(0), dtype=torch.bool)
+    others[rows] = False
+    assert torch.equal(got[others], emb[others])
+    # The caller's model is left alone.
+    assert torch.equal(model.embedding.weight.detach().double(), emb)
+
+
+def test_default_front_door_takes_the_trajectory_step(graph):
+    edge_index, train_eli, num_users, num_items = graph
+    model, optimizer, _ = pyg_loop(graph, 1e-4, True, epochs=5)
+    unlearner = from_training_loop(
+        model, edge_index, num_users,
+        Recipe(lambda_reg=1e-4, batch_size=BATCH, node_id=True),
+        optimizer=optimizer)
+    result = unlearner.unlearn(users=torch.tensor([3]))
+    note = result.diagnostics['objective']
+    assert 'drawn with seed 0' in note and "horizon: Adam's state" in note
+    assert result.certificate.step == 'trajectory'
+    assert result.certificate.horizon == 'optimizer'
+    assert result.certificate.objective == note
+    assert result.model.embedding.weight[3].abs().max() == 0
+
+
+def test_bce_and_a_custom_loss(graph):
+    edge_index, train_eli, num_users, num_items = graph
+    model = LightGCN(num_users + num_items, 4, 1)
+    gen = torch.Generator().manual_seed(0)
+    neg = torch.stack([train_eli[0], torch.randint(
+        num_users, num_users + num_items, (train_eli.size(1), ),
+        generator=gen)])
+    known = train_eli[0] * 10**6 + train_eli[1]
+    keys = neg[0] * 10**6 + neg[1]
+    keys = torch.unique(keys[~torch.isin(keys, known)])
+    neg = torch.stack([keys // 10**6, keys % 10**6])
+    labelled = torch.cat([train_eli, neg], 1)
+    labels = torch.cat([torch.ones(train_eli.size(1)),
+                        torch.zeros(neg.size(1))])
+    bce = from_training_loop(model, edge_index, num_users,
+                             Recipe(loss='bce', lambda_reg=1e-3),
+                             edge_label_index=labelled, labels=labels)
+    assert isinstance(bce, IFRUnlearner) and bce.labels.numel() == \
+        labelled.size(1)
+    result = bce.unlearn(edge_index=train_eli[:, :3])
+    assert 'BCE with logits' in result.diagnostics['objective']
+
+    def margin_loss(pos_rank, neg_rank):  # a hinge: no closed form here
+        return F.relu(1 - pos_rank + neg_rank).pow(2).mean()
+
+    custom = from_training_loop(model, edge_index, num_users,
+                                Recipe(loss=margin_loss, lambda_reg=1e-2,
+                                       batch_size=BATCH))
+    assert isinstance(custom, GenericIFRUnlearner)
+    # The mean over each batch is the sum over examples, scaled.
+    assert custom.l2 == pytest.approx(2e-2 * train_eli.size(1) / BATCH)
+    result = custom.unlearn(edge_index=train_eli[:, :3])
+    assert 'margin_loss (mean over the batch)' in \
+        result.diagnostics['objective']
+
+
+@pytest.mark.parametrize('change, match', [
+    (dict(recipe=Recipe(loss='bpr', lambda_reg=0.0), num_items=79),
+     'embedding table has 140 rows'),
+    (dict(negatives='shift'), 'outside the items'),
+    (dict(negatives='short'), r'one item per training pair'),
+    (dict(edge_label_index='item space'), 'row 1 items offset'),
+    (dict(edge_label_index='subset'), 'graph differ'),
+    (dict(labels='ones'), "BPR takes no 'labels'"),
+    (dict(recipe=Recipe(loss='bce', lambda_reg=0.0)), "BCE needs 'labels'"),
+])
+def test_bad_input_names_what_to_pass(graph, change, match):
+    edge_index, train_eli, num_users, num_items = graph
+    model = LightGCN(num_users + num_items, 4, 1)
+    before = model.embedding.weight.detach().clone()
+    negatives = train_eli[1].flip(0)
+    kwargs = dict(recipe=Recipe(lambda_reg=1e-4), edge_label_index=train_eli,
+                  negatives=negatives)
+    kwargs.update(change)
+    if kwargs['negatives'] == 'shift':
+        kwargs['negatives'] = negatives - num_users
+    elif kwargs['negatives'] == 'short':
+        kwargs['negatives'] = negatives[:-1]
+    if kwargs['edge_label_index'] == 'item space':
+        kwargs['edge_label_index'] = torch.stack(
+            [train_eli[0], train_eli[1] - num_users])
+    elif kwargs['edge_label_index'] == 'subset':
+        kwargs['edge_label_index'] = train_eli[:, 1:]
+        kwargs['negatives'] = negatives[1:]
+    if kwargs.get('labels') == 'ones':
+        kwargs['labels'] = torch.ones(train_eli.size(1))
+    recipe = kwargs.pop('recipe')
+    with pytest.raises(ValueError, match=match):
+        from_training_loop(model, edge_index, num_users, recipe, **kwargs)
+    assert torch.equal(model.embedding.weight, before)
+
+
+def test_recipe_validates_itself():
+    with pytest.raises(ValueError, match="State 'lambda_reg'"):
+        Recipe()
+    for kwargs, match in [(dict(loss='hinge'), "'loss'"),
+                          (dict(lambda_reg=-1.0), 'lambda_reg'),
+                          (dict(lambda_reg=0.0, batch_size=0), 'batch_size'),
+                          (dict(lambda_reg=0.0, reduction='max'),
+                           'reduction'),
+                          (dict(lambda_reg=float('nan')), 'lambda_reg')]:
+        with pytest.raises(ValueError, match=match):
+            Recipe(**kwargs)
+    with pytest.raises(ValueError, match="'weight_decay'"):
+        from_training_loop(
+            torch.nn.Linear(2, 2), torch.tensor([[0], [1]]), 1,
+            Recipe(loss=lambda p, n: p.sum(), lambda_reg=1.0,
+                   node_id=True), num_items=1)
