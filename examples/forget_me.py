@@ -35,7 +35,11 @@ parser.add_argument('--user', type=int, default=None,
                     help='the user to forget (default: a random one)')
 parser.add_argument('--layers', type=int, default=2)
 parser.add_argument('--dim', type=int, default=64)
+parser.add_argument('--threads', type=int, default=None,
+                    help='torch.set_num_threads (1: bit-for-bit repeatable)')
 args = parser.parse_args()
+if args.threads is not None:
+    torch.set_num_threads(args.threads)
 
 if args.tiny:
     data, titles = synthetic(80, 120, 1500), None

@@ -27,7 +27,11 @@ parser.add_argument('--conv', choices=['gcn', 'sage'], default='gcn')
 parser.add_argument('--dim', type=int, default=32)
 parser.add_argument('--tiny', action='store_true',
                     default=bool(os.environ.get('TGU_TINY')))
+parser.add_argument('--threads', type=int, default=None,
+                    help='torch.set_num_threads (1: bit-for-bit repeatable)')
 args = parser.parse_args()
+if args.threads is not None:
+    torch.set_num_threads(args.threads)
 
 
 class GNN(torch.nn.Module):

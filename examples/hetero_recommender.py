@@ -29,7 +29,11 @@ parser = argparse.ArgumentParser()
 parser.add_argument('--dim', type=int, default=32)
 parser.add_argument('--tiny', action='store_true',
                     default=bool(os.environ.get('TGU_TINY')))
+parser.add_argument('--threads', type=int, default=None,
+                    help='torch.set_num_threads (1: bit-for-bit repeatable)')
 args = parser.parse_args()
+if args.threads is not None:
+    torch.set_num_threads(args.threads)
 
 data = (synthetic(60, 80, 1000, seed=0) if args.tiny else
         synthetic(1000, 1500, 30_000, seed=0))

@@ -2,10 +2,13 @@ r"""Quick start: train PyG's LightGCN, forget 1% of its training
 interactions with IFRU, and compare with retraining from scratch.
 
     python examples/quick_start.py [--users 1000 --items 1500 --interactions 30000]
+    python examples/quick_start.py --tiny   # 80 users, 120 items, seconds
 """
 import argparse
 import copy
 import time
+
+import torch
 
 from torch_geometric_unlearn import (
     IFRUnlearner,
@@ -19,11 +22,25 @@ from torch_geometric_unlearn.deletion import random_interactions
 from torch_geometric_unlearn.evaluation import evaluate
 
 parser = argparse.ArgumentParser()
-parser.add_argument('--users', type=int, default=1000)
-parser.add_argument('--items', type=int, default=1500)
-parser.add_argument('--interactions', type=int, default=30_000)
+parser.add_argument('--tiny', action='store_true',
+                    help='a tiny graph (80 users, 120 items, 1500 '
+                    'interactions) unless sizes are given (smoke test)')
+parser.add_argument('--users', type=int, default=None,
+                    help='default: 1000 (80 with --tiny)')
+parser.add_argument('--items', type=int, default=None,
+                    help='default: 1500 (120 with --tiny)')
+parser.add_argument('--interactions', type=int, default=None,
+                    help='default: 30000 (1500 with --tiny)')
 parser.add_argument('--dim', type=int, default=64)
+parser.add_argument('--threads', type=int, default=None,
+                    help='torch.set_num_threads (1: bit-for-bit repeatable)')
 args = parser.parse_args()
+for name, tiny, full in (('users', 80, 1000), ('items', 120, 1500),
+                         ('interactions', 1500, 30_000)):
+    if getattr(args, name) is None:
+        setattr(args, name, tiny if args.tiny else full)
+if args.threads is not None:
+    torch.set_num_threads(args.threads)
 
 data = synthetic(args.users, args.items, args.interactions)
 model = build_model(data, embedding_dim=args.dim, num_layers=2)  # LightGCN

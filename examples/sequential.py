@@ -11,6 +11,8 @@ end, the model is compared with one retrained from scratch on what is left.
 """
 import argparse
 
+import torch
+
 from torch_geometric_unlearn import (
     AlreadyForgottenError,
     IFRUnlearner,
@@ -33,7 +35,11 @@ parser.add_argument('--tiny', action='store_true',
                     help='use a tiny synthetic graph instead (smoke test)')
 parser.add_argument('--layers', type=int, default=2)
 parser.add_argument('--dim', type=int, default=64)
+parser.add_argument('--threads', type=int, default=None,
+                    help='torch.set_num_threads (1: bit-for-bit repeatable)')
 args = parser.parse_args()
+if args.threads is not None:
+    torch.set_num_threads(args.threads)
 
 data = (synthetic(80, 120, 1500)
         if args.tiny else load_dataset('ml-100k', args.data_dir))
