@@ -16,13 +16,13 @@ from typing import Dict, Optional
 import torch
 from torch import Tensor
 from torch_geometric.metrics import LinkPredNDCG, LinkPredRecall
-from tqdm.auto import tqdm
 
 from .data import InteractionData, pair_keys, sample_negatives
 from .evaluation import _rows_cols, _split, auc_score
 from .generic import ExampleLoss, ExampleObjective
 from .models import LinkModel
-from .training import TrainConfig, TrainResult, _examples
+from .training import (TrainConfig, TrainResult, _examples, epoch_bar,
+                       show_patience)
 
 __all__ = ['train_link_model', 'evaluate_link_model', 'link_mean_rank']
 
@@ -72,9 +72,8 @@ def train_link_model(model: LinkModel, data: InteractionData,
 
     best = (-float('inf'), 0, copy.deepcopy(model.state_dict()), None, None)
     history, bad, epoch = [], 0, 0
-    bar = tqdm(range(1, config.max_epochs + 1), disable=not config.progress,
-               desc=f'train {data.name}', leave=False)
-    for epoch in bar:
+    bar = epoch_bar(config, f'train {data.name}')
+    for epoch in range(1, config.max_epochs + 1):
         model.train()
         examples, labels = _examples(data, config, forbidden, gen)
         objective = ExampleObjective(examples, labels, loss)
@@ -87,19 +86,20 @@ def train_link_model(model: LinkModel, data: InteractionData,
                 p.pow(2).sum() for p in params)) / num
             value.backward()
             optimizer.step()
+        bar.update(1)
         if epoch % config.eval_every:
             continue
         score = evaluate_link_model(model, data, 'val', config.k)[metric]
         history.append({'epoch': epoch, metric: score})
-        bar.set_postfix({metric: f'{score:.4f}'})
         if score > best[0]:
             best = (score, epoch, copy.deepcopy(model.state_dict()),
                     examples, labels)
             bad = 0
         else:
             bad += 1
-            if bad >= config.patience:
-                break
+        show_patience(bar, metric, score, best[0], bad, config.patience)
+        if bad >= config.patience:
+            break
     bar.close()
     model.load_state_dict(best[2])
     return TrainResult(epochs=epoch, best_epoch=best[1], best_metric=best[0],

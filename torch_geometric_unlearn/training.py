@@ -61,7 +61,10 @@ class TrainConfig:
             with one seed agree to float precision; multi-threaded sparse
             products sum in varying order, so they agree bit for bit only
             with :obj:`torch.set_num_threads(1)`.
-        progress (bool): Show a tqdm progress bar.
+        progress (bool): Show a tqdm bar counting epochs, with the
+            validation metric and the evaluations without improvement
+            against :obj:`patience`; only on a terminal (tqdm's
+            :obj:`disable=None`), and never with :obj:`False`.
     """
     loss: LossType = LossType.bpr
     l2: float = 1.0
@@ -134,6 +137,25 @@ class TrainResult:
     labels: Optional[Tensor] = None
     history: List[Dict[str, float]] = field(default_factory=list)
     horizon: Optional[Tensor] = None
+
+
+def epoch_bar(config: TrainConfig, desc: str) -> tqdm:
+    r"""The tqdm bar of a training run.  Open-ended (:obj:`total=None`):
+    early stopping decides the length, and a bar sized to
+    :obj:`max_epochs` stopped at a few percent as if the run had crashed.
+    Shown only on a terminal, and never if :obj:`config.progress` is
+    :obj:`False`; erased when closed."""
+    return tqdm(total=None, desc=desc, unit=' epochs', leave=False,
+                disable=None if config.progress else True)
+
+
+def show_patience(bar: tqdm, metric: str, value: float, best: float,
+                  bad: int, patience: int):
+    r"""Writes the last validation :obj:`value`, the :obj:`best` so far and
+    the evaluations without improvement :obj:`bad` against
+    :obj:`patience` (the run stops when they meet) on :obj:`bar`."""
+    bar.set_postfix_str(f'{metric} {value:.4f} (best {best:.4f}), '
+                        f'patience {bad}/{patience}')
 
 
 def build_model(data: InteractionData, embedding_dim: int = 64,
@@ -237,9 +259,8 @@ def train(model: LightGCN, data: InteractionData,
     best = (-float('inf'), 0, copy.deepcopy(model.state_dict()), None, None,
             None)
     history, bad, epoch = [], 0, 0
-    bar = tqdm(range(1, config.max_epochs + 1), disable=not config.progress,
-               desc=f'train {data.name}', leave=False)
-    for epoch in bar:
+    bar = epoch_bar(config, f'train {data.name}')
+    for epoch in range(1, config.max_epochs + 1):
         model.train()
         examples, labels = _examples(stream, config, forbidden, gen)
         perm = torch.randperm(examples.size(1), generator=gen)
@@ -269,13 +290,13 @@ def train(model: LightGCN, data: InteractionData,
                     l2_penalty(list(model.parameters()), config.l2)) / num
             loss.backward()
             optimizer.step()
+        bar.update(1)
 
         if epoch % config.eval_every:
             continue
         value = evaluate(model, data, split='val', k=config.k,
                          adj=adj)[config.metric]
         history.append({'epoch': epoch, config.metric: value})
-        bar.set_postfix({config.metric: f'{value:.4f}'})
         if value > best[0]:
             try:
                 horizon = optimizer_horizon(optimizer, weight, num)
@@ -286,8 +307,10 @@ def train(model: LightGCN, data: InteractionData,
             bad = 0
         else:
             bad += 1
-            if bad >= config.patience:
-                break
+        show_patience(bar, config.metric, value, best[0], bad,
+                      config.patience)
+        if bad >= config.patience:
+            break
     bar.close()
     model.load_state_dict(best[2])
     return TrainResult(epochs=epoch, best_epoch=best[1], best_metric=best[0],
