@@ -1,7 +1,9 @@
+import argparse
 import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from torch_geometric_unlearn.cli import main
@@ -101,3 +103,105 @@ def test_unlearn_applies_request_files_to_checkpoints(tmp_path, capsys):
     assert main(['unlearn', '--checkpoint', str(out), '--request', str(bad),
                  '--out', str(tmp_path / 'y.pt')]) == 2
     assert "header 'user,item'" in capsys.readouterr().err
+
+
+COMMANDS = {
+    'demo': [],
+    'train': [],
+    'benchmark': [],
+    'unlearn': ['--checkpoint', 'c.pt', '--request', 'r.csv', '--out', 'o.pt'],
+}
+
+
+def _subparsers():
+    from torch_geometric_unlearn.cli import build_parser
+    parser = build_parser()
+    action = next(a for a in parser._actions
+                  if isinstance(a, argparse._SubParsersAction))
+    return action.choices
+
+
+def test_help_shows_every_default(capsys):
+    for name, sub in _subparsers().items():
+        for action in sub._actions:
+            if action.dest != 'help':
+                assert action.help, f'{name} {action.option_strings}'
+        with pytest.raises(SystemExit) as exit:
+            main([name, '--help'])
+        assert exit.value.code == 0
+        text = ' '.join(capsys.readouterr().out.split())
+        assert '--device DEVICE torch device' in text
+        if name != 'unlearn':
+            assert '(default: 1000)' in text  # --max-epochs
+        assert '(default: cpu)' in text
+    # The benchmark writes into a folder.
+    with pytest.raises(SystemExit):
+        main(['benchmark', '--help'])
+    text = ' '.join(capsys.readouterr().out.split())
+    assert '--out OUT folder to write NAME.json' in text
+    assert '(default: benchmark-results)' in text
+
+
+def test_every_command_takes_threads_device_and_no_progress():
+    from torch_geometric_unlearn.cli import build_parser
+    for name, required in COMMANDS.items():
+        args = build_parser().parse_args([name, *required, '--threads', '1',
+                                          '--device', 'cpu', '--no-progress'])
+        assert (args.threads, args.device, args.no_progress) == (1, 'cpu',
+                                                                 True)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='CUDA is available')
+def test_unavailable_device_is_a_clean_error(capsys):
+    for name, required in COMMANDS.items():
+        assert main([name, *required, '--device', 'cuda']) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: device 'cuda' is not available") and \
+            'Traceback' not in err, name
+    assert main(['train', '--device', 'gpu0']) == 2
+    err = capsys.readouterr().err
+    assert "'--device gpu0' is not a torch device" in err
+    assert err.count('\n') == 1  # one line
+
+
+def test_progress_bars_stay_off_a_pipe(capsys):
+    # Progress is on, but the output is no terminal: nothing is drawn.
+    assert main(['train', '--layers', '1', '--dim', '8', '--max-epochs', '2',
+                 '--threads', '1']) == 0
+    assert capsys.readouterr().err == ''
+
+
+def test_demo_table_names_directions_and_the_baseline(capsys):
+    code = main(['demo', '--layers', '1', '--dim', '8', '--max-epochs', '2',
+                 '--threads', '1', '--no-progress'])
+    assert code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == ['method', 'seconds', 'speed-up', 'recall@20',
+                                'ndcg@20', 'forgotten', 'rank', 'rank',
+                                'shift']
+    assert lines[2].split() == ['better:', 'lower', 'higher', 'higher',
+                                'higher', '=', 'retrain', 'near', '1']
+    assert [line.split()[0] for line in lines[3:7]] == [
+        'original', 'ifru', 'retrain', 'drop']
+    legend = ' '.join(' '.join(lines[7:]).split())
+    assert 'do-nothing baseline' in legend
+    assert "the target is the retrain's value" in legend
+
+
+def test_demo_record_keeps_its_keys():
+    from argparse import Namespace
+
+    from torch_geometric_unlearn.cli import run_demo
+    args = Namespace(dataset='synthetic', data_dir=None, layers=0, dim=8,
+                     loss='bpr', l2=1.0, lr=1e-2, batch_size=2048,
+                     max_epochs=2, patience=10, seed=0, device='cpu',
+                     no_progress=True, fraction=0.01)
+    methods = run_demo(args)['methods']
+    assert list(methods) == ['original (old graph)', 'ifru', 'retrain',
+                             'drop edges, no update']
+    for row in methods.values():
+        assert {'seconds', 'recall@20', 'ndcg@20', 'deleted_mean_rank',
+                'rank_shift'} <= set(row)
+    assert methods['retrain']['rank_shift'] == 1
+    assert methods['original (old graph)']['rank_shift'] == 0
+    assert methods['ifru']['speedup_vs_retrain'] > 0

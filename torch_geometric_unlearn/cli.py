@@ -1,12 +1,13 @@
 r"""Command line: :obj:`python -m torch_geometric_unlearn
 {demo,train,benchmark,unlearn}`."""
 import argparse
+import copy
 import csv
 import json
 import platform
 import shlex
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Dict, List, Optional
 
 import torch
@@ -27,29 +28,88 @@ from .ifru import IFRUnlearner
 from .training import TrainConfig, build_model, train
 
 
-def _train_parser(parser: argparse.ArgumentParser):
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    r"""Shows every optional option's default after its help."""
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.required:  # no default to show
+            return action.help or ''
+        return super()._get_help_string(action)
+
+
+def _model_options(parser: argparse.ArgumentParser):
+    # Data, model and the reference trainer's settings.
     parser.add_argument('--dataset', default='synthetic',
-                        choices=['synthetic', 'ml-100k', 'gowalla', 'lastfm'])
+                        choices=['synthetic', 'ml-100k', 'gowalla', 'lastfm'],
+                        help='data set; the real ones are read from '
+                        '--data-dir')
     parser.add_argument('--data-dir', default=None,
-                        help='folder holding the real data sets '
-                        '(default: $TGU_DATA_DIR)')
+                        help='folder holding the real data sets; None reads '
+                        '$TGU_DATA_DIR')
     parser.add_argument('--layers', type=int, default=2,
                         help='LightGCN layers; 0 is matrix factorisation')
-    parser.add_argument('--dim', type=int, default=64)
-    parser.add_argument('--loss', default='bpr', choices=['bpr', 'bce'])
-    parser.add_argument('--l2', type=float, default=1.0)
-    parser.add_argument('--lr', type=float, default=1e-3)
+    parser.add_argument('--dim', type=int, default=64,
+                        help='embedding size')
+    parser.add_argument('--loss', default='bpr', choices=['bpr', 'bce'],
+                        help='training loss: BPR with negatives drawn every '
+                        'epoch, or BCE on labelled pairs')
+    parser.add_argument('--l2', type=float, default=1.0,
+                        help='weight of the L2 term on the summed loss; the '
+                        'unlearners use the same')
+    parser.add_argument('--lr', type=float, default=1e-3,
+                        help='Adam learning rate')
     parser.add_argument('--batch-size', type=int, default=2048,
-                        help='0 means full-batch')
-    parser.add_argument('--max-epochs', type=int, default=1000)
-    parser.add_argument('--patience', type=int, default=10)
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--device', default='cpu')
+                        help='examples per step; 0 means full-batch')
+    parser.add_argument('--max-epochs', type=int, default=1000,
+                        help='upper bound on epochs; early stopping usually '
+                        'ends training sooner')
+    parser.add_argument('--patience', type=int, default=10,
+                        help='validation evaluations without improvement '
+                        'before training stops')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the synthetic data, initialisation, '
+                        'negatives and the request')
+
+
+def _run_options(parser: argparse.ArgumentParser):
+    # Where and how verbosely to run: every command takes these.
+    parser.add_argument('--device', default='cpu',
+                        help='torch device, e.g. cpu, cuda or cuda:1; '
+                        'checked before any work starts')
     parser.add_argument('--threads', type=int, default=None,
-                        help='torch CPU threads (default: torch decides)')
-    parser.add_argument('--no-progress', action='store_true')
-    parser.add_argument('--out', default=None,
-                        help='write the record as JSON to this file')
+                        help='torch CPU threads; None lets torch decide')
+    parser.add_argument('--no-progress', action='store_true',
+                        help='hide progress bars (they show only on a '
+                        'terminal anyway)')
+
+
+def check_device(device: str) -> torch.device:
+    r"""Returns :obj:`torch.device(device)` if this torch build can compute
+    on it; raises a :class:`ValueError` saying why not otherwise, so that a
+    run fails before its first long step rather than after training."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"'--device {device}' is not a torch device (e.g. "
+                         f"cpu, cuda, cuda:1)") from None
+    why = None
+    if dev.type == 'cuda' and not torch.cuda.is_available():
+        why = ('this torch build has no CUDA support' if
+               not torch.backends.cuda.is_built() else
+               'no CUDA device is visible')
+    elif dev.type == 'mps' and not torch.backends.mps.is_available():
+        why = 'no MPS (Apple GPU) support here'
+    elif dev.type == 'meta':
+        why = 'meta tensors hold no data'
+    else:
+        try:
+            torch.empty(1, device=dev)
+        except Exception as e:  # each backend fails its own way, e.g. cuda:7
+            why = (str(e).strip().split('. ')[0][:200] or
+                   type(e).__name__)
+    if why is not None:
+        raise ValueError(f"device '{device}' is not available: {why} "
+                         f"(torch {torch.__version__}); try '--device cpu'")
+    return dev
 
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:
@@ -60,8 +120,6 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def _setup(args: argparse.Namespace):
-    if args.threads:
-        torch.set_num_threads(args.threads)
     kwargs = {'seed': args.seed} if args.dataset == 'synthetic' else {}
     data = load_dataset(args.dataset, args.data_dir, **kwargs)
     config = _train_config(args)
@@ -77,9 +135,11 @@ def run_train(args: argparse.Namespace) -> dict:
     metrics = evaluate(model, data, split='test')
     if getattr(args, 'checkpoint', None):
         from .checkpoint import Checkpoint
-        Checkpoint(model, data, result.examples, result.labels, config,
+        # Saved on the CPU, so that any machine can load it.
+        Checkpoint(copy.deepcopy(model).cpu(), data, result.examples,
+                   result.labels, config,
                    torch.empty(2, 0, dtype=torch.long),
-                   result.horizon).save(args.checkpoint)
+                   _cpu(result.horizon)).save(args.checkpoint)
     return {
         'dataset': repr(data),
         'model': repr(model),
@@ -112,7 +172,8 @@ def _print(record: dict):
 def run_demo(args: argparse.Namespace) -> dict:
     r"""Trains a model, forgets a random share of its training
     interactions with IFRU and by retraining from scratch, and compares
-    them; returns the rows of the printed table."""
+    them with the original model and with dropping the edges only; returns
+    the rows of the printed table."""
     data, config, model = _setup(args)
     record = train(model, data, config)
     pairs = random_interactions(data, fraction=args.fraction, seed=args.seed)
@@ -141,38 +202,76 @@ def run_demo(args: argparse.Namespace) -> dict:
                                            data.num_users, after.train_index),
         }
     retrain = table['retrain']['seconds']
+    start = table['original (old graph)']['deleted_mean_rank']
+    move = table['retrain']['deleted_mean_rank'] - start
     for row in table.values():
         if row['seconds']:
             row['speedup_vs_retrain'] = retrain / row['seconds']
+        # The share of the retrain's move of the forgotten pairs' rank.
+        row['rank_shift'] = ((row['deleted_mean_rank'] - start) / move
+                             if move else None)
     return {'dataset': repr(data), 'model': repr(model),
             'request_size': pairs.size(1), 'methods': table}
 
 
+# The demo table: (header, what is better, key, format).
+DEMO_COLUMNS = [
+    ('seconds', 'lower', 'seconds', '{:.2f}'),
+    ('speed-up', 'higher', 'speedup_vs_retrain', '{:.0f}x'),
+    ('recall@20', 'higher', 'recall@20', '{:.4f}'),
+    ('ndcg@20', 'higher', 'ndcg@20', '{:.4f}'),
+    ('forgotten rank', '= retrain', 'deleted_mean_rank', '{:.1f}'),
+    ('rank shift', 'near 1', 'rank_shift', '{:.2f}'),
+]
+
+DEMO_LEGEND = """\
+rows: original = the trained model before the request; ifru = the
+  influence-function update; retrain = training from scratch without the
+  forgotten pairs, the reference; drop edges, no update = the original
+  parameters on the new graph, the do-nothing baseline to beat.
+columns: seconds of unlearn(); speed-up = the retrain's seconds over them;
+  recall@20, ndcg@20 on the test split, new graph; forgotten rank =
+  the forgotten pairs' mean rank among their users' unseen items: higher is
+  more forgotten, but the target is the retrain's value, not the highest;
+  rank shift = how far a method moved that rank, as a share of the
+  retrain's move: 1 = as far as retraining, 0 = not at all, above 1 =
+  overshoot (the forgotten pairs stand out again)."""
+
+
 def _print_demo(record: dict):
-    print(f"{'method':24} {'seconds':>8} {'speed-up':>9} {'recall@20':>10} "
-          f"{'ndcg@20':>8} {'rank of forgotten':>18}")
+    width = max(len(name) for name in record['methods']) + 2
+    widths = [max(len(h), len(b)) + 2 for h, b, _, _ in DEMO_COLUMNS]
+    print(f"{'method':{width}}" + ''.join(
+        f'{h:>{w}}' for (h, _, _, _), w in zip(DEMO_COLUMNS, widths)))
+    print(f"{'  better:':{width}}" + ''.join(
+        f'{b:>{w}}' for (_, b, _, _), w in zip(DEMO_COLUMNS, widths)))
     for name, row in record['methods'].items():
-        seconds = ('' if row['seconds'] is None else
-                   f"{row['seconds']:.2f}")
-        speedup = (f"{row['speedup_vs_retrain']:.0f}x"
-                   if 'speedup_vs_retrain' in row else '')
-        print(f"{name:24} {seconds:>8} {speedup:>9} "
-              f"{row['recall@20']:>10.4f} {row['ndcg@20']:>8.4f} "
-              f"{row['deleted_mean_rank']:>18.1f}")
+        cells = [('' if row.get(key) is None else fmt.format(row[key]))
+                 for _, _, key, fmt in DEMO_COLUMNS]
+        print(f'{name:{width}}' + ''.join(
+            f'{c:>{w}}' for c, w in zip(cells, widths)))
+    print()
+    print(DEMO_LEGEND)
 
 
 def _benchmark_parser(parser: argparse.ArgumentParser):
-    _train_parser(parser)
-    parser.set_defaults(out='benchmark-results')
+    _model_options(parser)
+    _run_options(parser)
+    parser.add_argument('--out', default='benchmark-results',
+                        help='folder to write NAME.json (every figure), '
+                        'NAME.csv (the summary) and NAME.png (the charts) '
+                        'into; created if missing')
     parser.add_argument('--model', choices=['lightgcn', 'mf'],
                         default='lightgcn',
                         help="'mf' is LightGCN with 0 layers")
     parser.add_argument('--request', default='random:0.01',
                         help="kind:amount, kind one of random (fraction < 1 "
-                        "or count), users, items, poison, flip "
-                        "(default: random:0.01)")
-    parser.add_argument('--methods', nargs='+', default=list(METHODS),
-                        choices=METHODS)
+                        "or count), users, items, poison, flip")
+    parser.add_argument('--methods', nargs='+', default=None,
+                        choices=METHODS, metavar='METHOD',
+                        help='methods to compare, from ' + ', '.join(METHODS)
+                        + "; None runs them all; 'drop-edges' (the "
+                        'do-nothing baseline) is always added')
     parser.add_argument('--repeats', type=int, default=1,
                         help='independent runs (seeds seed, seed+1, ...)')
     parser.add_argument('--ifru-repeats', type=int, default=3,
@@ -180,7 +279,8 @@ def _benchmark_parser(parser: argparse.ArgumentParser):
     parser.add_argument('--converged-fidelity', action='store_true',
                         help='also measure closure between converged points')
     parser.add_argument('--name', default=None,
-                        help='file name stem of the outputs')
+                        help='file name stem of the outputs; None makes it '
+                        'from the data set, model, loss and request kind')
     parser.add_argument('--synthetic-size', type=int, default=None,
                         help='interactions of the synthetic data set (users '
                         'and items scale with it: n/30 and n/20)')
@@ -189,8 +289,6 @@ def _benchmark_parser(parser: argparse.ArgumentParser):
 def run_benchmark_cmd(args: argparse.Namespace) -> dict:
     r"""Runs :func:`~torch_geometric_unlearn.benchmark.run_benchmark` and
     writes its JSON, CSV and PNG into :obj:`args.out`."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
     train_config = _train_config(args)
     train_config.progress = False
     options = {}
@@ -204,7 +302,8 @@ def run_benchmark_cmd(args: argparse.Namespace) -> dict:
         dataset=args.dataset, data_dir=args.data_dir,
         dataset_options=options,
         layers=0 if args.model == 'mf' else args.layers, dim=args.dim,
-        request=args.request, methods=args.methods, repeats=args.repeats,
+        request=args.request, methods=args.methods or METHODS,
+        repeats=args.repeats,
         ifru_repeats=args.ifru_repeats, seed=args.seed, device=args.device,
         train=train_config, converged_fidelity=args.converged_fidelity,
         progress=not args.no_progress)
@@ -224,6 +323,8 @@ def _print_benchmark(report: dict):
           f"({runs[0]['request_size']} pairs), {len(runs)} run(s)")
     print(format_table(report))
     print('wrote ' + ', '.join(report['files']))
+    if report.get('plot_skipped'):
+        print(f"plot skipped: {report['plot_skipped']}")
 
 
 UNLEARNERS = {
@@ -280,8 +381,13 @@ def run_unlearn(args: argparse.Namespace) -> dict:
     ckpt = Checkpoint.load(args.checkpoint)
     request = read_request(args.request)
     cls = UNLEARNERS[args.method]
-    kwargs = ({'horizon': ckpt.horizon} if cls is IFRUnlearner else
-              {'config': ckpt.train_config})
+    ckpt.model.to(args.device)
+    train_config = replace(ckpt.train_config,
+                           progress=ckpt.train_config.progress and
+                           not args.no_progress)
+    kwargs = ({'horizon': None if ckpt.horizon is None else
+               ckpt.horizon.to(args.device)} if cls is IFRUnlearner else
+              {'config': train_config})
     unlearner = cls(ckpt.model, ckpt.data, ckpt.examples, ckpt.labels,
                     ckpt.train_config.l2, **kwargs)
     # Requests forgotten in earlier runs are recognised as such.
@@ -289,9 +395,11 @@ def run_unlearn(args: argparse.Namespace) -> dict:
                                      ckpt.data.num_items).sort()[0]
     before = evaluate(ckpt.model, ckpt.data)
     result = unlearner.unlearn(**request)
-    forgotten = torch.cat([ckpt.forgotten, result.request], 1)
-    Checkpoint(result.model, unlearner.data, unlearner.examples,
-               unlearner.labels, ckpt.train_config, forgotten,
+    forgotten = torch.cat([ckpt.forgotten, result.request.cpu()], 1)
+    after = evaluate(result.model, result.data)
+    # Saved on the CPU, so that any machine can load it.
+    Checkpoint(result.model.cpu(), unlearner.data, _cpu(unlearner.examples),
+               _cpu(unlearner.labels), ckpt.train_config, forgotten,
                ckpt.horizon).save(args.out)
     report = {
         'checkpoint': args.checkpoint,
@@ -304,13 +412,17 @@ def run_unlearn(args: argparse.Namespace) -> dict:
         'certificate': (None if result.certificate is None else
                         str(result.certificate)),
         'test_before': before,
-        'test_after': evaluate(result.model, result.data),
+        'test_after': after,
         'out': args.out,
     }
     if args.report:
         with open(args.report, 'w') as f:
             json.dump(report, f, indent=2)
     return report
+
+
+def _cpu(tensor: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+    return None if tensor is None else tensor.cpu()
 
 
 def _plain(value):
@@ -338,39 +450,58 @@ def _print_unlearn(report: dict):
     print(f"wrote {report['out']}")
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    r"""The parser of every command."""
     parser = argparse.ArgumentParser(
-        prog='torch-geometric-unlearn',
+        prog='torch-geometric-unlearn', formatter_class=_Formatter,
         description='Unlearning for PyTorch Geometric recommenders.')
     sub = parser.add_subparsers(dest='command', required=True)
     demo = sub.add_parser(
-        'demo', help='train a LightGCN, forget 1%% of its interactions with '
-        'IFRU and by retraining, and compare')
-    _train_parser(demo)
+        'demo', formatter_class=_Formatter,
+        help='train a LightGCN, forget 1%% of its interactions with IFRU and '
+        'by retraining, and compare them with doing nothing')
+    _model_options(demo)
+    _run_options(demo)
     demo.add_argument('--fraction', type=float, default=0.01,
                       help='share of training interactions to forget')
-    train_cmd = sub.add_parser('train', help='train a model on a data set')
-    _train_parser(train_cmd)
+    demo.add_argument('--out', default=None,
+                      help='write the table as JSON to this file')
+    train_cmd = sub.add_parser('train', formatter_class=_Formatter,
+                               help='train a model on a data set')
+    _model_options(train_cmd)
+    _run_options(train_cmd)
+    train_cmd.add_argument('--out', default=None,
+                           help='write the record as JSON to this file')
     train_cmd.add_argument('--checkpoint', default=None,
                            help='save the model and its unlearning state '
                            'here, for the unlearn command')
     bench = sub.add_parser(
-        'benchmark', help='compare unlearning methods against retraining; '
-        'writes JSON, CSV and PNG into --out')
+        'benchmark', formatter_class=_Formatter,
+        help='compare unlearning methods against retraining; writes JSON, '
+        'CSV and PNG into the folder --out')
     _benchmark_parser(bench)
     forget = sub.add_parser(
-        'unlearn', help='apply a request file to a checkpoint and write a '
-        'new checkpoint')
-    forget.add_argument('--checkpoint', required=True)
+        'unlearn', formatter_class=_Formatter,
+        help='apply a request file to a checkpoint and write a new '
+        'checkpoint')
+    forget.add_argument('--checkpoint', required=True,
+                        help='checkpoint written by train --checkpoint or '
+                        'by an earlier unlearn')
     forget.add_argument('--request', required=True,
                         help="CSV (header 'user,item', 'user' or 'item') or "
                         "JSON ({'interactions'|'users'|'items': [...]})")
-    forget.add_argument('--method', choices=list(UNLEARNERS), default='ifru')
+    forget.add_argument('--method', choices=list(UNLEARNERS), default='ifru',
+                        help='how to forget')
     forget.add_argument('--out', required=True,
                         help='where to write the new checkpoint')
     forget.add_argument('--report', default=None,
                         help='write the report as JSON here')
-    args = parser.parse_args(argv)
+    _run_options(forget)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else list(argv)
 
     run, show = {
@@ -380,6 +511,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         'unlearn': (run_unlearn, _print_unlearn),
     }[args.command]
     try:
+        if args.threads is not None:
+            if args.threads < 1:
+                raise ValueError(f"'--threads' must be at least 1 (got "
+                                 f"{args.threads})")
+            torch.set_num_threads(args.threads)
+        check_device(args.device)
         record = run(args)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as e:
         print(f'error: {e}', file=sys.stderr)
