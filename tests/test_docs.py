@@ -19,3 +19,19 @@ def test_docs_build_without_warnings(tmp_path):
         str(tmp_path / 'html')
     ], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_readme_quick_start_runs_when_pasted(tmp_path):
+    # The own-loop quick start, exactly as the README shows it.
+    with open(osp.join(ROOT, 'README.md')) as f:
+        readme = f.read()
+    section = readme.split('## Quick start: your own training loop')[1]
+    code = section.split('```python\n')[1].split('```')[0]
+    assert 'from_training_loop' in code and 'recommendation_loss' in code
+    script = tmp_path / 'quick_start.py'
+    script.write_text(code)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True,
+                          text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert 'objective: BPR' in proc.stdout
+    assert 'trajectory step' in proc.stdout and ': ok' in proc.stdout

@@ -127,8 +127,9 @@ class Recipe:
 
     def describe(self) -> str:
         r"""A one-line description for reports."""
-        loss = ({'bpr': 'BPR (LightGCN.recommendation_loss)',
-                 'bce': 'BCE with logits'}.get(self.loss) if isinstance(
+        loss = ({'bpr': 'BPR (-log sigmoid(pos - neg), mean over the '
+                        'batch, as LightGCN.recommendation_loss)',
+                 'bce': 'BCE with logits, mean over the batch'}.get(self.loss) if isinstance(
                      self.loss, str) else
                 f'{getattr(self.loss, "__name__", "callable")} '
                 f'({self.reduction} over the batch)')
