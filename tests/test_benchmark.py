@@ -72,7 +72,8 @@ def test_peak_memory_sees_an_allocation():
 def report():
     config = BenchmarkConfig(
         dataset_options=TINY, layers=1, dim=8, request='random:20',
-        methods=['ifru', 'drop-edges', 'warm-retrain', 'retrain'], repeats=2,
+        methods=['ifru', 'warm-retrain', 'retrain', 'paired-retrain'],
+        repeats=2,
         ifru_repeats=1, train=TrainConfig(max_epochs=3, progress=False),
         progress=False)
     return run_benchmark(config)
@@ -81,8 +82,9 @@ def report():
 def test_report_summarises_every_run(report):
     runs, summary = report['runs'], report['summary']
     assert [run['seed'] for run in runs] == [0, 1]
-    assert set(summary) == {'original', 'ifru', 'drop-edges', 'warm-retrain',
-                            'retrain'}
+    # The do-nothing baseline is always there, beside IFRU.
+    assert list(summary) == ['original', 'ifru', 'drop-edges', 'warm-retrain',
+                             'retrain', 'paired-retrain']
     for method, key in [('ifru', 'seconds'), ('retrain', 'test.recall@20'),
                         ('ifru', 'mia_auc'), ('drop-edges', 'closure_warm')]:
         values = []
@@ -102,6 +104,14 @@ def test_report_summarises_every_run(report):
         # Keeping the parameters closes none of the gap to the warm retrain.
         assert run['methods']['drop-edges']['closure_warm'] == 0
         assert run['request_size'] == 20
+        # Score-change closure against the paired retrain, for every
+        # method but the reference itself.
+        assert run['fidelity_reference'] == 'paired-retrain'
+        for name, entry in run['methods'].items():
+            has = name not in ('original', 'paired-retrain')
+            assert ('change_closure' in entry) == has, name
+            if has:
+                assert set(entry['change_closure']) == {'forgotten', 'probe'}
 
 
 def test_outputs_are_written(report, tmp_path):
@@ -110,10 +120,41 @@ def test_outputs_are_written(report, tmp_path):
     assert json.loads((tmp_path / 'tiny.json').read_text())['config'][
         'request'] == 'random:20'
     rows = list(csv.DictReader(open(tmp_path / 'tiny.csv')))
-    assert [r['method'] for r in rows] == list(report['summary'])
-    table = format_table(report)
-    assert table.splitlines()[0].startswith('| method | seconds')
-    assert '| ifru |' in table and '±' in table
+    assert [r['method'] for r in rows] == ['better', *report['summary']]
+    assert rows[0]['seconds_mean'] == 'lower'
+    assert rows[0]['test.recall@20_mean'] == 'higher'
+    assert rows[0]['change_closure.forgotten_mean'] == 'higher'
+    table = format_table(report).splitlines()
+    assert table[0].startswith('| method | seconds | speed-up | closure '
+                               'forgotten | closure probe | recall@20')
+    assert table[2].startswith('| *better* | lower | higher | higher')
+    assert any(line.startswith('| drop-edges |') for line in table)
+    assert any('do-nothing baseline' in line for line in table)
+    assert any('against the paired retrain' in line for line in table)
+    assert '±' in table[3]
+
+
+def test_missing_matplotlib_is_reported(report, tmp_path, monkeypatch,
+                                        capsys):
+    import sys
+
+    from torch_geometric_unlearn.cli import _print_benchmark
+    monkeypatch.setitem(sys.modules, 'matplotlib', None)  # import fails
+    report = dict(report)
+    report['files'] = write_report(report, str(tmp_path), 'tiny')
+    assert [p.rsplit('.', 1)[1] for p in report['files']] == ['json', 'csv']
+    assert 'pip install matplotlib' in json.loads(
+        (tmp_path / 'tiny.json').read_text())['plot_skipped']
+    _print_benchmark(report)
+    assert ('plot skipped: matplotlib is not installed (pip install '
+            'matplotlib)') in capsys.readouterr().out
+
+
+def test_drop_edges_is_always_compared():
+    config = BenchmarkConfig(methods=['retrain', 'ifru', 'finetune'])
+    assert config.methods == ['retrain', 'ifru', 'drop-edges', 'finetune']
+    assert BenchmarkConfig(methods=['retrain']).methods == ['drop-edges',
+                                                           'retrain']
 
 
 def test_finetune_and_warm_retrain_are_different_methods():

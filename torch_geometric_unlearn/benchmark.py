@@ -13,10 +13,17 @@ copy of the model.  The report holds, per method:
 * **utility**: Recall@20, NDCG@20 and AUC on the test split, predicting with
   the new graph; with :obj:`'flip'` requests also AUC on the test pairs of
   the users and items the request touched;
-* **fidelity**: parameter closure against the warm-start retrain (which
-  starts from the same parameters, so the two share one embedding basis),
+* **fidelity**: the score-change closure of
+  :mod:`~torch_geometric_unlearn.fidelity` against the paired retrain (the
+  original run again without the request, for as many epochs; the scratch
+  retrain where :obj:`'paired-retrain'` is not among the methods), on the
+  forgotten pairs and on probe pairs sharing a user or an item with them,
+  with :obj:`'drop-edges'`, the do-nothing baseline, beside every method;
   score correlation with both retrains on a probe set (the test pairs and as
-  many unseen pairs), and top-20 overlap with both retrains;
+  many unseen pairs), top-20 overlap with both retrains, and the parameter
+  closure against the warm-start retrain (JSON only: the warm retrain keeps
+  training the early-stopped model far along directions unrelated to the
+  request, so this figure says little about unlearning);
 * **completeness**: the forgotten pairs' mean rank among their users'
   non-training items, as the share of the way from the original model to
   the scratch retrain (:obj:`rank_shift`, 1 is where retraining puts them),
@@ -37,6 +44,7 @@ import json
 import os
 import platform
 import statistics
+import textwrap
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -47,6 +55,7 @@ from torch import Tensor
 
 from .baselines import (
     FineTuneUnlearner,
+    PairedRetrainUnlearner,
     RetrainUnlearner,
     WarmRetrainUnlearner,
 )
@@ -73,12 +82,15 @@ from .evaluation import (
     top_k_share,
     unseen_pairs,
 )
+from .fidelity import change_closure, probe_pairs, score_change
 from .ifru import IFRUConfig, IFRUnlearner
 from .training import TrainConfig, build_model, train
 from .unlearner import remaining_data
 
 METHODS = ('ifru', 'ifru-nospill', 'ifru-noprune', 'drop-edges', 'finetune',
-           'warm-retrain', 'retrain')
+           'warm-retrain', 'retrain', 'paired-retrain')
+# Retrains: references, not candidates.
+REFERENCES = ('warm-retrain', 'retrain', 'paired-retrain')
 REQUESTS = ('random', 'users', 'items', 'poison', 'flip')
 
 
@@ -145,7 +157,10 @@ class BenchmarkConfig:
         request (RequestSpec or str): What to forget.
         methods (Sequence[str]): Methods to compare, from :obj:`METHODS`.
             :obj:`'drop-edges'` keeps the parameters and only predicts with
-            the new graph.
+            the new graph: the do-nothing baseline, added after the IFRU
+            variants if missing, as it costs nothing.
+            :obj:`'paired-retrain'` is the reference of the score-change
+            closure (see :mod:`~torch_geometric_unlearn.fidelity`).
         repeats (int): Independent runs (seeds :obj:`seed` to
             :obj:`seed + repeats - 1`).
         ifru_repeats (int): Timed calls of each IFRU variant per run; the
@@ -184,6 +199,10 @@ class BenchmarkConfig:
         if unknown or not self.methods:
             raise ValueError(f"Unknown methods {unknown} (choose from "
                              f"{list(METHODS)})")
+        if 'drop-edges' not in self.methods:
+            ifru = [i for i, m in enumerate(self.methods)
+                    if m.startswith('ifru')]
+            self.methods.insert(ifru[-1] + 1 if ifru else 0, 'drop-edges')
         for name in ('repeats', 'ifru_repeats', 'dim'):
             if getattr(self, name) < 1:
                 raise ValueError(f"'{name}' must be at least 1 (got "
@@ -322,6 +341,10 @@ def _unlearner(method: str, model, data, record, config: TrainConfig):
                             **ifru)
     if method == 'ifru-noprune':
         return IFRUnlearner(*args, config=IFRUConfig(pruning=None), **ifru)
+    if method == 'paired-retrain':
+        return PairedRetrainUnlearner(*args, config=config,
+                                      epochs=record.best_epoch,
+                                      copy_model=True)
     cls = {
         'finetune': FineTuneUnlearner,
         'warm-retrain': WarmRetrainUnlearner,
@@ -415,8 +438,13 @@ def run_once(config: BenchmarkConfig, seed: int, bar=None) -> Dict[str, Any]:
         models['drop-edges'] = (model, after.edge_index)
         out['methods']['drop-edges'] = {'seconds': 0.0}
 
-    models_all = {'original': (model, data.edge_index), **models}
-    out['methods'] = {'original': {}, **out['methods']}
+    # Rows in the order of the methods, the baseline beside IFRU.
+    models_all = {'original': (model, data.edge_index),
+                  **{m: models[m] for m in config.methods}}
+    out['methods'] = {'original': {},
+                      **{m: out['methods'][m] for m in config.methods}}
+    out.update(fidelity(config, model, data, pairs, models, out['methods'],
+                        seed))
     unseen = unseen_pairs(data, pairs, seed)
     probe = torch.cat([after.test_index,
                        unseen_pairs(data, after.test_index, seed + 1)], 1)
@@ -475,6 +503,43 @@ def run_once(config: BenchmarkConfig, seed: int, bar=None) -> Dict[str, Any]:
         out['converged_fidelity'] = converged_fidelity(
             config, model, data, record, pairs, train_config)
     return out
+
+
+def fidelity(config: BenchmarkConfig, model, data: InteractionData,
+             pairs: Tensor, models: Dict[str, Tuple[torch.nn.Module, Tensor]],
+             entries: Dict[str, Dict[str, Any]], seed: int) -> Dict[str, Any]:
+    r"""Writes the score-change closure (see
+    :mod:`~torch_geometric_unlearn.fidelity`) of every method against the
+    reference retrain into :obj:`entries` as :obj:`change_closure`, on the
+    forgotten :obj:`pairs` and on probe pairs sharing a user or an item with
+    them; returns the reference's name and the probe set's size for the
+    run's report.  1 is the reference's change of scores, 0 no better than
+    changing nothing (drop-edges' own figure shows how far the new graph
+    alone goes), below 0 worse than nothing.  One request per seed: no
+    noise floor here (see :obj:`benchmarks/faithful.py`)."""
+    ref = next((r for r in ('paired-retrain', 'retrain') if r in models),
+               None)
+    if ref is None:
+        return {}
+    sets = {'forgotten': pairs,
+            'probe': probe_pairs(data, pairs, seed=seed)}
+
+    def change(name):
+        m, edge_index = models[name]
+        return {key: score_change(model, data.edge_index, m, edge_index,
+                                  index, data.num_users)
+                for key, index in sets.items()}
+
+    target = change(ref)
+    for name in models:
+        if name == ref:
+            continue
+        entry, moved = {}, change(name)
+        for key in sets:
+            if float(target[key].norm()) > 0:
+                entry[key] = change_closure(moved[key], target[key])
+        entries[name]['change_closure'] = entry
+    return {'fidelity_reference': ref, 'probe_pairs': sets['probe'].size(1)}
 
 
 def converged_fidelity(config: BenchmarkConfig, model, data, record,
@@ -559,8 +624,10 @@ def run_benchmark(config: BenchmarkConfig) -> Dict[str, Any]:
     raw runs and summary), ready for :func:`write_report`."""
     from tqdm.auto import tqdm
     runs = []
+    # Drawn only on a terminal (disable=None), never without progress.
     with tqdm(total=config.repeats * len(config.methods),
-              disable=not config.progress, desc='benchmark') as bar:
+              disable=None if config.progress else True,
+              desc='benchmark') as bar:
         for r in range(config.repeats):
             runs.append(run_once(config, config.seed + r, bar))
     settings = asdict(config)
@@ -595,22 +662,41 @@ def machine(device: str = 'cpu') -> Dict[str, Any]:
     return info
 
 
-# Columns of the printed table and the CSV: (header, summary key, format).
+# Columns of the printed table and the CSV: (header, summary key, format,
+# which value is better).
 COLUMNS = [
-    ('seconds', 'seconds', '{:.3g}'),
-    ('speed-up', 'speedup_retrain', '{:.0f}x'),
-    ('closure(warm)', 'closure_warm', '{:.3f}'),
-    ('recall@20', 'test.recall@20', '{:.4f}'),
-    ('ndcg@20', 'test.ndcg@20', '{:.4f}'),
-    ('auc', 'test.auc', '{:.4f}'),
-    ('auc touched', 'test.auc_touched', '{:.4f}'),
-    ('rank shift', 'rank_shift', '{:.2f}'),
-    ('MIA auc', 'mia_auc', '{:.3f}'),
-    ('top20 ∩ retrain', 'top20_overlap_retrain', '{:.3f}'),
-    ('corr retrain', 'score_corr_retrain', '{:.3f}'),
-    ('poison removed', 'poison_removed', '{:.2f}'),
-    ('peak MiB', 'peak_mib', '{:.0f}'),
+    ('seconds', 'seconds', '{:.3g}', 'lower'),
+    ('speed-up', 'speedup_retrain', '{:.0f}x', 'higher'),
+    ('closure forgotten', 'change_closure.forgotten', '{:.2f}', 'higher'),
+    ('closure probe', 'change_closure.probe', '{:.2f}', 'higher'),
+    ('recall@20', 'test.recall@20', '{:.4f}', 'higher'),
+    ('ndcg@20', 'test.ndcg@20', '{:.4f}', 'higher'),
+    ('auc', 'test.auc', '{:.4f}', 'higher'),
+    ('auc touched', 'test.auc_touched', '{:.4f}', 'higher'),
+    ('rank shift', 'rank_shift', '{:.2f}', 'near 1'),
+    ('MIA auc', 'mia_auc', '{:.3f}', "= retrain"),
+    ('top20 ∩ retrain', 'top20_overlap_retrain', '{:.3f}', 'higher'),
+    ('corr retrain', 'score_corr_retrain', '{:.3f}', 'higher'),
+    ('poison removed', 'poison_removed', '{:.2f}', 'higher'),
+    ('peak MiB', 'peak_mib', '{:.0f}', 'lower'),
 ]
+
+# What the columns and rows mean, under the table (only for columns shown).
+LEGEND = {
+    'change_closure.forgotten': 'closure = 1 - |change - reference change| / '
+    '|reference change| of the scores of the forgotten pairs (forgotten) or '
+    'of pairs sharing a user or an item with them (probe), against the '
+    '{reference}: 1 = its change, 0 = no better than no change; '
+    "drop-edges' row is how far the new graph alone goes",
+    'rank_shift': "rank shift = the forgotten pairs' mean rank moved as a "
+    "share of the scratch retrain's move: above 1 is overshoot, which makes "
+    'them stand out again',
+    'mia_auc': "MIA auc = a membership-inference attacker's AUC on the "
+    "forgotten pairs: the retrain's row is the target, not 0.5",
+}
+
+REFERENCE_NAMES = {'paired-retrain': 'paired retrain (same seed and stream, '
+                   'as many epochs)', 'retrain': 'scratch retrain'}
 
 
 def _cell(stat: Optional[Dict], fmt: str) -> str:
@@ -622,33 +708,62 @@ def _cell(stat: Optional[Dict], fmt: str) -> str:
     return text
 
 
+def _columns(summary: Dict[str, Dict]) -> List[Tuple[str, str, str, str]]:
+    return [c for c in COLUMNS
+            if any(c[1] in stats for stats in summary.values())]
+
+
 def format_table(report: Dict[str, Any]) -> str:
-    r"""The summary as a Markdown table (mean ± std over repeats)."""
+    r"""The summary as a Markdown table (mean ± std over repeats), its
+    first row saying which value of each column is better, and a legend
+    under it."""
     summary = {k: v for k, v in report['summary'].items()
                if k != 'converged_fidelity'}
-    columns = [c for c in COLUMNS
-               if any(c[1] in stats for stats in summary.values())]
+    columns = _columns(summary)
     lines = ['| method | ' + ' | '.join(c[0] for c in columns) + ' |',
-             '|---|' + '---|' * len(columns)]
+             '|---|' + '---|' * len(columns),
+             '| *better* | ' + ' | '.join(c[3] for c in columns) + ' |']
     for method, stats in summary.items():
-        cells = [_cell(stats.get(key), fmt) for _, key, fmt in columns]
+        cells = [_cell(stats.get(key), fmt) for _, key, fmt, _ in columns]
         lines.append(f'| {method} | ' + ' | '.join(cells) + ' |')
+    lines.append('')
+    lines.append(textwrap.fill(
+        'drop-edges is the do-nothing baseline: the original parameters '
+        'predicting with the new graph; a method must beat it.', width=79,
+        subsequent_indent='  '))
+    reference = next((run.get('fidelity_reference') for run in
+                      report['runs'] if run.get('fidelity_reference')), None)
+    for _, key, _, _ in columns:
+        if key in LEGEND:
+            lines.append(textwrap.fill(LEGEND[key].format(
+                reference=REFERENCE_NAMES.get(reference, reference)) + '.',
+                width=79, subsequent_indent='  '))
     fidelity = report['summary'].get('converged_fidelity')
     if fidelity:
         parts = [f"{k[len('closure_'):]} {_cell(v, '{:.3f}')}"
                  for k, v in fidelity.items() if k.startswith('closure_')]
         lines.append('')
-        lines.append('closure between converged points: ' + ', '.join(parts))
+        lines.append('closure between converged points (higher is better): '
+                     + ', '.join(parts))
     return '\n'.join(lines)
+
+
+PLOT_SKIPPED = 'matplotlib is not installed (pip install matplotlib)'
 
 
 def write_report(report: Dict[str, Any], out_dir: str,
                  name: str = 'benchmark') -> List[str]:
     r"""Writes :obj:`{name}.json` (everything), :obj:`{name}.csv` (the
-    summary, one row per method) and :obj:`{name}.png` (time, utility and
-    fidelity per method; skipped without matplotlib) into :obj:`out_dir`.
-    Returns the paths written."""
+    summary, one row per method after a row :obj:`better` saying which
+    value of each figure is better) and :obj:`{name}.png` (time, utility
+    and fidelity per method) into :obj:`out_dir`.  Without matplotlib the
+    PNG is skipped and :obj:`report['plot_skipped']` (also in the JSON)
+    says why.  Returns the paths written."""
     os.makedirs(out_dir, exist_ok=True)
+    if _pyplot() is None:
+        report['plot_skipped'] = PLOT_SKIPPED
+    else:
+        report.pop('plot_skipped', None)
     paths = [os.path.join(out_dir, f'{name}.{ext}')
              for ext in ('json', 'csv')]
     with open(paths[0], 'w') as f:
@@ -660,6 +775,10 @@ def write_report(report: Dict[str, Any], out_dir: str,
         writer = csv.writer(f)
         writer.writerow(['method'] + [f'{k}_{s}' for k in keys
                                       for s in ('mean', 'std')])
+        writer.writerow(['better'] + [
+            _better(k) if s == 'mean' else '' for k in keys
+            for s in ('mean', 'std')
+        ])
         for method, stats in summary.items():
             writer.writerow([method] + [
                 stats[k][s] if k in stats else ''
@@ -671,32 +790,82 @@ def write_report(report: Dict[str, Any], out_dir: str,
     return paths
 
 
-def plot_report(report: Dict[str, Any], path: str) -> bool:
-    r"""Bar charts of wall time (log scale), Recall@20 and fidelity
-    (closure against the warm retrain, top-20 overlap with the scratch
-    retrain) per method, with the spread over repeats as error bars.
-    Returns :obj:`False` if matplotlib is missing."""
+def _pyplot():
+    # matplotlib.pyplot on the file-only backend, or None without it.
     try:
         import matplotlib
         matplotlib.use('Agg')
         import matplotlib.pyplot as plt
     except ImportError:
+        return None
+    return plt
+
+
+def _better(key: str) -> str:
+    # Which value of a summary figure is better, for the CSV.
+    for _, column, _, better in COLUMNS:
+        if key == column:
+            return better
+    if key.startswith(('test.', 'change_closure.', 'score_corr_',
+                       'top20_overlap_', 'speedup_', 'closure_')):
+        return 'higher'
+    if key in ('seconds', 'all_seconds', 'peak_mib') or \
+            key.startswith('timings.'):
+        return 'lower'
+    return ''
+
+
+def plot_report(report: Dict[str, Any], path: str) -> bool:
+    r"""Bar charts per method of wall time (log scale), Recall@20, the
+    score-change closure against the reference retrain on the forgotten
+    and the probe pairs (see :func:`fidelity`) and the top-20 overlap with
+    the scratch retrain, with the spread over repeats as error bars; the
+    do-nothing baseline drop-edges in grey, the retrains in black.  Each
+    title says which direction is better.  Returns :obj:`False` if
+    matplotlib is missing."""
+    plt = _pyplot()
+    if plt is None:
         return False
     summary = {k: v for k, v in report['summary'].items()
                if k != 'converged_fidelity'}
-    panels = [('wall time (s)', 'seconds', True),
-              ('Recall@20 (test)', 'test.recall@20', False),
-              ('closure vs warm retrain', 'closure_warm', False),
-              ('top-20 overlap with retrain', 'top20_overlap_retrain', False)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6))
-    for ax, (title, key, log) in zip(axes, panels):
+    reference = next((run.get('fidelity_reference') for run in
+                      report['runs'] if run.get('fidelity_reference')),
+                     'retrain')
+    closure = f'score-change closure vs {reference}'
+    panels = [('wall time (s)\nlower is better', 'seconds', True),
+              ('Recall@20 (test)\nhigher is better', 'test.recall@20',
+               False),
+              (f'{closure},\nforgotten pairs: higher is better (1 = '
+               'retrain)', 'change_closure.forgotten', False),
+              (f'{closure},\nprobe pairs: higher is better (1 = retrain)',
+               'change_closure.probe', False),
+              ('top-20 overlap with retrain\nhigher is better',
+               'top20_overlap_retrain', False)]
+    panels = [p for p in panels if any(p[1] in s for s in summary.values())]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4),
+                             squeeze=False)
+    for ax, (title, key, log) in zip(axes[0], panels):
         names = [m for m, s in summary.items()
                  if key in s and not (log and s[key]['mean'] <= 0)]
         means = [summary[m][key]['mean'] for m in names]
         stds = [summary[m][key]['std'] for m in names]
-        ax.bar(range(len(names)), means, yerr=stds, color='tab:blue')
+        colors = ['tab:gray' if m == 'drop-edges' else
+                  'black' if m in REFERENCES else 'tab:blue' for m in names]
+        ax.bar(range(len(names)), means, yerr=stds, color=colors)
         ax.set_xticks(range(len(names)), names, rotation=45, ha='right')
-        ax.set_title(title)
+        ax.set_title(title, fontsize=9)
+        if key.startswith('change_closure'):
+            ax.axhline(1, color='black', linestyle='--', linewidth=0.8)
+            ax.axhline(0, color='tab:gray', linewidth=0.8)
+            # Far worse than nothing is off the scale: the value is written
+            # instead, so that the scale shows the methods near 0-1.
+            ax.set_ylim(-1, 1.15)
+            for i, mean in enumerate(means):
+                if mean < -1:
+                    ax.text(i, -0.95, f'{mean:.1f}', ha='center',
+                            va='bottom', fontsize=7, rotation=90,
+                            color='white' if colors[i] != 'tab:gray' else
+                            'black')
         if log:
             ax.set_yscale('log')
     config = report['config']
