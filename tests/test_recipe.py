@@ -269,6 +269,26 @@ def test_bad_input_names_what_to_pass(graph, change, match):
     assert torch.equal(model.embedding.weight, before)
 
 
+def test_the_optimiser_s_weight_decay_is_stated_once(graph):
+    edge_index, train_eli, num_users, _ = graph
+    model = LightGCN(num_users + 80, 4, 1)
+    recipe = Recipe(lambda_reg=1e-4)
+    decayed = torch.optim.Adam(model.parameters(), weight_decay=1e-3)
+    with pytest.raises(ValueError, match='state the regularisation once'):
+        from_training_loop(model, edge_index, num_users, recipe,
+                           optimizer=decayed)
+    decoupled = torch.optim.AdamW(model.parameters(), weight_decay=1e-2)
+    with pytest.raises(ValueError, match='decoupled weight decay'):
+        from_training_loop(model, edge_index, num_users, Recipe(
+            lambda_reg=0.0, weight_decay=1e-2), optimizer=decoupled)
+    # Stated once and equal: accepted (no step taken yet, so the horizon
+    # falls back to the gradient's, and says so).
+    unlearner = from_training_loop(
+        model, edge_index, num_users,
+        Recipe(lambda_reg=0.0, weight_decay=1e-3), optimizer=decayed)
+    assert 'has taken no step' in unlearner.objective_note
+
+
 def test_recipe_validates_itself():
     with pytest.raises(ValueError, match="State 'lambda_reg'"):
         Recipe()

@@ -204,6 +204,7 @@ def from_training_loop(model: torch.nn.Module, edge_index: Tensor,
     if not isinstance(recipe, Recipe):
         raise TypeError(f"'recipe' must be a Recipe (got "
                         f"{type(recipe).__name__})")
+    _check_optimizer(optimizer, recipe)
     structured = isinstance(model, LightGCN) and not callable(recipe.loss)
     if not structured and recipe.node_id:
         raise ValueError("'node_id' regularisation is modelled for LightGCN "
@@ -287,6 +288,29 @@ def from_training_loop(model: torch.nn.Module, edge_index: Tensor,
             _summed(recipe, triples), config, copy_model)
     unlearner.objective_note = '; '.join(notes)
     return unlearner
+
+
+def _check_optimizer(optimizer, recipe: Recipe):
+    # The optimiser's weight decay is regularisation too: it must be the
+    # recipe's, stated once, and of a kind the objective can hold.
+    if optimizer is None:
+        return
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise ValueError(f"'optimizer' must be a torch.optim.Optimizer "
+                         f"(got {type(optimizer).__name__})")
+    decays = {float(g.get('weight_decay', 0.0))
+              for g in optimizer.param_groups}
+    if isinstance(optimizer, torch.optim.AdamW) and decays != {0.0}:
+        raise ValueError("AdamW's decoupled weight decay is not a term of "
+                         "the loss, so no fixed objective expresses it: "
+                         "train with Adam(weight_decay=...) or a penalty in "
+                         "the loss")
+    if decays != {float(recipe.weight_decay)}:
+        raise ValueError(f"The optimiser's weight_decay is "
+                         f"{sorted(decays)} but the recipe's is "
+                         f"{recipe.weight_decay}: state the regularisation "
+                         f"once, as Recipe(weight_decay=...) equal to the "
+                         f"optimiser's")
 
 
 def _num_items(model: torch.nn.Module, num_users: int,
@@ -397,9 +421,6 @@ def _horizon(optimizer, model: LightGCN, num: int):
     if optimizer is None:
         return None, ('read off the model\'s gradient (pass optimizer= '
                       'for the training run\'s own)')
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise ValueError(f"'optimizer' must be a torch.optim.Optimizer "
-                         f"(got {type(optimizer).__name__})")
     try:
         horizon = optimizer_horizon(optimizer, model.embedding.weight, num)
     except (ValueError, TypeError) as error:
