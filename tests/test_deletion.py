@@ -75,6 +75,12 @@ def test_fake_interactions_push_unpopular_targets(small_data):
     degree = torch.bincount(small_data.train_index[1],
                             minlength=small_data.num_items)
     assert degree[attack.target_items].max() <= degree.median()
+    # Data without a test split (unlearning needs none) works the same.
+    bare = inject_fake_interactions(small_data.replace(test_index=None),
+                                    fraction=0.01, num_targets=3, seed=0)
+    assert torch.equal(bare.target_items, attack.target_items)
+    assert bare.request.size(1) == count
+    assert not is_subset(bare.request[:, :1], small_data)
 
 
 def test_flip_labels(small_data):

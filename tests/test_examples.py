@@ -79,3 +79,30 @@ def test_poisoning_attack_lifts_targets_and_ifru_removes_it():
     assert printed, out
     assert abs(int(printed.group(1)) - 100 * removed('IFRU', share)) < 2, out
     assert 'did not lift' not in out
+
+
+def closures(out):
+    # The closing lines: "  <method>  <closure>".
+    return {name.strip(): float(value) for name, value in re.findall(
+        r'^  (IFRU|drop the edges \(baseline\)) +(-?[\d.]+)$', out,
+        re.MULTILINE)}
+
+
+def test_own_training_loop_template():
+    out = run_example('own_training_loop.py', '--tiny', '--threads', '1')
+    assert 'objective: BPR' in out and 'node_id' in out
+    assert 'trajectory step' in out and ': ok' in out
+    found = closures(out)
+    assert set(found) == {'IFRU', 'drop the edges (baseline)'}, out
+    # Measured 0.83 against 0.38: IFRU must beat doing nothing clearly.
+    assert found['IFRU'] > 0.6, out
+    assert found['IFRU'] > found['drop the edges (baseline)'] + 0.2, out
+
+
+def test_own_loop_sage_template():
+    # The generic Newton step on an early-stopped SAGE: the example prints
+    # its closure beside the baseline, whatever it is (-0.05 against 0.41
+    # when measured); here only that the template runs end to end.
+    out = run_example('own_loop_sage.py', '--tiny', '--threads', '1')
+    assert 'weight_decay=0.0001' in out and 'IFRU took' in out
+    assert set(closures(out)) == {'IFRU', 'drop the edges (baseline)'}, out

@@ -123,9 +123,8 @@ def inject_fake_interactions(data: InteractionData, fraction: float = 0.01,
     targets = unpopular[torch.randperm(unpopular.numel(),
                                        generator=gen)[:num_targets]].sort()[0]
     count = max(1, int(round(fraction * data.num_train)))
-    known = [data.train_index, data.test_index]
-    if data.val_index is not None:
-        known.append(data.val_index)
+    known = [data.train_index] + [
+        x for x in (data.val_index, data.test_index) if x is not None]
     known = torch.unique(pair_keys(torch.cat(known, 1), data.num_items))
     if count > data.num_users * num_targets - int(
             torch.isin(known % data.num_items, targets).sum()):

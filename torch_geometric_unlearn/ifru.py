@@ -691,9 +691,14 @@ class IFRUnlearner(Unlearner):
                 rhs = -(self._grad(prop_new, final_new, loss_touched)[local] +
                         l2 * emb[rows_dev])
             if newton:
-                step_vec, record = self._newton(
-                    prop_new.to(cdt), final_new.to(cdt), local,
-                    curvature_loss, emb[rows_dev], rhs.reshape(-1), l2)
+                try:
+                    step_vec, record = self._newton(
+                        prop_new.to(cdt), final_new.to(cdt), local,
+                        curvature_loss, emb[rows_dev], rhs.reshape(-1), l2)
+                except SolverError as error:
+                    raise SolverError(
+                        f'{error}.  {self._newton_hint(stationarity)}',
+                        error.diagnostics, error.solution) from None
             else:
                 operator = PropagatedHessian(
                     prop_new.to(cdt), final_new.to(cdt), local,
@@ -725,6 +730,18 @@ class IFRUnlearner(Unlearner):
             weight.copy_(emb)
         lap('apply')
         return timings, diagnostics
+
+    def _newton_hint(self, stationarity: float) -> str:
+        # What to change when the Newton step fails.
+        tol = self.config.stationary_tol
+        if stationarity > tol:
+            return (f"The Newton step assumes a minimum of the training "
+                    f"objective, but this model is not at one (stationarity "
+                    f"{stationarity:.3g} > {tol}, e.g. early-stopped): the "
+                    f"default IFRUConfig(step='auto') takes the trajectory "
+                    f"step there")
+        return ("Raise SolverConfig(max_iter=...) or its damping, or check "
+                "that 'l2' is the weight the model was trained with")
 
     def _certificate(self, request: Request, newton: bool,
                      stationarity: float, records,
