@@ -232,6 +232,17 @@ def test_bce_and_a_custom_loss(graph):
     assert 'margin_loss (mean over the batch)' in \
         result.diagnostics['objective']
 
+    def squared(scores, labels):  # a callable on labelled pairs
+        return (scores - labels).pow(2).sum()
+
+    pairs = from_training_loop(model, edge_index, num_users,
+                               Recipe(loss=squared, lambda_reg=0.0,
+                                      weight_decay=1e-3, reduction='sum'),
+                               edge_label_index=labelled, labels=labels)
+    # Weight decay on the mean over an epoch's N examples, both labels.
+    assert pairs.l2 == pytest.approx(1e-3 * labelled.size(1))
+    pairs.unlearn(edge_index=train_eli[:, :3])
+
 
 @pytest.mark.parametrize('change, match', [
     (dict(recipe=Recipe(loss='bpr', lambda_reg=0.0), num_items=79),

@@ -275,8 +275,9 @@ def from_training_loop(model: torch.nn.Module, edge_index: Tensor,
                                  None if triples else labels, recipe.l2,
                                  config, copy_model, horizon)
     else:
-        index = pairs if triples else pairs[:, labels == 1]
-        l2 = float(recipe.l2.weights(index, num_users, num_items,
+        # Without node_id every row has the same weight; N counts every
+        # example of an epoch, labelled 0 or 1.
+        l2 = float(recipe.l2.weights(pairs, num_users, num_items,
                                      triples)[0])
         link_model = (model if isinstance(model, LinkModel) else
                       LinkModel(model, num_users, num_items))
