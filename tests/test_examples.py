@@ -26,7 +26,11 @@ def test_quick_start_runs_on_tiny_data():
     out = run_example('quick_start.py', '--tiny', '--users', '60', '--dim',
                       '8', '--threads', '1')
     assert 'users=60, items=120' in out
-    assert 'IFRU:' in out and 'retrain:' in out
+    for row in ('original (old graph)', 'drop the edges (baseline)', 'IFRU',
+                'retrain from scratch'):
+        assert re.search(rf'^{re.escape(row)} +0\.\d+ +0\.\d+', out,
+                         re.MULTILINE), out
+    assert 'certificate: ' in out
 
 
 @pytest.mark.parametrize('name, expected', [
