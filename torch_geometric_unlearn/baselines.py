@@ -24,7 +24,8 @@ class RetrainUnlearner(Unlearner):
     warm_start = False
 
     def __init__(self, model, data, examples, labels=None,
-                 l2: Optional[float] = None, config: Optional[TrainConfig] = None,
+                 l2: Optional[float] = None,
+                 config: Optional[TrainConfig] = None,
                  copy_model: bool = True):
         if config is not None and l2 is None:
             l2 = config.l2
@@ -76,7 +77,8 @@ class PairedRetrainUnlearner(RetrainUnlearner):
     method = 'paired-retrain'
 
     def __init__(self, model, data, examples, labels=None,
-                 l2: Optional[float] = None, config: Optional[TrainConfig] = None,
+                 l2: Optional[float] = None,
+                 config: Optional[TrainConfig] = None,
                  epochs: Optional[int] = None, copy_model: bool = True):
         super().__init__(model, data, examples, labels, l2, config,
                          copy_model)
@@ -131,7 +133,8 @@ class FineTuneUnlearner(RetrainUnlearner):
     warm_start = True
 
     def __init__(self, model, data, examples, labels=None,
-                 l2: Optional[float] = None, config: Optional[TrainConfig] = None, epochs: int = 2,
+                 l2: Optional[float] = None,
+                 config: Optional[TrainConfig] = None, epochs: int = 2,
                  copy_model: bool = True):
         super().__init__(model, data, examples, labels, l2, config,
                          copy_model)

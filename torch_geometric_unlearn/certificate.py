@@ -70,7 +70,8 @@ class Certificate:
         objective (str, optional): How the fixed objective was obtained
             from your training loop (the loss, its L2 weights and where the
             frozen negatives and the horizon came from), for unlearners
-            built by :func:`~torch_geometric_unlearn.recipe.from_training_loop`.
+            built by
+            :func:`~torch_geometric_unlearn.recipe.from_training_loop`.
         flags (List[str]): Why the update is suspect, if it is:
             :obj:`'fallback'` (the exact Hessian failed and Gauss-Newton
             ran), :obj:`'unconverged'` (the solve missed its tolerance),

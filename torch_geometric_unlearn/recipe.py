@@ -127,12 +127,14 @@ class Recipe:
 
     def describe(self) -> str:
         r"""A one-line description for reports."""
-        loss = ({'bpr': 'BPR (-log sigmoid(pos - neg), mean over the '
-                        'batch, as LightGCN.recommendation_loss)',
-                 'bce': 'BCE with logits, mean over the batch'}.get(self.loss) if isinstance(
-                     self.loss, str) else
-                f'{getattr(self.loss, "__name__", "callable")} '
-                f'({self.reduction} over the batch)')
+        if callable(self.loss):
+            loss = (f'{getattr(self.loss, "__name__", "callable")} '
+                    f'({self.reduction} over the batch)')
+        elif self.loss == 'bpr':
+            loss = ('BPR (-log sigmoid(pos - neg), mean over the batch, as '
+                    'LightGCN.recommendation_loss)')
+        else:
+            loss = 'BCE with logits, mean over the batch'
         return f'{loss}, {self.l2.describe()}'
 
 
