@@ -16,7 +16,10 @@ For each ``lambda_reg`` the loop trains once; a request is then forgotten
 and compared with the **paired retrain**: the same loop from the same seed
 on the same stream of batches and negatives without the request.  Closure
 of the forgotten pairs' score changes: 1 = the paired retrain's, 0 = no
-change, higher is better.
+change, higher is better.  Each run keeps its paired change
+(``paired_change``), so that two seeds' files give the noise floor, the
+same closure between the seeds' paired changes
+(:func:`~torch_geometric_unlearn.fidelity.noise_floor`).
 
     python benchmarks/pyg_recipe.py --data-dir ../shared/data --threads 1 \
         --lambda-reg 1e-4 --out benchmarks/results/pyg_recipe/ml100k_1e-4.json
@@ -50,6 +53,8 @@ parser.add_argument('--epochs', type=int, default=30)
 parser.add_argument('--dim', type=int, default=64)
 parser.add_argument('--batch-size', type=int, default=2048)
 parser.add_argument('--lr', type=float, default=5e-3)
+parser.add_argument('--seed', type=int, default=0,
+                    help='seed of the original run and its paired retrain')
 parser.add_argument('--threads', type=int, default=1)
 parser.add_argument('--out', default=None, help='JSON file to write')
 args = parser.parse_args()
@@ -98,13 +103,16 @@ pairs = torch.stack([forget[0], forget[1] - num_users])
 new_edge_index = torch.cat([pos_index[:, keep], pos_index[:, keep].flip(0)],
                            1)
 report = {'data': repr(data), 'args': vars(args), 'runs': []}
+
 for lambda_reg in args.lambda_reg:
     for node_id in args.node_id:
         start = time.perf_counter()
-        model, optimizer, last = fit(edge_index, lambda_reg, node_id)
+        model, optimizer, last = fit(edge_index, lambda_reg, node_id,
+                                     seed=args.seed)
         train_time = time.perf_counter() - start
         start = time.perf_counter()
-        paired, _, _ = fit(new_edge_index, lambda_reg, node_id, keep)
+        paired, _, _ = fit(new_edge_index, lambda_reg, node_id, keep,
+                           seed=args.seed)
         paired_time = time.perf_counter() - start
         target = score_change(model, edge_index, paired, new_edge_index,
                               pairs, num_users)
@@ -125,7 +133,8 @@ for lambda_reg in args.lambda_reg:
         }
         run = {'lambda_reg': lambda_reg, 'node_id': bool(node_id),
                'train_seconds': train_time, 'paired_seconds': paired_time,
-               'methods': {}}
+               'paired_change': target.tolist(), 'methods': {}}
+
         for name, build in methods.items():
             try:
                 result = build().unlearn(edge_index=forget)
