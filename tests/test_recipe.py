@@ -244,15 +244,22 @@ def test_bce_and_a_custom_loss(graph):
     pairs.unlearn(edge_index=train_eli[:, :3])
 
 
+# Each case maps (train_eli, negatives, num_users) to the arguments that
+# replace the good ones.
 @pytest.mark.parametrize('change, match', [
-    (dict(recipe=Recipe(loss='bpr', lambda_reg=0.0), num_items=79),
+    (lambda eli, neg, nu: dict(recipe=Recipe(lambda_reg=0.0), num_items=79),
      'embedding table has 140 rows'),
-    (dict(negatives='shift'), 'outside the items'),
-    (dict(negatives='short'), r'one item per training pair'),
-    (dict(edge_label_index='item space'), 'row 1 items offset'),
-    (dict(edge_label_index='subset'), 'graph differ'),
-    (dict(labels='ones'), "BPR takes no 'labels'"),
-    (dict(recipe=Recipe(loss='bce', lambda_reg=0.0)), "BCE needs 'labels'"),
+    (lambda eli, neg, nu: dict(negatives=neg - nu), 'outside the items'),
+    (lambda eli, neg, nu: dict(negatives=neg[:-1]),
+     'one item per training pair'),
+    (lambda eli, neg, nu: dict(edge_label_index=torch.stack(
+        [eli[0], eli[1] - nu])), 'row 1 items offset'),
+    (lambda eli, neg, nu: dict(edge_label_index=eli[:, 1:],
+                               negatives=neg[1:]), 'graph differ'),
+    (lambda eli, neg, nu: dict(labels=torch.ones(eli.size(1))),
+     "BPR takes no 'labels'"),
+    (lambda eli, neg, nu: dict(recipe=Recipe(loss='bce', lambda_reg=0.0)),
+     "BCE needs 'labels'"),
 ])
 def test_bad_input_names_what_to_pass(graph, change, match):
     edge_index, train_eli, num_users, num_items = graph
@@ -261,19 +268,7 @@ def test_bad_input_names_what_to_pass(graph, change, match):
     negatives = train_eli[1].flip(0)
     kwargs = dict(recipe=Recipe(lambda_reg=1e-4), edge_label_index=train_eli,
                   negatives=negatives)
-    kwargs.update(change)
-    if kwargs['negatives'] == 'shift':
-        kwargs['negatives'] = negatives - num_users
-    elif kwargs['negatives'] == 'short':
-        kwargs['negatives'] = negatives[:-1]
-    if kwargs['edge_label_index'] == 'item space':
-        kwargs['edge_label_index'] = torch.stack(
-            [train_eli[0], train_eli[1] - num_users])
-    elif kwargs['edge_label_index'] == 'subset':
-        kwargs['edge_label_index'] = train_eli[:, 1:]
-        kwargs['negatives'] = negatives[1:]
-    if kwargs.get('labels') == 'ones':
-        kwargs['labels'] = torch.ones(train_eli.size(1))
+    kwargs.update(change(train_eli, negatives, num_users))
     recipe = kwargs.pop('recipe')
     with pytest.raises(ValueError, match=match):
         from_training_loop(model, edge_index, num_users, recipe, **kwargs)

@@ -218,48 +218,11 @@ def from_training_loop(model: torch.nn.Module, edge_index: Tensor,
                          "state the regularisation as the optimiser's "
                          "'weight_decay'")
     num_items = _num_items(model, num_users, num_items)
-    num_nodes = num_users + num_items
-    edges = _user_item_pairs(edge_index, num_users, num_nodes, 'edge_index')
-    edge_keys = torch.unique(pair_keys(edges, num_items))
-    if edge_label_index is None:
-        if isinstance(negatives, Tensor):
-            raise ValueError("Given 'negatives', give 'edge_label_index' "
-                             "too: the negatives follow its order")
-        keys = edge_keys
-        pairs = torch.stack([keys // num_items, keys % num_items])
-    else:
-        pairs = _user_item_pairs(edge_label_index, num_users, num_nodes,
-                                 'edge_label_index', one_direction=True)
-        keys = pair_keys(pairs, num_items)
-        if torch.unique(keys).numel() != keys.numel():
-            raise ValueError("'edge_label_index' holds a pair twice: pass "
-                             "each training pair once")
-
     triples = recipe.loss == 'bpr' or (callable(recipe.loss) and
                                        labels is None)
-    if triples:
-        if labels is not None:
-            raise ValueError("BPR takes no 'labels': its negatives come "
-                             "from 'negatives'")
-        positive = keys
-    else:
-        if labels is None:
-            raise ValueError("BCE needs 'labels' [N] for the pairs of "
-                             "'edge_label_index'")
-        if not isinstance(negatives, int):
-            raise ValueError("BCE takes its negatives as pairs labelled 0 "
-                             "in 'edge_label_index', not as 'negatives'")
-        labels = _binary_labels(labels, pairs.size(1))
-        positive = keys[labels == 1]
-    if not torch.equal(torch.unique(positive), edge_keys):
-        extra = int((~torch.isin(positive, edge_keys)).sum())
-        missing = int((~torch.isin(edge_keys, positive)).sum())
-        raise ValueError(
-            f"The positive training pairs and the graph differ ({extra} "
-            f"pairs are not edges of 'edge_index', {missing} edges are not "
-            f"positive training pairs): the package unlearns models whose "
-            f"message-passing graph is their positive training pairs")
-
+    pairs, labels = _training_pairs(edge_index, edge_label_index, labels,
+                                    negatives, num_users, num_items,
+                                    triples)
     data = InteractionData(num_users, num_items, pairs,
                            train_label=None if triples else labels,
                            name='training loop')
@@ -339,6 +302,53 @@ def _num_items(model: torch.nn.Module, num_users: int,
         raise ValueError(f"'num_items' must be a positive int "
                          f"(got {num_items!r})")
     return num_items
+
+
+def _training_pairs(edge_index: Tensor, edge_label_index: Optional[Tensor],
+                    labels: Optional[Tensor], negatives, num_users: int,
+                    num_items: int, triples: bool):
+    # The training pairs [2, N] in item space (edge_label_index's order),
+    # and their 0/1 labels for labelled pairs; their positives must be the
+    # message-passing graph's user-item pairs.
+    num_nodes = num_users + num_items
+    edges = _user_item_pairs(edge_index, num_users, num_nodes, 'edge_index')
+    edge_keys = torch.unique(pair_keys(edges, num_items))
+    if edge_label_index is None:
+        if isinstance(negatives, Tensor):
+            raise ValueError("Given 'negatives', give 'edge_label_index' "
+                             "too: the negatives follow its order")
+        keys = edge_keys
+        pairs = torch.stack([keys // num_items, keys % num_items])
+    else:
+        pairs = _user_item_pairs(edge_label_index, num_users, num_nodes,
+                                 'edge_label_index', one_direction=True)
+        keys = pair_keys(pairs, num_items)
+        if torch.unique(keys).numel() != keys.numel():
+            raise ValueError("'edge_label_index' holds a pair twice: pass "
+                             "each training pair once")
+    if triples:
+        if labels is not None:
+            raise ValueError("BPR takes no 'labels': its negatives come "
+                             "from 'negatives'")
+        positive = keys
+    else:
+        if labels is None:
+            raise ValueError("BCE needs 'labels' [N] for the pairs of "
+                             "'edge_label_index'")
+        if not isinstance(negatives, int):
+            raise ValueError("BCE takes its negatives as pairs labelled 0 "
+                             "in 'edge_label_index', not as 'negatives'")
+        labels = _binary_labels(labels, pairs.size(1))
+        positive = keys[labels == 1]
+    if not torch.equal(torch.unique(positive), edge_keys):
+        extra = int((~torch.isin(positive, edge_keys)).sum())
+        missing = int((~torch.isin(edge_keys, positive)).sum())
+        raise ValueError(
+            f"The positive training pairs and the graph differ ({extra} "
+            f"pairs are not edges of 'edge_index', {missing} edges are not "
+            f"positive training pairs): the package unlearns models whose "
+            f"message-passing graph is their positive training pairs")
+    return pairs, labels
 
 
 def _user_item_pairs(index: Tensor, num_users: int, num_nodes: int,
