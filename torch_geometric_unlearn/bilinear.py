@@ -17,14 +17,15 @@ each example and :math:`B` its item side (:math:`e_j - e_i` for a BPR triple
     \delta = (AV \odot BF + AF \odot BV)\mathbf{1}.
 
 The Gauss-Newton product keeps only the :math:`c\,\delta` terms.  A product
-is a few row gathers (:math:`AX`, :math:`BX`) and two CSR products with the
-stored transposes: no autograd graph and no scatter with atomics.  The
-examples are processed in chunks, which bounds the temporary memory and
-keeps each temporary small enough to be reused by the allocator instead of
-being mapped afresh (on MovieLens-100K a product takes 0.03 s this way
-against 0.4 s through autograd).
+is a few row gathers (:math:`AX`, :math:`BX`) and the scatters
+:math:`A^\top Y`, :math:`B^\top Y` as :meth:`~torch.Tensor.index_add_` into
+one output: no autograd graph and no index structure to build.  The
+examples are processed in chunks, which bounds the temporary memory.  The
+scatters were sparse CSR products with stored transposes before; each chunk
+then wrote a dense :obj:`[N, d]` result, which dominated at scale (10^6
+synthetic interactions: 8.6 s against 0.69 s per product; MovieLens-100K:
+0.025 s either way, see ``benchmarks/request_cost.py``).
 """
-import warnings
 from typing import List, Optional
 
 import torch
@@ -34,27 +35,11 @@ from torch import Tensor
 CHUNK = 8192
 
 
-def _csr(row: Tensor, col: Tensor, value: Tensor, size) -> Tensor:
-    # Built straight from one sort by (row, col), which CSR kernels expect:
-    # each entry occurs once here, so COO coalescing (a sort and a merge,
-    # 8% of a MovieLens-100K unlearning call) is not needed.
-    perm = torch.argsort(row * size[1] + col)
-    row = row[perm]
-    crow = torch.zeros(size[0] + 1, dtype=torch.long, device=row.device)
-    crow[1:] = torch.cumsum(torch.bincount(row, minlength=size[0]), 0)
-    with warnings.catch_warnings():
-        warnings.filterwarnings('ignore', '.*Sparse.*')
-        return torch.sparse_csr_tensor(crow, col[perm], value[perm], size)
-
-
 class _Chunk:
-    # A slice of the examples with the transposes A^T, B^T as CSR.
+    # A slice of the examples: the rows that A and B gather from.
     def __init__(self, examples: Tensor, labels: Optional[Tensor],
-                 num_users: int, num_nodes: int, dtype: torch.dtype,
+                 num_users: int, num_nodes: int,
                  node_map: Optional[Tensor]):
-        num = examples.size(1)
-        index = torch.arange(num, device=examples.device)
-        ones = torch.ones(num, dtype=dtype, device=examples.device)
         self.user = examples[0]
         self.items = examples[1:] + num_users  # (i,) or (i, j)
         if node_map is not None:
@@ -62,13 +47,10 @@ class _Chunk:
             if self.user.min() < 0 or self.items.min() < 0:
                 raise ValueError("'node_map' leaves a node of the examples "
                                  "without a local id")
-        if examples.size(0) == 3:  # m = F_u . (F_j - F_i)
-            b_row, b_val = torch.cat([index, index]), torch.cat([-ones, ones])
-        else:  # m = F_u . F_i
-            b_row, b_val = index, ones
-        size = (num_nodes, num)
-        self.a_t = _csr(self.user, index, ones, size)
-        self.b_t = _csr(self.items.reshape(-1), b_row, b_val, size)
+        # index_add_ checks its indices, but index_select on CUDA does not.
+        if max(int(self.user.max()), int(self.items.max())) >= num_nodes:
+            raise ValueError(f"The examples reach beyond the {num_nodes} "
+                             f"rows of F")
         self.labels = labels
 
     def a(self, x: Tensor) -> Tensor:
@@ -76,9 +58,21 @@ class _Chunk:
 
     def b(self, x: Tensor) -> Tensor:
         out = x.index_select(0, self.items[0])
-        if self.items.size(0) == 2:
+        if self.items.size(0) == 2:  # m = F_u . (F_j - F_i)
             out = x.index_select(0, self.items[1]).sub_(out)
         return out
+
+    def add_a_t(self, out: Tensor, y: Tensor):
+        # out += A^T y
+        out.index_add_(0, self.user, y)
+
+    def add_b_t(self, out: Tensor, y: Tensor):
+        # out += B^T y
+        if self.items.size(0) == 2:
+            out.index_add_(0, self.items[0], y, alpha=-1)
+            out.index_add_(0, self.items[1], y)
+        else:
+            out.index_add_(0, self.items[0], y)
 
     def slope(self, margin: Tensor) -> Tensor:
         slope = torch.sigmoid(margin)
@@ -108,8 +102,7 @@ class BilinearLoss:
             part = slice(start, start + CHUNK)
             self.chunks.append(
                 _Chunk(examples[:, part], None if labels is None else
-                       labels[part], num_users, num_nodes, dtype,
-                       node_map))
+                       labels[part], num_users, num_nodes, node_map))
 
     def loss(self, final: Tensor) -> Tensor:
         r"""The summed loss, a scalar."""
@@ -127,8 +120,8 @@ class BilinearLoss:
         for chunk in self.chunks:
             af, bf = chunk.a(final), chunk.b(final)
             weight = chunk.slope(torch.einsum('md,md->m', af, bf)).view(-1, 1)
-            out += chunk.a_t @ bf.mul_(weight)
-            out += chunk.b_t @ af.mul_(weight)
+            chunk.add_a_t(out, bf.mul_(weight))
+            chunk.add_b_t(out, af.mul_(weight))
         return out
 
     def curvature(self, final: Tensor,
@@ -165,11 +158,11 @@ class Curvature:
             delta = (torch.einsum('md,md->m', av, bf) +
                      torch.einsum('md,md->m', af, bv)).view(-1, 1) * second
             if first is not None:
-                out += chunk.a_t @ torch.addcmul(bv.mul_(first), delta, bf)
-                out += chunk.b_t @ torch.addcmul(av.mul_(first), delta, af)
+                chunk.add_a_t(out, torch.addcmul(bv.mul_(first), delta, bf))
+                chunk.add_b_t(out, torch.addcmul(av.mul_(first), delta, af))
             else:
-                out += chunk.a_t @ (delta * bf)
-                out += chunk.b_t @ (delta * af)
+                chunk.add_a_t(out, delta * bf)
+                chunk.add_b_t(out, delta * af)
         return out
 
 
