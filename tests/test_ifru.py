@@ -401,9 +401,15 @@ def test_trajectory_step_follows_the_paired_retrain(early_stopped):
                                                        'optimizer')
     assert certificate.stationarity > 1 and not certificate.suspect
     assert result.diagnostics['reset_rows'] == 1  # the item
-    # The old defaults fell back from the exact Hessian, and say so.
-    assert old_result.certificate.step == 'newton'
-    assert 'fallback' in old_result.certificate.flags
+    # The old defaults' Newton step: the stationarity test picks the
+    # Gauss-Newton matrix at once (the exact Hessian's solve used to fail
+    # first, and its products were thrown away).
+    certificate = old_result.certificate
+    assert (certificate.step, certificate.curvature) == ('newton',
+                                                         'gauss_newton')
+    assert 'fallback' not in certificate.flags
+    record = old_result.diagnostics['solver'][0]
+    assert 'chosen by the stationarity test' in record.message
 
 
 def test_certificate_figures_match_a_direct_computation(early_stopped):

@@ -50,7 +50,7 @@ from torch_geometric.nn import LightGCN
 
 from .bilinear import BilinearLoss, expected_negative_grad
 from .certificate import Certificate, forgotten_auc
-from .data import pair_keys
+from .graph_cache import GraphCache
 from .evaluation import unseen_pairs
 from .horizon import residual_horizon
 from .influence import (LinearOperator, SolverConfig, SolverDiagnostics,
@@ -138,7 +138,9 @@ class IFRUConfig:
             (:math:`-\nabla L(\theta; G', D')`).
         hessian (HessianType or str): Curvature of the Newton step:
             :obj:`'exact'`; :obj:`'gauss_newton'`; or :obj:`'auto'`
-            (default): exact, falling back to Gauss-Newton when the exact
+            (default): Gauss-Newton where the stationarity test finds the
+            model away from a minimum (the exact Hessian is indefinite
+            there), else exact, falling back to Gauss-Newton when the exact
             solve fails.  The trajectory step always uses Gauss-Newton,
             which is positive semi-definite wherever the model is.
         project_gauge (bool): Solve the Newton system off the rotation
@@ -467,6 +469,8 @@ class IFRUnlearner(Unlearner):
             if not bool(torch.isfinite(horizon).all() & (horizon > 0).all()):
                 raise ValueError("'horizon' must be finite and positive")
         self.horizon = horizon
+        self._cache: Optional[GraphCache] = None
+        self._next_cache: Optional[Tuple[Request, GraphCache]] = None
 
     def _loss(self, index: Tensor, dtype: torch.dtype,
               region: '_Region') -> BilinearLoss:
@@ -496,8 +500,15 @@ class IFRUnlearner(Unlearner):
 
     def _newton(self, prop: LinearPropagation, final: Tensor, rows: Tensor,
                 loss: BilinearLoss, emb_rows: Tensor, rhs: Tensor,
-                l2: Union[float, Tensor]):
+                l2: Union[float, Tensor], stationarity: float):
         config = self.config
+        hessian = config.hessian
+        if hessian == HessianType.auto and \
+                stationarity > config.stationary_tol:
+            # The stationarity test already says the exact Hessian is not
+            # that of a minimum: its solve would fail on negative curvature
+            # (7 of 19 products thrown away on MovieLens-100K before).
+            hessian = HessianType.gauss_newton
 
         def build(kind: HessianType):
             operator = PropagatedHessian(prop, final, rows, loss, l2,
@@ -509,7 +520,12 @@ class IFRUnlearner(Unlearner):
             return (ProjectedOperator(operator, projection),
                     projection(rhs))
 
-        return solve_hessian(build, config.hessian, config.solver)
+        step, record = solve_hessian(build, hessian, config.solver)
+        if hessian != config.hessian:
+            record.message += (f' (chosen by the stationarity test: '
+                               f'{stationarity:.3g} > '
+                               f'{config.stationary_tol})')
+        return step, record
 
     def _expected_direct(self, removed: Tensor, full: Tensor,
                          region: '_Region', frozen: Tensor) -> Tensor:
@@ -519,7 +535,7 @@ class IFRUnlearner(Unlearner):
         # the curvature's precision: it scores every item for every
         # forgotten pair.
         data = self.data
-        known = pair_keys(data.train_index, data.num_items).sort()[0]
+        known = self._graph_cache().known()
         average = expected_negative_grad(
             full.to(self.config.curvature_dtype),
             self.examples[:2, removed].to(full.device), data.num_users,
@@ -556,16 +572,17 @@ class IFRUnlearner(Unlearner):
         device = emb.device
         # Index bookkeeping stays on the CPU with the graph; products run
         # on the model's device.
-        nodes = torch.cat([self.examples[:1], self.examples[1:] + num_users])
-
-        tracer = SpilloverTracer(data.edge_index, data.num_nodes)
+        cache = self._graph_cache()
+        nodes, tracer = cache.nodes, cache.tracer
         direct, changed, rows = affected_rows(tracer, request, nodes,
                                               num_users, self.num_hops,
                                               config.extra_hops,
                                               config.pruning)
         keep = request.example_mask
         new_data = remaining_data(data, request.train_mask)
-        new_edge_index = new_data.edge_index
+        new_cache = cache.advance(request.deleted_edges, new_data,
+                                  self.examples[:, keep], keep)
+        alpha = self.model.alpha
 
         # Nodes left in no example have the exact optimum zero.  Nodes left
         # only as sampled negatives keep nothing they learned from
@@ -595,17 +612,14 @@ class IFRUnlearner(Unlearner):
         l2 = self._l2_rows(new_data, rows_dev, dtype)  # the new objective's
         lap('trace')
 
-        prop_old = LinearPropagation.induced(
-            self.model, data.edge_index, ball, space.node_map, space.size,
-            dtype).to(device=device)
-        prop_new = LinearPropagation.induced(
-            self.model, new_edge_index, ball, space.node_map, space.size,
-            dtype).to(device=device)
-        full_old = LinearPropagation.from_model(
-            self.model, data.edge_index.to(device), dtype)(emb)
+        prop_old, prop_new = (
+            c.propagation(alpha, dtype).restrict(ball, space.node_map,
+                                                 space.size).to(device=device)
+            for c in (cache, new_cache))
+        full_prop_new = new_cache.propagation(alpha, dtype, device)
+        full_old = cache.propagation(alpha, dtype, device)(emb)
         final_old = space.gather(full_old)
-        final_new = space.gather(LinearPropagation.from_model(
-            self.model, new_edge_index.to(device), dtype)(emb))
+        final_new = space.gather(full_prop_new(emb))
         loss_touched = self._loss(touched, dtype, space)
         loss_removed = self._loss(removed, dtype, space)
         start = emb[rows_dev].clone()
@@ -694,7 +708,8 @@ class IFRUnlearner(Unlearner):
                 try:
                     step_vec, record = self._newton(
                         prop_new.to(cdt), final_new.to(cdt), local,
-                        curvature_loss, emb[rows_dev], rhs.reshape(-1), l2)
+                        curvature_loss, emb[rows_dev], rhs.reshape(-1), l2,
+                        stationarity)
                 except SolverError as error:
                     raise SolverError(
                         f'{error}.  {self._newton_hint(stationarity)}',
@@ -723,13 +738,40 @@ class IFRUnlearner(Unlearner):
             after=self._grad(prop_new, final_new, loss_touched)[local] +
             l2 * emb[rows_dev],
             start=start, end=emb[rows_dev], full_old=full_old,
-            full_new=LinearPropagation.from_model(
-                self.model, new_edge_index.to(device), dtype)(emb))
+            full_new=full_prop_new(emb))
         lap('certificate')
         with torch.no_grad():
             weight.copy_(emb)
+        # Taken up by _advance once the request has succeeded.
+        self._next_cache = (request, new_cache)
         lap('apply')
         return timings, diagnostics
+
+    def prepare(self) -> 'IFRUnlearner':
+        r"""Builds now what the unlearner keeps across requests (the
+        tracer's CSR, the propagation matrices, the examples' node ids;
+        see :class:`~torch_geometric_unlearn.graph_cache.GraphCache`),
+        which the first request would otherwise build: e.g. when a
+        deletion service loads the model.  Returns :obj:`self`."""
+        cache = self._graph_cache()
+        cache.propagation(self.model.alpha, self.config.dtype)
+        cache.propagation(self.model.alpha, self.config.dtype,
+                          self.model.embedding.weight.device)
+        return self
+
+    def _graph_cache(self) -> GraphCache:
+        # The structures of the current graph, kept across requests.
+        if self._cache is None or not self._cache.holds(self.data,
+                                                        self.examples):
+            self._cache = GraphCache(self.data, self.examples)
+        return self._cache
+
+    def _advance(self, request: Request):
+        pending, self._next_cache = self._next_cache, None
+        super()._advance(request)
+        if pending is not None and pending[0] is request:
+            pending[1].data, pending[1].examples = self.data, self.examples
+            self._cache = pending[1]
 
     def _newton_hint(self, stationarity: float) -> str:
         # What to change when the Newton step fails.

@@ -20,6 +20,7 @@ from typing import Optional
 
 import torch
 from torch import Tensor
+from torch_geometric.index import index2ptr, ptr2index
 from torch_geometric.nn import LightGCN
 
 
@@ -40,30 +41,60 @@ class LinearPropagation:
             normalise with instead of those of :obj:`edge_index`: with the
             degrees of a whole graph and the edges it induces on a ball
             around a node set, :math:`P` is exact on that set (see
-            :meth:`induced`).
+            :meth:`restrict`).
     """
     def __init__(self, edge_index: Tensor, num_nodes: int, alpha: Tensor,
                  dtype: Optional[torch.dtype] = None,
                  deg: Optional[Tensor] = None):
+        # LGConv aggregates messages source -> target, i.e. it multiplies
+        # by A^T; the graph is undirected, so A^T = A and rows may be read
+        # as either end.
+        row, col = edge_index
+        perm = torch.argsort(row * max(num_nodes, 1) + col)
+        self._set(index2ptr(row[perm], num_nodes), col[perm],
+                  degree(edge_index, num_nodes) if deg is None else deg,
+                  num_nodes, alpha, dtype or torch.get_default_dtype())
+
+    def _set(self, rowptr: Tensor, col: Tensor, deg: Tensor,
+             num_nodes: int, alpha: Tensor, dtype: torch.dtype):
+        # The CSR structure (rowptr, col) sorted by row, then column.
         self.num_nodes = num_nodes
         self.alpha = alpha.detach()
         self.num_layers = alpha.numel() - 1
-        dtype = dtype or torch.get_default_dtype()
+        self.rowptr, self.col, self.deg = rowptr, col, deg
         self.adj = None
         if self.num_layers > 0:
-            row, col = edge_index
-            if deg is None:
-                deg = degree(edge_index, num_nodes)
-            deg = deg.to(dtype)
-            inv_sqrt = deg.pow(-0.5).masked_fill(deg == 0, 0)
+            inv_sqrt = deg.to(dtype).pow(-0.5).masked_fill(deg == 0, 0)
+            row = ptr2index(rowptr, col.numel())
             value = inv_sqrt[row] * inv_sqrt[col]
             with warnings.catch_warnings():
                 warnings.filterwarnings('ignore', '.*Sparse.*')
-                # LGConv aggregates messages source -> target, i.e. it
-                # multiplies by A^T; the graph is undirected so A^T = A.
-                self.adj = torch.sparse_coo_tensor(
-                    torch.stack([col, row]), value,
-                    (num_nodes, num_nodes)).coalesce().to_sparse_csr()
+                self.adj = torch.sparse_csr_tensor(
+                    rowptr, col, value, (num_nodes, num_nodes),
+                    check_invariants=False)
+
+    @classmethod
+    def from_csr(cls, rowptr: Tensor, col: Tensor, alpha: Tensor,
+                 dtype: Optional[torch.dtype] = None,
+                 deg: Optional[Tensor] = None) -> 'LinearPropagation':
+        r"""The propagation of an undirected graph held as CSR, with
+        :obj:`col` sorted within each row (e.g. the structure of a
+        :class:`~torch_geometric_unlearn.spillover.SpilloverTracer`): no
+        sort is needed.
+
+        Args:
+            rowptr (torch.Tensor): Row pointers, :obj:`[num_nodes + 1]`.
+            col (torch.Tensor): Column of every entry, :obj:`[E]`.
+            alpha (torch.Tensor): Layer weights, :obj:`[L + 1]`.
+            dtype (torch.dtype, optional): dtype of the sparse matrix.
+            deg (torch.Tensor, optional): Degrees to normalise with;
+                :obj:`rowptr.diff()` by default.
+        """
+        out = cls.__new__(cls)
+        out._set(rowptr, col, rowptr.diff() if deg is None else deg,
+                 rowptr.numel() - 1, alpha,
+                 dtype or torch.get_default_dtype())
+        return out
 
     @classmethod
     def from_model(cls, model: LightGCN, edge_index: Tensor,
@@ -82,7 +113,14 @@ class LinearPropagation:
                 node_map: Tensor, num_local: int,
                 dtype: Optional[torch.dtype] = None) -> 'LinearPropagation':
         r"""The propagation of :obj:`model` on :obj:`edge_index` restricted
-        to a ball, in local node ids.
+        to a ball, in local node ids: :meth:`restrict` of
+        :meth:`from_model`."""
+        return cls.from_model(model, edge_index, dtype).restrict(
+            ball, node_map, num_local)
+
+    def restrict(self, ball: Tensor, node_map: Tensor,
+                 num_local: int) -> 'LinearPropagation':
+        r"""This propagation restricted to a ball, in local node ids.
 
         If :obj:`ball` holds every node within :math:`L` (the number of
         layers) hops of a node set :math:`S`, then :math:`(Px)_S` depends on
@@ -91,22 +129,32 @@ class LinearPropagation:
         in it.  So the edges the graph induces on the ball, normalised with
         the whole graph's degrees, give :math:`(Px)_S` exactly, as well as
         :math:`Px` on the ball for any :math:`x` supported on :math:`S`.
+        The entries are selected from the stored CSR, not sorted again.
 
         Args:
-            model (LightGCN): The model.
-            edge_index (torch.Tensor): The whole graph, :obj:`[2, E]`.
             ball (torch.Tensor): Bool mask of the ball, :obj:`[N]`.
             node_map (torch.Tensor): Local id of every node, :obj:`[N]`
                 (defined on the ball at least).
             num_local (int): Number of local ids.
-            dtype (torch.dtype, optional): dtype of the sparse matrix.
         """
-        deg = degree(edge_index, model.num_nodes)[ball]
-        local_deg = deg.new_zeros(num_local)
-        local_deg[node_map[ball]] = deg
-        inside = edge_index[:, ball[edge_index[0]] & ball[edge_index[1]]]
-        return cls(node_map[inside], num_local, model.alpha,
-                   dtype or model.embedding.weight.dtype, local_deg)
+        ball = ball.to(self.col.device)
+        node_map = node_map.to(self.col.device)
+        deg = self.deg.new_zeros(num_local)
+        deg[node_map[ball]] = self.deg[ball]
+        dtype = torch.get_default_dtype() if self.adj is None else \
+            self.adj.dtype
+        row = ptr2index(self.rowptr, self.col.numel())
+        inside = ball[row] & ball[self.col]
+        row, col = node_map[row[inside]], node_map[self.col[inside]]
+        if row.numel() > 1 and bool((row.diff() < 0).any() |
+                                    ((row.diff() == 0) &
+                                     (col.diff() < 0)).any()):
+            perm = torch.argsort(row * num_local + col)
+            row, col = row[perm], col[perm]
+        out = self.__class__.__new__(self.__class__)
+        out._set(index2ptr(row, num_local), col, deg, num_local,
+                 self.alpha, dtype)
+        return out
 
     def to(self, dtype: Optional[torch.dtype] = None,
            device: Optional[torch.device] = None) -> 'LinearPropagation':

@@ -24,6 +24,7 @@ built.  The sparse products run on :class:`torch_sparse.SparseTensor` when
 :obj:`torch-sparse` is installed and on :obj:`torch.sparse_csr_tensor`
 otherwise; both give the same result.
 """
+import copy
 import math
 import numbers
 import warnings
@@ -318,6 +319,42 @@ class SpilloverTracer:
     @property
     def num_edges(self) -> int:
         return self.edge_index.size(1)
+
+    def remove_edges(self, deleted_edge_mask: Tensor) -> 'SpilloverTracer':
+        r"""The tracer of the graph without some entries of
+        :obj:`edge_index`, derived from this one without sorting again.
+
+        Args:
+            deleted_edge_mask (torch.Tensor): The entries to remove, bool
+                :obj:`[E]`, both directions of each edge (as
+                :meth:`find_edges` gives them).
+
+        Returns:
+            SpilloverTracer: A new tracer; this one is unchanged.
+        """
+        if (not isinstance(deleted_edge_mask, Tensor)
+                or deleted_edge_mask.dtype != torch.bool
+                or deleted_edge_mask.shape != (self.num_edges, )):
+            raise ValueError(f"'deleted_edge_mask' must be a bool tensor of "
+                             f"shape [{self.num_edges}]")
+        keep = ~deleted_edge_mask
+        kept = keep[self._perm]  # in sorted order
+        removed = self.edge_index[:, deleted_edge_mask]
+        if not torch.equal(
+                torch.sort(removed[0] * self.num_nodes + removed[1])[0],
+                torch.sort(removed[1] * self.num_nodes + removed[0])[0]):
+            raise ValueError("'deleted_edge_mask' must remove both "
+                             "directions of every edge")
+        out = copy.copy(self)
+        out.edge_index = self.edge_index[:, keep]
+        position = torch.cumsum(keep, 0) - 1
+        out._perm = position[self._perm[kept]]
+        out._key = self._key[kept]
+        out.col = self.col[kept]
+        out.rowptr = index2ptr(out.edge_index[0, out._perm], self.num_nodes)
+        out.deg = out.rowptr.diff()
+        out._adj = out._normalized_adjacency()
+        return out
 
     def _check_undirected(self, reverse_key: Tensor):
         if torch.equal(torch.sort(reverse_key).values, self._key):
