@@ -176,3 +176,49 @@ def test_constructor_checks_model_and_examples(small_data):
         Shift(model, small_data, small_data.train_index, l2=1.0)
     with pytest.raises(ValueError, match=r'row 0 holds user id .*outside'):
         Shift(model, small_data, triples(small_data) + 1000, l2=1.0)
+
+
+def test_a_batch_forgets_the_union_once_and_keeps_each_request(
+        unlearner, small_data):
+    user = int(small_data.train_index[0, 0])
+    of_user = small_data.train_index[:, small_data.train_index[0] == user]
+    item = int(of_user[1, 0])  # shared with the user's request
+    pairs = small_data.train_index[:, [7, 8]]
+    result = unlearner.unlearn_batch([
+        pairs, {'users': torch.tensor([user])},
+        {'items': torch.tensor([item])}])
+    of_item = small_data.train_index[:, small_data.train_index[1] == item]
+    expected = torch.unique(pair_keys(torch.cat([pairs, of_user, of_item],
+                                                1), small_data.num_items))
+    assert torch.equal(pair_keys(result.request, small_data.num_items),
+                       expected)
+    assert result.diagnostics['pairs'] == expected.numel()  # one update
+    assert result.diagnostics['batch'] == [2, of_user.size(1),
+                                           of_item.size(1)]
+    assert torch.equal(result.batch[1][0], torch.full_like(
+        result.batch[1][0], user))
+    assert unlearner.data.num_train == small_data.num_train - \
+        expected.numel()
+
+
+def test_a_bad_request_in_a_batch_changes_nothing(unlearner, small_data):
+    before = unlearner.model.embedding.weight.detach().clone()
+    good = small_data.train_index[:, :3]
+    never = torch.tensor([[0], [0]])
+    while bool(torch.isin(pair_keys(never, small_data.num_items),
+                          pair_keys(small_data.train_index,
+                                    small_data.num_items))):
+        never[1] += 1
+    with pytest.raises(RequestError, match='request 1: .*not training') as e:
+        unlearner.unlearn_batch([good, never])
+    assert e.value.position == 1
+    with pytest.raises(RequestError, match="request 0: unknown keys"):
+        unlearner.unlearn_batch([{'user': torch.tensor([0])}])
+    with pytest.raises(RequestError, match='sequence'):
+        unlearner.unlearn_batch(good)
+    assert torch.equal(unlearner.model.embedding.weight, before)
+    assert unlearner.data is small_data
+    unlearner.unlearn(good[:, :1])
+    with pytest.raises(AlreadyForgottenError, match='request 0'):
+        unlearner.unlearn_batch([good])
+    assert unlearner.unlearn_batch([]).message.startswith('empty')

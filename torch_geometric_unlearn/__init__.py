@@ -4,6 +4,7 @@ from .generic import GenericIFRUConfig, GenericIFRUnlearner
 from .ifru import IFRUConfig, IFRUnlearner
 from .models import HeteroLinkModel, LinkModel
 from .recipe import Recipe, from_training_loop
+from .request_queue import RequestQueue
 from .spillover import (
     PruningConfig,
     PruningStrategy,
@@ -30,6 +31,7 @@ __all__ = [
     'UnlearnResult',
     'RequestError',
     'AlreadyForgottenError',
+    'RequestQueue',
     'IFRUnlearner',
     'IFRUConfig',
     'GenericIFRUnlearner',

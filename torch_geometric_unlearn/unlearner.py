@@ -12,7 +12,8 @@ the state (data, graph, examples) forward, all or nothing.
 import copy
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Tuple
+from typing import (Any, Dict, List, Mapping, Optional, Sequence, Tuple,
+                    Union)
 
 import torch
 from torch import Tensor
@@ -24,7 +25,9 @@ from .training import check_model
 
 class RequestError(ValueError):
     r"""A deletion request that cannot be carried out; nothing was
-    changed."""
+    changed.  In a batch, :attr:`position` is the failing request's index.
+    """
+    position: Optional[int] = None
 
 
 class AlreadyForgottenError(RequestError):
@@ -48,6 +51,10 @@ class UnlearnResult:
             :obj:`'total'` covers the whole call.
         diagnostics (Dict[str, Any]): Region sizes, solver records and so on.
         message (str): A note, e.g. that an empty request changed nothing.
+        batch (List[torch.Tensor], optional): For
+            :meth:`Unlearner.unlearn_batch`, the pairs :obj:`[2, k_b]` of
+            each request of the batch, in order (a pair named by two
+            requests appears in both; :attr:`request` holds it once).
     """
     model: torch.nn.Module
     data: InteractionData
@@ -56,6 +63,7 @@ class UnlearnResult:
     timings: Dict[str, float] = field(default_factory=dict)
     diagnostics: Dict[str, Any] = field(default_factory=dict)
     message: str = ''
+    batch: Optional[List[Tensor]] = None
 
     @property
     def edge_index(self) -> Tensor:
@@ -172,6 +180,71 @@ class Unlearner:
         """
         start = time.perf_counter()
         pairs = self._resolve(interactions, users, items, edge_index)
+        return self._apply(pairs, start)
+
+    def unlearn_batch(self, requests: Sequence[Union[Tensor, Mapping[
+            str, Tensor]]]) -> UnlearnResult:
+        r"""Forgets many pending requests in one update: one trace, one
+        solve, one transaction.
+
+        Each request is what :meth:`unlearn` takes: user-item pairs
+        :obj:`[2, k]`, or a mapping with one of the keys
+        :obj:`'interactions'`, :obj:`'users'`, :obj:`'items'` and
+        :obj:`'edge_index'`.  Requests may overlap (a user's request and an
+        item's); their union is forgotten once.  The update is that of one
+        request holding the union, so it costs about one request's solve,
+        not one per request.
+
+        Returns:
+            UnlearnResult: With :attr:`UnlearnResult.batch` the pairs of
+            each request, and :obj:`diagnostics['batch']` their sizes.
+
+        Raises:
+            RequestError: If any request is malformed or names no training
+                interactions (the message gives its position); nothing is
+                changed, the other requests included.
+            AlreadyForgottenError: If any request names interactions
+                forgotten before.
+        """
+        start = time.perf_counter()
+        if isinstance(requests, (Tensor, Mapping)) or not isinstance(
+                requests, Sequence):
+            raise RequestError("'requests' must be a sequence (list or "
+                               "tuple) of requests")
+        batch = []
+        for position, spec in enumerate(requests):
+            if isinstance(spec, Mapping):
+                unknown = set(spec) - {'interactions', 'users', 'items',
+                                       'edge_index'}
+                if unknown:
+                    raise RequestError(f"request {position}: unknown keys "
+                                       f"{sorted(unknown)}")
+                kwargs = dict(spec)
+            else:
+                kwargs = {'interactions': spec}
+            kwargs = {k: kwargs.get(k) for k in ('interactions', 'users',
+                                                 'items', 'edge_index')}
+            try:
+                pairs = self._resolve(**kwargs)
+                if pairs.size(1):
+                    self._request(pairs)  # names what is not a training pair
+            except RequestError as error:
+                failed = type(error)(f'request {position}: {error}')
+                failed.position = position
+                raise failed from None
+            batch.append(pairs)
+        num_items = self.data.num_items
+        keys = torch.unique(torch.cat(
+            [pair_keys(p, num_items) for p in batch] +
+            [torch.empty(0, dtype=torch.long)]))
+        result = self._apply(torch.stack([keys // num_items,
+                                          keys % num_items]), start)
+        result.batch = batch
+        result.diagnostics['batch'] = [p.size(1) for p in batch]
+        return result
+
+    def _apply(self, pairs: Tensor, start: float) -> UnlearnResult:
+        # Forgets validated pairs [2, k], all or nothing.
         if pairs.size(1) == 0:
             return UnlearnResult(self.model, self.data, pairs, self.method,
                                  {'total': time.perf_counter() - start},
