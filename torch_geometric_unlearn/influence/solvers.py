@@ -570,17 +570,22 @@ def trajectory_response(operator: LinearOperator, g: Tensor, horizon: Tensor,
     failure, change, ritz = None, 0.0, torch.zeros(0, dtype=g.dtype)
     iterations = 0
     if b_norm > 0:
-        basis = [b / b_norm]
+        # The Lanczos vectors as rows, in a buffer that doubles when full:
+        # stacking them afresh every iteration copied the whole basis
+        # (38 MB a vector at 10^6 interactions).
+        basis = b.new_empty(min(8, max_iter + 1), b.numel())
+        basis[0] = b / b_norm
+        size = 1
         alphas: List[float] = []
         betas: List[float] = []
         previous = None
         while iterations < max_iter:
-            w = scale * operator.matvec(scale * basis[-1])
+            w = scale * operator.matvec(scale * basis[size - 1])
             iterations += 1
-            alphas.append(float(basis[-1] @ w))
-            q = torch.stack(basis, 1)
+            alphas.append(float(basis[size - 1] @ w))
+            q = basis[:size]
             for _ in range(2):  # twice is enough (Giraud et al.)
-                w = w - q @ (q.t() @ w)
+                w = w - q.t() @ (q @ w)
             beta = float(w.norm())
             tri = torch.diag(torch.tensor(alphas, dtype=g.dtype))
             if betas:
@@ -590,7 +595,7 @@ def trajectory_response(operator: LinearOperator, g: Tensor, horizon: Tensor,
             if float(ritz[0]) < -1e-6 * max(float(ritz[-1]), 1e-30):
                 failure = 'negative curvature'
                 break
-            estimate = q @ (vecs @ (_phi(ritz) * vecs[0])) * b_norm
+            estimate = q.t() @ (vecs @ (_phi(ritz) * vecs[0])) * b_norm
             if not bool(torch.isfinite(estimate).all()):
                 failure = 'non-finite response'
                 break
@@ -606,7 +611,10 @@ def trajectory_response(operator: LinearOperator, g: Tensor, horizon: Tensor,
                 change = 0.0
                 break
             betas.append(beta)
-            basis.append(w / beta)
+            if size == basis.size(0):
+                basis = torch.cat([basis, torch.empty_like(basis)])
+            basis[size] = w / beta
+            size += 1
         else:
             failure = (f'the estimate still changed by {change:.3g} after '
                        f'{iterations} iterations')
