@@ -130,3 +130,17 @@ def test_failed_request_leaves_the_cache_alone(data, trained, monkeypatch):
     torch.testing.assert_close(unlearner.unlearn(second).model.embedding
                                .weight, fresh.unlearn(second).model
                                .embedding.weight, rtol=0, atol=1e-6)
+
+
+def test_the_item_order_follows_the_examples(data, trained):
+    model, record = trained
+    unlearner = IFRUnlearner(model, data, record.examples, l2=L2,
+                             horizon=record.horizon)
+    for seed in range(2):
+        unlearner.unlearn(random_interactions(unlearner.data, count=20,
+                                              seed=seed))
+        cache = unlearner._cache
+        items = unlearner.examples[1, cache.order]
+        assert bool((items.diff() >= 0).all())
+        assert torch.equal(cache.order.sort()[0],
+                           torch.arange(unlearner.examples.size(1)))

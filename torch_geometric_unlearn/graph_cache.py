@@ -2,9 +2,9 @@ r"""What an unlearner keeps across requests: the structures of its current
 graph.
 
 A deletion stream (one user today, five tomorrow) changes a few edges per
-request, so the spillover tracer's CSR, the propagation matrices and the
-examples' node ids are built once per model and then updated by removing
-entries, never rebuilt: a request pays for what it changes.
+request, so the spillover tracer's CSR, the propagation matrices, the
+examples' node ids and their order by item are built once per model and
+then updated by removing entries, never rebuilt or sorted again.
 """
 from typing import Dict, Optional, Tuple
 
@@ -26,16 +26,24 @@ class GraphCache:
             :obj:`data.edge_index`; built when not given.
         nodes (torch.Tensor, optional): The examples as homogeneous node
             ids :obj:`[m, M]` (items offset by the number of users).
+        order (torch.Tensor, optional): The examples' indices sorted by
+            item, :obj:`[M]`.
     """
     def __init__(self, data: InteractionData, examples: Tensor,
                  tracer: Optional[SpilloverTracer] = None,
-                 nodes: Optional[Tensor] = None):
+                 nodes: Optional[Tensor] = None,
+                 order: Optional[Tensor] = None):
         self.data, self.examples = data, examples
         self.tracer = tracer or SpilloverTracer(data.edge_index,
                                                 data.num_nodes)
         if nodes is None:
             nodes = torch.cat([examples[:1], examples[1:] + data.num_users])
         self.nodes = nodes
+        if order is None:
+            order = torch.argsort(examples[1], stable=True)
+        #: The examples sorted by (positive) item, the order the products
+        #: take them in.
+        self.order = order
         self._props: Dict[Tuple, LinearPropagation] = {}
         self._known: Optional[Tensor] = None
 
@@ -83,5 +91,7 @@ class GraphCache:
         tracer = self.tracer
         if deleted_edges.size(1):
             tracer = tracer.remove_edges(tracer.find_edges(deleted_edges)[1])
+        position = torch.cumsum(example_mask, 0) - 1
+        order = position[self.order[example_mask[self.order]]]
         return GraphCache(data, examples, tracer,
-                          self.nodes[:, example_mask])
+                          self.nodes[:, example_mask], order)

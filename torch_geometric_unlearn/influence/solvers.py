@@ -583,10 +583,20 @@ def trajectory_response(operator: LinearOperator, g: Tensor, horizon: Tensor,
             w = scale * operator.matvec(scale * basis[size - 1])
             iterations += 1
             alphas.append(float(basis[size - 1] @ w))
+            # The three-term recurrence, then full reorthogonalisation: a
+            # second pass only where the first removed much of what was
+            # left (Daniel, Gragg, Kaufman and Stewart's criterion), which
+            # reads the basis once per iteration instead of twice.
+            w = w - alphas[-1] * basis[size - 1]
+            if betas:
+                w = w - betas[-1] * basis[size - 2]
             q = basis[:size]
-            for _ in range(2):  # twice is enough (Giraud et al.)
-                w = w - q.t() @ (q @ w)
+            before = float(w.norm())
+            w = w - q.t() @ (q @ w)
             beta = float(w.norm())
+            if beta < 0.7071 * before:
+                w = w - q.t() @ (q @ w)
+                beta = float(w.norm())
             tri = torch.diag(torch.tensor(alphas, dtype=g.dtype))
             if betas:
                 off = torch.tensor(betas, dtype=g.dtype)
@@ -595,18 +605,20 @@ def trajectory_response(operator: LinearOperator, g: Tensor, horizon: Tensor,
             if float(ritz[0]) < -1e-6 * max(float(ritz[-1]), 1e-30):
                 failure = 'negative curvature'
                 break
-            estimate = q.t() @ (vecs @ (_phi(ritz) * vecs[0])) * b_norm
-            if not bool(torch.isfinite(estimate).all()):
+            # The estimate in the orthonormal basis: its change and norm
+            # are those of the coordinates, so the n-vector is formed once.
+            coords = vecs @ (_phi(ritz) * vecs[0]) * b_norm
+            if not bool(torch.isfinite(coords).all()):
                 failure = 'non-finite response'
                 break
-            x = scale * estimate
             if previous is not None:
-                change = float((estimate - previous).norm() /
-                               estimate.norm().clamp(min=1e-300))
+                previous = torch.cat([previous, previous.new_zeros(1)])
+                change = float((coords - previous).norm() /
+                               coords.norm().clamp(min=1e-300))
                 history.append(change)
-                if change <= tol:
-                    break
-            previous = estimate
+            previous = coords
+            if change <= tol and len(history):
+                break
             if beta <= 1e-12 * b_norm:  # the Krylov space is exhausted
                 change = 0.0
                 break
@@ -618,6 +630,8 @@ def trajectory_response(operator: LinearOperator, g: Tensor, horizon: Tensor,
         else:
             failure = (f'the estimate still changed by {change:.3g} after '
                        f'{iterations} iterations')
+        if previous is not None:
+            x = scale * (basis[:previous.numel()].t() @ previous)
     diagnostics = SolverDiagnostics(
         method='lanczos',
         converged=failure is None,
