@@ -27,7 +27,7 @@ from torch_geometric_unlearn.ifru import (
 from torch_geometric_unlearn.influence import SolverConfig, SolverError
 from torch_geometric_unlearn.objectives import example_margin
 from torch_geometric_unlearn.propagation import LinearPropagation
-from torch_geometric_unlearn.spillover import SpilloverTracer
+from torch_geometric_unlearn.spillover import PruningConfig, SpilloverTracer
 from torch_geometric_unlearn.training import TrainConfig, build_model, train
 from torch_geometric_unlearn.unlearner import UnlearnResult, remaining_data
 
@@ -571,3 +571,52 @@ def test_forgetting_movielens_most_popular_item(data_dir):
     assert abs(score - paired_score) < 0.5
     assert 0.5 * paired_norm < norm < 2 * paired_norm
     assert score_change_closure(data, model, pairs, paired, result) > 0.85
+
+
+def test_curvature_hops_at_the_receptive_field_is_the_exact_path(tiny):
+    model = build_model(tiny, 4, 2)
+    record = train(model, tiny, TrainConfig(progress=False, l2=L2,
+                                            max_epochs=5, batch_size=256))
+    pairs = random_interactions(tiny, count=10, seed=3)
+
+    def weight(**config):
+        result = IFRUnlearner(model, tiny, record.examples, l2=L2,
+                              horizon=record.horizon,
+                              config=IFRUConfig(**config)).unlearn(pairs)
+        return result.model.embedding.weight, result.diagnostics
+
+    exact, diagnostics = weight()
+    assert 'curvature_error' not in diagnostics
+    for hops in (2, 5):
+        same, diagnostics = weight(curvature_hops=hops)
+        assert torch.equal(same, exact)
+        assert diagnostics['curvature_hops'] == 2
+
+
+def test_truncated_curvature_reports_its_error_and_stays_close():
+    data = synthetic(300, 400, 3000, num_topics=4, seed=4)
+    model = build_model(data, 8, 2)
+    record = train(model, data, TrainConfig(progress=False, l2=L2,
+                                            max_epochs=10, batch_size=512))
+    pairs = random_interactions(data, count=5, seed=0)
+    start = model.embedding.weight.detach()
+    rows = PruningConfig('threshold', 1e-2)
+
+    def run(**config):
+        return IFRUnlearner(model, data, record.examples, l2=L2,
+                            horizon=record.horizon,
+                            config=IFRUConfig(pruning=rows, **config)
+                            ).unlearn(pairs)
+
+    exact = run().model.embedding.weight.detach()
+    step = (exact - start).norm()
+    errors = []
+    for hops in (0, 1):
+        result = run(curvature_hops=hops)
+        d = result.diagnostics
+        assert d['curvature_examples'] < d['region_examples']
+        errors.append(d['curvature_error'])
+        gap = (result.model.embedding.weight.detach() - exact).norm()
+        # Measured: 1.3e-4 (0 hops) and 6e-6 (1 hop) of the exact step.
+        assert float(gap / step) < 1e-2
+    assert 0 < errors[1] < errors[0]

@@ -156,6 +156,20 @@ class IFRUConfig:
             of 1e-2.
         num_hops (int, optional): Receptive field of the model; inferred
             from it by default.
+        curvature_hops (int, optional): Keep the curvature (the Hessian or
+            Gauss-Newton products of the solve) to the rows' own
+            :obj:`curvature_hops`-hop ball: its propagation and the
+            examples touching it, instead of the exact :obj:`num_hops`-hop
+            region (:obj:`None`, the default).  The gradients and the
+            certificate stay exact; the result reports
+            :obj:`diagnostics['curvature_error']`, the truncated operator's
+            relative error along the step taken.  With few solved rows
+            (e.g. :obj:`PruningConfig('threshold', 1e-2)`) the products then
+            cost what the rows touch, not the graph.  Measured on
+            MovieLens-100K (LightGCN-2, paired retrains): :obj:`0` with
+            the 300 most important rows closed 0.78 / 1.00 of the
+            forgotten pairs' score change (1% random / 5 users) against
+            0.79 / 1.00 exact (see ``benchmarks/request_cost.py``).
         dtype (torch.dtype): Precision of the update, the gradients and
             the solver's vectors.  Float64 by default: CG run wholly in
             float32 lost orthogonality on these ill-conditioned systems (on
@@ -181,6 +195,7 @@ class IFRUConfig:
     solver: SolverConfig = field(default_factory=lambda: SolverConfig(
         method='cg', tol=1e-2, max_iter=200, damping=0.0))
     num_hops: Optional[int] = None
+    curvature_hops: Optional[int] = None
     dtype: torch.dtype = torch.float64
     curvature_dtype: torch.dtype = torch.float32
 
@@ -194,10 +209,12 @@ class IFRUConfig:
                 not 0 <= self.stationary_tol < float('inf'):
             raise ValueError(f"'stationary_tol' must be a finite float >= 0 "
                              f"(got {self.stationary_tol!r})")
-        if self.num_hops is not None and (not isinstance(self.num_hops, int)
-                                          or self.num_hops < 0):
-            raise ValueError(f"'num_hops' must be a non-negative int "
-                             f"(got {self.num_hops!r})")
+        for name in ('num_hops', 'curvature_hops'):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or
+                                      isinstance(value, bool) or value < 0):
+                raise ValueError(f"'{name}' must be a non-negative int "
+                                 f"(got {value!r})")
 
 
 def coerce_enum(config, name: str, enum):
@@ -699,27 +716,46 @@ class IFRUnlearner(Unlearner):
             'solver': [],
         }
         cdt = config.curvature_dtype
-        curvature_loss = self._loss(touched, cdt, space)
+        hops = (self.num_hops if config.curvature_hops is None else
+                min(config.curvature_hops, self.num_hops))
+        if hops < self.num_hops:
+            inner = tracer.k_hop(rows, hops)
+            kept = touched[inner[nodes[:, touched]].any(0)]
+            cspace = _Region(inner, nodes[:, kept].reshape(-1),
+                             data.num_nodes)
+            c_prop = new_cache.propagation(alpha, dtype).restrict(
+                inner, cspace.node_map, cspace.size).to(dtype=cdt,
+                                                        device=device)
+            c_index = space.node_map[cspace.nodes].to(device)
+            c_local = cspace.node_map[rows].to(device)
+            curvature_loss = self._loss(kept, cdt, cspace)
+        else:
+            kept, c_prop, c_index, c_local = touched, prop_new.to(cdt), \
+                None, local
+            curvature_loss = self._loss(touched, cdt, space)
+        diagnostics['curvature_hops'] = hops
+        diagnostics['curvature_examples'] = kept.numel()
         for step in range(config.newton_steps if newton else 1):
             if rows.numel() == 0:
                 break
             if step > 0:
                 rhs = -(self._grad(prop_new, final_new, loss_touched)[local] +
                         l2 * emb[rows_dev])
+            c_final = (final_new if c_index is None else
+                       final_new[c_index]).to(cdt)
             if newton:
                 try:
                     step_vec, record = self._newton(
-                        prop_new.to(cdt), final_new.to(cdt), local,
-                        curvature_loss, emb[rows_dev], rhs.reshape(-1), l2,
-                        stationarity)
+                        c_prop, c_final, c_local, curvature_loss,
+                        emb[rows_dev], rhs.reshape(-1), l2, stationarity)
                 except SolverError as error:
                     raise SolverError(
                         f'{error}.  {self._newton_hint(stationarity)}',
                         error.diagnostics, error.solution) from None
             else:
                 operator = PropagatedHessian(
-                    prop_new.to(cdt), final_new.to(cdt), local,
-                    curvature_loss, l2, gauss_newton=True, dtype=dtype)
+                    c_prop, c_final, c_local, curvature_loss, l2,
+                    gauss_newton=True, dtype=dtype)
                 step_vec, record = trajectory_response(
                     operator, rhs.reshape(-1), horizon.reshape(-1),
                     config.solver.tol, config.solver.max_iter)
@@ -731,6 +767,13 @@ class IFRUnlearner(Unlearner):
             delta[local] = step_vec
             final_new += prop_new(delta)
             diagnostics['solver'].append(record)
+        if c_index is not None and diagnostics['solver']:
+            diagnostics['curvature_error'] = self._curvature_error(
+                (prop_new.to(cdt), final_new.to(cdt), local,
+                 self._loss(touched, cdt, space)),
+                (c_prop, final_new[c_index].to(cdt), c_local,
+                 curvature_loss), l2, (emb[rows_dev] - start).reshape(-1),
+                diagnostics['solver'][-1].curvature)
         lap('solve')
 
         diagnostics['certificate'] = self._certificate(
@@ -774,6 +817,18 @@ class IFRUnlearner(Unlearner):
         if pending is not None and pending[0] is request:
             pending[1].data, pending[1].examples = self.data, self.examples
             self._cache = pending[1]
+
+    def _curvature_error(self, exact, truncated, l2, vec: Tensor,
+                         curvature: str) -> float:
+        # ||(A_truncated - A) v|| / ||A v|| for the step v: what
+        # 'curvature_hops' changed in the operator, along the direction
+        # that was taken (one product with the exact operator).
+        gauss_newton = curvature == HessianType.gauss_newton.value
+        products = [PropagatedHessian(*parts, l2, gauss_newton,
+                                      self.config.dtype).matvec(vec)
+                    for parts in (exact, truncated)]
+        return float((products[1] - products[0]).norm() /
+                     products[0].norm().clamp(min=1e-300))
 
     def _newton_hint(self, stationarity: float) -> str:
         # What to change when the Newton step fails.
