@@ -137,6 +137,30 @@ def entry(seconds, times, result, peak):
     return out
 
 
+def variants(make, call, repeats):
+    r"""IFRU cold, warm and local on :obj:`call`: their entries, and the
+    cold and local results."""
+    secs, times, new, peak = timed(make, call, repeats)
+    out = {'ifru_cold': entry(secs, times, new, peak),
+           'ifru_warm': entry(*timed(lambda: make().prepare(), call,
+                                     repeats))}
+    secs, times, local, peak = timed(lambda: make(**LOCAL).prepare(), call,
+                                     repeats)
+    out['ifru_local'] = entry(secs, times, local, peak)
+    return out, new, local
+
+
+def previous(make, call, repeats, new):
+    r"""The previous code on :obj:`call`: its entry with its speed-ups and
+    its distance from the new update, and its result."""
+    secs, times, result, peak = timed(make, call, repeats)
+    out = entry(secs, times, result, peak)
+    with torch.no_grad():
+        diff = float((new.model.embedding.weight -
+                      result.model.embedding.weight).abs().max())
+    return out, result, diff
+
+
 def closure(model, data, result, pairs, target, sets):
     return {key: change_closure(score_change(
         model, data.edge_index, result.model, result.edge_index, index,
@@ -169,27 +193,17 @@ def part_ml100k(args, old):
 
     for name, pairs in requests.items():
         row = {'pairs': pairs.size(1)}
-        secs, times, new, peak = timed(make, lambda u: u.unlearn(pairs),
-                                       args.repeats)
-        row['ifru_cold'] = entry(secs, times, new, peak)
-        row['ifru_warm'] = entry(*timed(lambda: make().prepare(),
-                                        lambda u: u.unlearn(pairs),
-                                        args.repeats))
-        secs, times, local, peak = timed(lambda: make(**LOCAL).prepare(),
-                                         lambda u: u.unlearn(pairs),
-                                         args.repeats)
-        row['ifru_local'] = entry(secs, times, local, peak)
+        call = (lambda u: u.unlearn(pairs))
+        entries, new, local = variants(make, call, args.repeats)
+        row.update(entries)
         if old is not None:
-            secs, times, old_result, peak = timed(
+            row['previous'], old_result, diff = previous(
                 lambda: old_unlearner(old, model, data, record.examples, None,
-                                      config.l2, record.horizon),
-                lambda u: u.unlearn(pairs), args.repeats)
-            row['previous'] = entry(secs, times, old_result, peak)
-            diff = (new.model.embedding.weight.detach() -
-                    old_result.model.embedding.weight).abs().max()
-            row['max_abs_difference_from_previous'] = float(diff)
+                                      config.l2, record.horizon), call,
+                args.repeats, new)
+            row['max_abs_difference_from_previous'] = diff
             row['max_abs_parameter'] = float(
-                new.model.embedding.weight.abs().max())
+                new.model.embedding.weight.detach().abs().max())
             row['speedup_vs_previous'] = (row['previous']['seconds'] /
                                           row['ifru_cold']['seconds'])
         after = new.data
@@ -246,15 +260,9 @@ def part_paper(args, old):
 
     out = {'train_seconds': record.wall_time, 'epochs': record.epochs,
            'pairs': pairs.size(1)}
-    secs, times, new, peak = timed(make, lambda u: u.unlearn(pairs),
-                                   args.repeats)
-    out['ifru_cold'] = entry(secs, times, new, peak)
-    out['ifru_warm'] = entry(*timed(lambda: make().prepare(),
-                                    lambda u: u.unlearn(pairs),
-                                    args.repeats))
-    secs, times, local, peak = timed(lambda: make(**LOCAL).prepare(),
-                                     lambda u: u.unlearn(pairs), args.repeats)
-    out['ifru_local'] = entry(secs, times, local, peak)
+    call = (lambda u: u.unlearn(pairs))
+    entries, new, local = variants(make, call, args.repeats)
+    out.update(entries)
     after = new.data
     auc = {'ifru': evaluate(new.model, after, adj=new.edge_index)['auc'],
            'ifru-local': evaluate(local.model, after,
@@ -262,18 +270,16 @@ def part_paper(args, old):
            'drop-edges': evaluate(model, after, adj=after.edge_index)['auc'],
            'original': evaluate(model, after, adj=data.edge_index)['auc']}
     if old is not None:
-        secs, times, old_result, peak = timed(
+        out['previous'], old_result, diff = previous(
             lambda: old_unlearner(old, model, data, record.examples,
                                   record.labels, config.l2, record.horizon),
-            lambda u: u.unlearn(pairs), args.repeats)
-        out['previous'] = entry(secs, times, old_result, peak)
+            call, args.repeats, new)
+        secs = out['previous']['seconds']
         out['speedup_vs_previous'] = secs / out['ifru_cold']['seconds']
         out['speedup_local_vs_previous'] = secs / out['ifru_local']['seconds']
         auc['previous'] = evaluate(old_result.model, after,
                                    adj=old_result.edge_index)['auc']
-        out['max_abs_difference_from_previous'] = float(
-            (new.model.embedding.weight.detach() -
-             old_result.model.embedding.weight).abs().max())
+        out['max_abs_difference_from_previous'] = diff
     out['test_auc'] = auc
     print(json.dumps(out, default=str)[:2000], flush=True)
     return out
@@ -307,16 +313,10 @@ def synthetic_row(n, args, old):
 
     row = {'interactions': n, 'nodes': data.num_nodes,
            'epoch_seconds': epoch}
-    secs, times, new, peak = timed(make, lambda u: u.unlearn(pairs),
-                                   args.repeats)
-    row['ifru_cold'] = entry(secs, times, new, peak)
-    row['ifru_warm'] = entry(*timed(lambda: make().prepare(),
-                                    lambda u: u.unlearn(pairs),
-                                    args.repeats))
-    lsecs, ltimes, local, lpeak = timed(lambda: make(**LOCAL).prepare(),
-                                        lambda u: u.unlearn(pairs),
-                                        args.repeats)
-    row['ifru_local'] = entry(lsecs, ltimes, local, lpeak)
+    call = (lambda u: u.unlearn(pairs))
+    entries, new, local = variants(make, call, args.repeats)
+    row.update(entries)
+    secs, lsecs = row['ifru_cold']['seconds'], row['ifru_local']['seconds']
     row['epochs_per_unlearn'] = secs / epoch
     row['epochs_per_unlearn_local'] = lsecs / epoch
     with torch.no_grad():  # the local update's distance from the exact one
@@ -324,15 +324,13 @@ def synthetic_row(n, args, old):
             (local.model.embedding.weight - new.model.embedding.weight).norm()
             / (new.model.embedding.weight - model.embedding.weight).norm())
     if old is not None and n <= args.old_max:
-        osecs, otimes, old_result, opeak = timed(
+        row['previous'], _, diff = previous(
             lambda: old_unlearner(old, model, data, examples, None, l2,
-                                  None), lambda u: u.unlearn(pairs), 1)
-        row['previous'] = entry(osecs, otimes, old_result, opeak)
+                                  None), call, 1, new)
+        osecs = row['previous']['seconds']
         row['speedup_vs_previous'] = osecs / secs
         row['speedup_local_vs_previous'] = osecs / lsecs
-        row['max_abs_difference_from_previous'] = float(
-            (new.model.embedding.weight.detach() -
-             old_result.model.embedding.weight).abs().max())
+        row['max_abs_difference_from_previous'] = diff
     print(json.dumps({k: v for k, v in row.items()
                       if not isinstance(v, dict)}), flush=True)
     print('  new', row['ifru_cold']['seconds'], 'warm',
