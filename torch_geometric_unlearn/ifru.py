@@ -783,7 +783,7 @@ class IFRUnlearner(Unlearner):
             after=self._grad(prop_new, final_new, loss_touched)[local] +
             l2 * emb[rows_dev],
             start=start, end=emb[rows_dev], full_old=full_old,
-            full_new=full_prop_new(emb))
+            full_new=self._full(final_new, space, full_prop_new, emb))
         lap('certificate')
         with torch.no_grad():
             weight.copy_(emb)
@@ -817,6 +817,17 @@ class IFRUnlearner(Unlearner):
         if pending is not None and pending[0] is request:
             pending[1].data, pending[1].examples = self.data, self.examples
             self._cache = pending[1]
+
+    @staticmethod
+    def _full(final: Tensor, space: '_Region', prop: LinearPropagation,
+              emb: Tensor) -> Tensor:
+        # P E on every node: the region's final embeddings, kept exact
+        # through the update, where the region holds every node (on real
+        # graphs it does), else one propagation.
+        if space.size < prop.num_nodes:
+            return prop(emb)
+        return torch.empty_like(final).index_copy_(
+            0, space.nodes.to(final.device), final)
 
     def _curvature_error(self, exact, truncated, l2, vec: Tensor,
                          curvature: str) -> float:
