@@ -50,8 +50,8 @@ from torch_geometric.nn import LightGCN
 
 from .bilinear import BilinearLoss, expected_negative_grad
 from .certificate import Certificate, forgotten_auc
-from .graph_cache import GraphCache
 from .evaluation import unseen_pairs
+from .graph_cache import GraphCache
 from .horizon import residual_horizon
 from .influence import (LinearOperator, SolverConfig, SolverDiagnostics,
                         SolverError, solve, trajectory_response)

@@ -213,30 +213,24 @@ class Unlearner:
                                "tuple) of requests")
         batch = []
         for position, spec in enumerate(requests):
-            if isinstance(spec, Mapping):
-                unknown = set(spec) - {'interactions', 'users', 'items',
-                                       'edge_index'}
-                if unknown:
-                    raise RequestError(f"request {position}: unknown keys "
-                                       f"{sorted(unknown)}")
-                kwargs = dict(spec)
-            else:
-                kwargs = {'interactions': spec}
-            kwargs = {k: kwargs.get(k) for k in ('interactions', 'users',
-                                                 'items', 'edge_index')}
             try:
-                pairs = self._resolve(**kwargs)
-                if pairs.size(1):
-                    self._request(pairs)  # names what is not a training pair
+                batch.append(self._resolve(**_request_arguments(spec)))
             except RequestError as error:
-                failed = type(error)(f'request {position}: {error}')
-                failed.position = position
-                raise failed from None
-            batch.append(pairs)
+                raise _in_batch(error, position) from None
         num_items = self.data.num_items
         keys = torch.unique(torch.cat(
             [pair_keys(p, num_items) for p in batch] +
             [torch.empty(0, dtype=torch.long)]))
+        if not bool(torch.isin(keys, pair_keys(self.data.train_index,
+                                               num_items)).all()):
+            # One membership test for the whole batch; on a failure, the
+            # first request at fault is named with its own error.
+            for position, pairs in enumerate(batch):
+                try:
+                    if pairs.size(1):
+                        self._request(pairs)
+                except RequestError as error:
+                    raise _in_batch(error, position) from None
         result = self._apply(torch.stack([keys // num_items,
                                           keys % num_items]), start)
         result.batch = batch
@@ -367,6 +361,25 @@ class Unlearner:
         edges = data.train_index[:, ~train_mask & positive]
         deleted = torch.stack([edges[0], edges[1] + data.num_users])
         return Request(pairs, train_mask, example_mask, deleted)
+
+
+def _request_arguments(spec) -> Dict[str, Optional[Tensor]]:
+    # The keyword arguments of Unlearner.unlearn for one request of a batch.
+    names = ('interactions', 'users', 'items', 'edge_index')
+    if not isinstance(spec, Mapping):
+        spec = {'interactions': spec}
+    unknown = set(spec) - set(names)
+    if unknown:
+        raise RequestError(f"unknown keys {sorted(unknown)}; give one of "
+                           f"{list(names)}")
+    return {name: spec.get(name) for name in names}
+
+
+def _in_batch(error: RequestError, position: int) -> RequestError:
+    # The error of one request of a batch, saying which.
+    failed = type(error)(f'request {position}: {error}')
+    failed.position = position
+    return failed
 
 
 def check_l2(l2):
