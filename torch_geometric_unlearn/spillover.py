@@ -332,11 +332,7 @@ class SpilloverTracer:
         Returns:
             SpilloverTracer: A new tracer; this one is unchanged.
         """
-        if (not isinstance(deleted_edge_mask, Tensor)
-                or deleted_edge_mask.dtype != torch.bool
-                or deleted_edge_mask.shape != (self.num_edges, )):
-            raise ValueError(f"'deleted_edge_mask' must be a bool tensor of "
-                             f"shape [{self.num_edges}]")
+        self._check_edge_mask(deleted_edge_mask)
         keep = ~deleted_edge_mask
         kept = keep[self._perm]  # in sorted order
         removed = self.edge_index[:, deleted_edge_mask]
@@ -355,6 +351,12 @@ class SpilloverTracer:
         out.deg = out.rowptr.diff()
         out._adj = out._normalized_adjacency()
         return out
+
+    def _check_edge_mask(self, mask):
+        if (not isinstance(mask, Tensor) or mask.dtype != torch.bool
+                or mask.shape != (self.num_edges, )):
+            raise ValueError(f"'deleted_edge_mask' must be a bool tensor of "
+                             f"shape [{self.num_edges}]")
 
     def _check_undirected(self, reverse_key: Tensor):
         if torch.equal(torch.sort(reverse_key).values, self._key):
@@ -504,11 +506,7 @@ class SpilloverTracer:
             torch.Tensor: The scores, shape :obj:`[num_nodes]`, float64.
         """
         _check_num_hops(num_hops)
-        if (not isinstance(deleted_edge_mask, Tensor)
-                or deleted_edge_mask.dtype != torch.bool
-                or deleted_edge_mask.shape != (self.num_edges, )):
-            raise ValueError(f"'deleted_edge_mask' must be a bool tensor of "
-                             f"shape [{self.num_edges}]")
+        self._check_edge_mask(deleted_edge_mask)
         deleted = torch.bincount(self.edge_index[0, deleted_edge_mask],
                                  minlength=self.num_nodes)
         x = deleted.to(torch.float64) / self.deg.clamp_min(1)
