@@ -205,3 +205,97 @@ def test_demo_record_keeps_its_keys():
     assert methods['retrain']['rank_shift'] == 1
     assert methods['original (old graph)']['rank_shift'] == 0
     assert methods['ifru']['speedup_vs_retrain'] > 0
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp('ckpt') / 'model.pt'
+    assert main(['train', '--layers', '1', '--dim', '8', '--max-epochs', '2',
+                 '--no-progress', '--checkpoint', str(path)]) == 0
+    return path
+
+
+def _no_training(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError('trained before the arguments were checked')
+    monkeypatch.setattr('torch_geometric_unlearn.cli.train', refuse)
+
+
+@pytest.mark.parametrize('args, match', [
+    (['--l2', 'nan'], "'l2' must be a finite number >= 0 .got nan"),
+    (['--lr', 'inf'], "'lr' must be a finite number > 0 .got inf"),
+    (['--checkpoint', 'missing/model.pt'],
+     "'--checkpoint' 'missing/model.pt': the folder .* does not exist"),
+    (['--out', 'missing/record.json'], "'--out' 'missing/record.json'"),
+])
+def test_train_refuses_bad_values_before_training(args, match, tmp_path,
+                                                  monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    _no_training(monkeypatch)
+    assert main(['train', '--no-progress'] + args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and err.count('\n') == 1
+    assert __import__('re').search(match, err), err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unlearn_refuses_malformed_requests_and_outputs(checkpoint, tmp_path,
+                                                        capsys):
+    before = checkpoint.read_bytes()
+    bad = tmp_path / 'bad.csv'
+    bad.write_text('user,item\n1,2,3\n')
+    out = tmp_path / 'out.pt'
+    cases = [
+        (['--request', str(bad), '--out', str(out)],
+         "line 2: 3 values, but the header 'user,item' names 2"),
+        (['--request', str(bad), '--out', str(tmp_path / 'no' / 'o.pt')],
+         "'--out' .* does not exist"),
+        (['--request', str(bad), '--out', str(out), '--report',
+          str(tmp_path / 'no' / 'r.json')], "'--report' .* does not exist"),
+    ]
+    for args, match in cases:
+        assert main(['unlearn', '--checkpoint', str(checkpoint)] + args) == 2
+        err = capsys.readouterr().err
+        assert __import__('re').search(match, err), err
+        assert not out.exists()
+    assert checkpoint.read_bytes() == before
+
+
+def test_unlearn_may_write_over_its_checkpoint(checkpoint, tmp_path, capsys):
+    from torch_geometric_unlearn.checkpoint import Checkpoint
+    path = tmp_path / 'model.pt'
+    path.write_bytes(checkpoint.read_bytes())
+    first = Checkpoint.load(str(path))
+    request = tmp_path / 'pairs.csv'
+    pairs = first.data.train_index[:, :2]
+    request.write_text('user,item\n' + ''.join(
+        f'{u},{i}\n' for u, i in pairs.t().tolist()))
+    assert main(['unlearn', '--checkpoint', str(path), '--request',
+                 str(request), '--out', str(path)]) == 0
+    after = Checkpoint.load(str(path))
+    assert after.data.num_train == first.data.num_train - 2
+    keys = pairs[0] * first.data.num_items + pairs[1]
+    assert torch.equal(after.forgotten, pairs[:, keys.argsort()])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['model.pt',
+                                                         'pairs.csv']
+
+
+def test_broken_checkpoints_are_named_errors(checkpoint, tmp_path, capsys):
+    raw = torch.load(checkpoint, weights_only=True)
+    request = tmp_path / 'u.csv'
+    request.write_text('user\n1\n')
+    nan = dict(raw, model=dict(raw['model']))
+    state = dict(nan['model']['state_dict'])
+    state['embedding.weight'] = state['embedding.weight'].clone()
+    state['embedding.weight'][3, 1] = float('nan')
+    nan['model']['state_dict'] = state
+    missing = {k: v for k, v in raw.items() if k != 'examples'}
+    for payload, match in ((nan, "'embedding.weight' holds NaN"),
+                           (missing, "lacks ['examples']")):
+        path = tmp_path / 'broken.pt'
+        torch.save(payload, path)
+        assert main(['unlearn', '--checkpoint', str(path), '--request',
+                     str(request), '--out', str(tmp_path / 'o.pt')]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith('error: ') and match in err, err
+        assert not (tmp_path / 'o.pt').exists()

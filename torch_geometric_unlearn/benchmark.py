@@ -84,6 +84,7 @@ from .evaluation import (
 )
 from .fidelity import change_closure, probe_pairs, score_change
 from .ifru import IFRUConfig, IFRUnlearner
+from .persist import atomic_open
 from .training import TrainConfig, build_model, train
 from .unlearner import remaining_data
 
@@ -766,12 +767,12 @@ def write_report(report: Dict[str, Any], out_dir: str,
         report.pop('plot_skipped', None)
     paths = [os.path.join(out_dir, f'{name}.{ext}')
              for ext in ('json', 'csv')]
-    with open(paths[0], 'w') as f:
+    with atomic_open(paths[0]) as f:
         json.dump(report, f, indent=2)
     summary = {k: v for k, v in report['summary'].items()
                if k != 'converged_fidelity'}
     keys = sorted({key for stats in summary.values() for key in stats})
-    with open(paths[1], 'w', newline='') as f:
+    with atomic_open(paths[1], newline='') as f:
         writer = csv.writer(f)
         writer.writerow(['method'] + [f'{k}_{s}' for k in keys
                                       for s in ('mean', 'std')])
@@ -872,6 +873,7 @@ def plot_report(report: Dict[str, Any], path: str) -> bool:
     fig.suptitle(f"{config['dataset']}, {config['layers']}-layer LightGCN, "
                  f"{config['train']['loss']}, request {config['request']}")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_open(path, 'wb') as f:
+        fig.savefig(f, dpi=120, format='png')
     plt.close(fig)
     return True

@@ -9,6 +9,7 @@ from torch import Tensor
 from torch_geometric.nn import LightGCN
 
 from .data import InteractionData
+from .persist import atomic_open
 from .training import TrainConfig, build_model
 
 FORMAT = 'torch_geometric_unlearn.checkpoint/1'
@@ -43,10 +44,13 @@ class Checkpoint:
     horizon: Optional[Tensor] = None
 
     def save(self, path: str):
-        r"""Writes the checkpoint to :obj:`path` with :func:`torch.save`."""
+        r"""Writes the checkpoint to :obj:`path` with :func:`torch.save`,
+        crash-safe (see :mod:`~torch_geometric_unlearn.persist`): a crash
+        leaves the old file or the whole new one, so :obj:`path` may be the
+        file the checkpoint was loaded from."""
         config = {k: getattr(v, 'value', v)
                   for k, v in asdict(self.train_config).items()}
-        torch.save({
+        payload = {
             'format': FORMAT,
             'model': {
                 'num_nodes': self.model.num_nodes,
@@ -61,7 +65,9 @@ class Checkpoint:
             'train_config': config,
             'forgotten': self.forgotten,
             'horizon': self.horizon,
-        }, path)
+        }
+        with atomic_open(path, 'wb') as f:
+            torch.save(payload, f)
 
     @classmethod
     def load(cls, path: str) -> 'Checkpoint':
@@ -77,13 +83,27 @@ class Checkpoint:
         if not isinstance(raw, dict) or raw.get('format') != FORMAT:
             raise ValueError(f"'{path}' is not a torch_geometric_unlearn "
                              f"checkpoint (expected format {FORMAT!r})")
-        data = InteractionData(**raw['data'])
-        spec = raw['model']
-        if spec['num_nodes'] != data.num_nodes:
-            raise ValueError(f"'{path}': the model has {spec['num_nodes']} "
-                             f"nodes but the data {data.num_nodes}")
-        model = build_model(data, spec['embedding_dim'], spec['num_layers'])
-        model.load_state_dict(spec['state_dict'])
-        return cls(model, data, raw['examples'], raw['labels'],
-                   TrainConfig(**raw['train_config']), raw['forgotten'],
-                   raw.get('horizon'))
+        missing = [key for key in ('model', 'data', 'examples', 'labels',
+                                   'train_config', 'forgotten')
+                   if key not in raw]
+        if missing:
+            raise ValueError(f"'{path}' lacks {missing}: it is incomplete")
+        try:
+            data = InteractionData(**raw['data'])
+            spec = raw['model']
+            if spec['num_nodes'] != data.num_nodes:
+                raise ValueError(f"the model has {spec['num_nodes']} nodes "
+                                 f"but the data {data.num_nodes}")
+            model = build_model(data, spec['embedding_dim'],
+                                spec['num_layers'])
+            model.load_state_dict(spec['state_dict'])
+            config = TrainConfig(**raw['train_config'])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise ValueError(f"'{path}' is not a valid checkpoint: "
+                             f"{type(e).__name__}: {e}") from None
+        for name, param in model.named_parameters():
+            if not bool(torch.isfinite(param).all()):
+                raise ValueError(f"'{path}': the model's '{name}' holds NaN "
+                                 f"or infinite values")
+        return cls(model, data, raw['examples'], raw['labels'], config,
+                   raw['forgotten'], raw.get('horizon'))

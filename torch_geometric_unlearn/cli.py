@@ -2,13 +2,12 @@ r"""Command line: :obj:`python -m torch_geometric_unlearn
 {demo,train,benchmark,unlearn}`."""
 import argparse
 import copy
-import csv
 import json
 import platform
 import shlex
 import sys
 from dataclasses import asdict, replace
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 import torch
 
@@ -25,6 +24,8 @@ from .datasets import load_dataset
 from .deletion import random_interactions
 from .evaluation import evaluate, mean_rank
 from .ifru import IFRUnlearner
+from .persist import atomic_open, check_output
+from .request_file import read_request
 from .training import TrainConfig, build_model, train
 
 
@@ -120,9 +121,9 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def _setup(args: argparse.Namespace):
+    config = _train_config(args)  # bad settings fail before the data loads
     kwargs = {'seed': args.seed} if args.dataset == 'synthetic' else {}
     data = load_dataset(args.dataset, args.data_dir, **kwargs)
-    config = _train_config(args)
     model = build_model(data, args.dim, args.layers).to(args.device)
     return data, config, model
 
@@ -335,51 +336,13 @@ UNLEARNERS = {
 }
 
 
-def read_request(path: str) -> Dict[str, torch.Tensor]:
-    r"""Reads a request file: CSV with a header naming :obj:`user,item`
-    (interactions), :obj:`user` (users) or :obj:`item` (items), or JSON
-    :obj:`{"interactions": [[user, item], ...]}`, :obj:`{"users": [...]}`
-    or :obj:`{"items": [...]}`.  Returns the keyword arguments of
-    :meth:`~torch_geometric_unlearn.unlearner.Unlearner.unlearn`."""
-    if path.endswith('.json'):
-        with open(path) as f:
-            raw = json.load(f)
-        if not isinstance(raw, dict) or len(raw) != 1 or next(iter(raw)) \
-                not in ('interactions', 'users', 'items'):
-            raise ValueError(f"'{path}' must hold one key: 'interactions', "
-                             f"'users' or 'items'")
-        key, value = next(iter(raw.items()))
-        tensor = torch.tensor(value, dtype=torch.long)
-        if key == 'interactions':
-            return {'interactions': tensor.view(-1, 2).t().contiguous()}
-        return {key: tensor.view(-1)}
-    with open(path, newline='') as f:
-        rows = list(csv.reader(f))
-    header = [h.strip() for h in rows[0]] if rows else []
-    kinds = {('user', 'item'): 'interactions', ('user', ): 'users',
-             ('item', ): 'items'}
-    if tuple(header) not in kinds:
-        raise ValueError(f"'{path}' needs a CSV header 'user,item', 'user' "
-                         f"or 'item' (got {header})")
-    try:
-        values = torch.tensor([[int(x) for x in row] for row in rows[1:]
-                               if row], dtype=torch.long)
-    except ValueError as e:
-        raise ValueError(f"'{path}' holds a non-integer id: {e}") from None
-    kind = kinds[tuple(header)]
-    values = values.view(-1, len(header))
-    if kind == 'interactions':
-        return {kind: values.t().contiguous()}
-    return {kind: values.view(-1)}
-
-
 def run_unlearn(args: argparse.Namespace) -> dict:
     r"""Applies a request file to a checkpoint, writes the new checkpoint,
     and returns the report."""
     from .checkpoint import Checkpoint
     from .data import pair_keys
-    ckpt = Checkpoint.load(args.checkpoint)
     request = read_request(args.request)
+    ckpt = Checkpoint.load(args.checkpoint)
     cls = UNLEARNERS[args.method]
     ckpt.model.to(args.device)
     train_config = replace(ckpt.train_config,
@@ -416,7 +379,7 @@ def run_unlearn(args: argparse.Namespace) -> dict:
         'out': args.out,
     }
     if args.report:
-        with open(args.report, 'w') as f:
+        with atomic_open(args.report) as f:
             json.dump(report, f, indent=2)
     return report
 
@@ -510,7 +473,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         'benchmark': (run_benchmark_cmd, _print_benchmark),
         'unlearn': (run_unlearn, _print_unlearn),
     }[args.command]
+    outputs = {'--out': getattr(args, 'out', None),
+               '--checkpoint': (args.checkpoint if args.command == 'train'
+                                else None),
+               '--report': getattr(args, 'report', None)}
+    if args.command == 'benchmark':  # a folder, created if missing
+        outputs['--out'] = None
     try:
+        # Where the results go is checked before any long work.
+        for option, path in outputs.items():
+            if path is not None:
+                check_output(path, f"'{option}'")
         if args.threads is not None:
             if args.threads < 1:
                 raise ValueError(f"'--threads' must be at least 1 (got "
@@ -518,11 +491,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             torch.set_num_threads(args.threads)
         check_device(args.device)
         record = run(args)
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as e:
+    except (ValueError, TypeError, OSError, ImportError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
     show(record)
     if args.command in ('demo', 'train') and args.out:
-        with open(args.out, 'w') as f:
+        with atomic_open(args.out) as f:
             json.dump(record, f, indent=2)
     return 0

@@ -14,6 +14,7 @@ estimated on mini-batches, with Adam and early stopping on a validation
 metric.
 """
 import copy
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -84,12 +85,14 @@ class TrainConfig:
             raise ValueError(f"'loss' must be one of "
                              f"{[e.value for e in LossType]} "
                              f"(got {self.loss!r})") from None
-        for name in ('l2', ):
-            if getattr(self, name) < 0:
-                raise ValueError(f"'{name}' must be non-negative "
-                                 f"(got {getattr(self, name)})")
-        if self.lr <= 0:
-            raise ValueError(f"'lr' must be positive (got {self.lr})")
+        for name, low in (('l2', 0.0), ('lr', None)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(
+                    value, (int, float)) or not math.isfinite(value) or \
+                    (value < low if low is not None else value <= 0):
+                raise ValueError(f"'{name}' must be a finite number "
+                                 f"{'>= 0' if low is not None else '> 0'} "
+                                 f"(got {value!r})")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"'batch_size' must be positive or None "
                              f"(got {self.batch_size})")
