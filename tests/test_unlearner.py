@@ -96,6 +96,15 @@ def test_empty_request_is_a_no_op(unlearner, small_data):
     (dict(interactions=torch.tensor([[0.], [1.]])), RequestError,
      'torch.long'),
     (dict(interactions=torch.tensor([0, 1])), RequestError, r'\[2, k\]'),
+    # Rows of pairs, [[u1, i1], [u2, i2]], look like columns: refused.
+    (dict(interactions=torch.tensor([[0, 5], [1, 7]])), RequestError,
+     r'\[2, 2\] .* is ambiguous'),
+    (dict(interactions=torch.tensor([[0, 5], [1, 7], [2, 9]])),
+     RequestError, r'rows of pairs\? pass interactions.t\(\)'),
+    (dict(interactions=(torch.tensor([0, 1]), torch.tensor([5]))),
+     RequestError, 'differ in length'),
+    (dict(interactions=(torch.tensor([0.]), torch.tensor([5]))),
+     RequestError, 'torch.long'),
     (dict(users=torch.tensor([200])), RequestError, 'outside'),
     (dict(edge_index=torch.tensor([[0], [1]])), RequestError,
      'user and an item'),
@@ -108,6 +117,16 @@ def test_bad_requests_change_nothing(unlearner, small_data, kwargs, error,
         unlearner.unlearn(**kwargs)
     assert torch.equal(unlearner.model.embedding.weight, before)
     assert unlearner.data is small_data
+
+
+def test_two_pairs_are_named_by_users_and_items(unlearner, small_data):
+    # The unambiguous layout of two pairs: (users, items).
+    pairs = small_data.train_index[:, [4, 11]]
+    result = unlearner.unlearn((pairs[0], pairs[1]))
+    keys = pair_keys(pairs, small_data.num_items)
+    assert torch.equal(pair_keys(result.request, small_data.num_items),
+                       keys.sort()[0])
+    assert unlearner.data.num_train == small_data.num_train - 2
 
 
 def test_unknown_interaction_is_named(unlearner, small_data):
@@ -127,6 +146,66 @@ def test_failure_rolls_back_everything(small_data):
     assert torch.equal(unlearner.model.embedding.weight, before)
     assert unlearner.data is small_data
     assert unlearner.examples.size(1) == small_data.num_train
+
+
+class Broken(Exception):
+    pass
+
+
+@pytest.mark.parametrize('stage', ['update', 'finite', 'advance-start',
+                                   'advance-end'])
+def test_a_fault_at_any_stage_changes_nothing(small_data, monkeypatch,
+                                              stage):
+    # A fault anywhere in the transaction, the state advance included,
+    # leaves every attribute and parameter as it was, and a retry gives
+    # what a clean first attempt gives.
+    from torch_geometric_unlearn import unlearner as module
+    model = build_model(small_data, 4, 1)
+    pairs = small_data.train_index[:, [2, 8, 13]]
+    clean = Shift(model, small_data, triples(small_data), l2=1.0)
+    expected = clean.unlearn(pairs)
+    subject = Shift(model, small_data, triples(small_data), l2=1.0)
+    subject.unlearn(small_data.train_index[:, [30]])
+    attributes = dict(vars(subject))
+    weights = subject.model.embedding.weight.detach().clone()
+    with monkeypatch.context() as patch:
+        if stage == 'update':
+            patch.setattr(Shift, '_update', lambda self, r: _raise_after(
+                lambda: self.model.embedding.weight.data.add_(5)))
+        elif stage == 'finite':
+            patch.setattr(Shift, '_update', lambda self, r: (
+                self.model.embedding.weight.data.fill_(float('nan')),
+                ({}, {}))[1])
+        elif stage == 'advance-start':
+            patch.setattr(module, 'remaining_data', _raise)
+        else:  # after the base state moved on (a subclass's own step)
+            advance = Shift._advance
+            patch.setattr(Shift, '_advance', lambda self, r: (
+                advance(self, r), _raise()))
+        with pytest.raises((Broken, FloatingPointError)):
+            subject.unlearn(pairs)
+    assert vars(subject).keys() == attributes.keys()
+    for name, value in attributes.items():
+        assert vars(subject)[name] is value, name
+    assert torch.equal(subject.model.embedding.weight, weights)
+    # The retry: as a clean attempt from the same state.
+    reference = Shift(subject.model, subject.data, subject.examples, l2=1.0)
+    reference._forgotten = subject._forgotten
+    retry, again = subject.unlearn(pairs), reference.unlearn(pairs)
+    assert torch.equal(retry.model.embedding.weight,
+                       again.model.embedding.weight)
+    assert torch.equal(subject.data.train_index, again.data.train_index)
+    assert torch.equal(subject._forgotten, reference._forgotten)
+    assert expected.request.size(1) == retry.request.size(1) == 3
+
+
+def _raise(*args, **kwargs):
+    raise Broken('injected')
+
+
+def _raise_after(change):
+    change()
+    raise Broken('injected')
 
 
 def test_copy_model_leaves_the_original_alone(small_data):
@@ -183,7 +262,7 @@ def test_a_batch_forgets_the_union_once_and_keeps_each_request(
     user = int(small_data.train_index[0, 0])
     of_user = small_data.train_index[:, small_data.train_index[0] == user]
     item = int(of_user[1, 0])  # shared with the user's request
-    pairs = small_data.train_index[:, [7, 8]]
+    pairs = small_data.train_index[:, [7, 8, 9]]
     result = unlearner.unlearn_batch([
         pairs, {'users': torch.tensor([user])},
         {'items': torch.tensor([item])}])
@@ -193,7 +272,7 @@ def test_a_batch_forgets_the_union_once_and_keeps_each_request(
     assert torch.equal(pair_keys(result.request, small_data.num_items),
                        expected)
     assert result.diagnostics['pairs'] == expected.numel()  # one update
-    assert result.diagnostics['batch'] == [2, of_user.size(1),
+    assert result.diagnostics['batch'] == [3, of_user.size(1),
                                            of_item.size(1)]
     assert torch.equal(result.batch[1][0], torch.full_like(
         result.batch[1][0], user))

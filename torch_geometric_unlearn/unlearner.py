@@ -245,8 +245,12 @@ class Unlearner:
                                  message='empty request: nothing to forget')
         request = self._request(pairs)
 
+        # One transaction: the parameters, and every attribute the update
+        # or the advance replaces (data, examples, labels, the record of
+        # forgotten pairs, caches), commit together or not at all.
         backup = {k: v.detach().clone()
                   for k, v in self.model.state_dict().items()}
+        attributes = dict(vars(self))
         try:
             timings, diagnostics = self._update(request)
             for name, param in self.model.named_parameters():
@@ -254,11 +258,13 @@ class Unlearner:
                     raise FloatingPointError(
                         f"{self.method} produced non-finite values in "
                         f"'{name}'")
+            self._advance(request)
         except BaseException:
             self.model.load_state_dict(backup)
+            vars(self).clear()
+            vars(self).update(attributes)
             raise
 
-        self._advance(request)
         if self.objective_note:
             diagnostics['objective'] = self.objective_note
         timings['total'] = time.perf_counter() - start
@@ -280,7 +286,9 @@ class Unlearner:
 
     def _advance(self, request: Request):
         r"""Moves the state past a request that succeeded: the remaining
-        training pairs, graph and examples."""
+        training pairs, graph and examples.  It runs inside the request's
+        transaction; overrides must replace attributes, never change the
+        objects they hold in place, so that a failure can restore them."""
         data = self.data
         self.data = remaining_data(data, request.train_mask)
         self.examples = self.examples[:, request.example_mask]
@@ -309,7 +317,7 @@ class Unlearner:
                                    "join a user and an item")
             interactions = torch.stack([low, high - data.num_users])
         if interactions is not None:
-            _check_long(interactions, 'interactions', 2)
+            interactions = _pairs(interactions)
             try:
                 data.check_pairs(interactions, 'interactions')
             except ValueError as e:
@@ -395,6 +403,37 @@ def check_l2(l2):
     if isinstance(l2, bool) or not isinstance(l2, (int, float)) or \
             not 0 <= l2 < float('inf'):
         raise ValueError(f"'l2' must be a finite float >= 0 (got {l2!r})")
+
+
+def _pairs(interactions) -> Tensor:
+    # User-item pairs as PyG lays them out, [2, k] with a pair per column;
+    # or a (users, items) tuple of two [k] tensors, whose layout is never in
+    # doubt.  [2, 2] is refused: rows of pairs and columns of pairs look
+    # alike there, and the wrong reading forgets the wrong interactions.
+    if isinstance(interactions, (tuple, list)):
+        if len(interactions) != 2:
+            raise RequestError("'interactions' given as a sequence must be "
+                               "(users, items), two [k] tensors")
+        for part, name in zip(interactions, ('users', 'items')):
+            _check_long(part, f'interactions {name}', 1)
+        if interactions[0].numel() != interactions[1].numel():
+            raise RequestError(f"'interactions' (users, items) differ in "
+                               f"length ({interactions[0].numel()} against "
+                               f"{interactions[1].numel()})")
+        return torch.stack(list(interactions))
+    if isinstance(interactions, Tensor) and interactions.dim() == 2 and \
+            interactions.size(1) == 2 and interactions.size(0) != 2:
+        raise RequestError(f"'interactions' must have shape [2, k], a pair "
+                           f"per column as in PyG's edge_label_index (got "
+                           f"{list(interactions.shape)}: rows of pairs? "
+                           f"pass interactions.t())")
+    _check_long(interactions, 'interactions', 2)
+    if interactions.shape == (2, 2):
+        raise RequestError(
+            "A [2, 2] 'interactions' tensor is ambiguous: two pairs as "
+            "columns [[u1, u2], [i1, i2]] or as rows [[u1, i1], [u2, i2]] "
+            "look alike.  Pass (users, items), a tuple of two [2] tensors")
+    return interactions
 
 
 def _check_long(x, what: str, dim: int):
