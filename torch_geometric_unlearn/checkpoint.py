@@ -1,6 +1,12 @@
 r"""Checkpoints of a trained recommender together with everything an
 unlearner needs to serve later requests: the data, the frozen training
-examples, the L2 weight and the interactions forgotten so far."""
+examples, the L2 weight, the interactions forgotten so far and the
+:class:`~torch_geometric_unlearn.ledger.Ledger` of the requests applied.
+
+The parts are bound together: a checkpoint stores the fingerprints of its
+model, data and examples, and its ledger's last entry names the model and
+data it left.  :meth:`Checkpoint.load` refuses a checkpoint whose parts do
+not match, saying which part."""
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Dict, Optional
 
@@ -8,11 +14,15 @@ import torch
 from torch import Tensor
 from torch_geometric.nn import LightGCN
 
-from .data import InteractionData
+from .data import InteractionData, pair_keys
+from .ledger import (Ledger, LedgerError, data_fingerprint,
+                     examples_fingerprint, model_fingerprint)
 from .persist import atomic_open
 from .training import TrainConfig, build_model
 
-FORMAT = 'torch_geometric_unlearn.checkpoint/1'
+FORMAT = 'torch_geometric_unlearn.checkpoint/2'
+#: Written before the ledger and fingerprints; read without them.
+FORMAT_1 = 'torch_geometric_unlearn.checkpoint/1'
 
 
 @dataclass
@@ -34,6 +44,8 @@ class Checkpoint:
             :class:`~torch_geometric_unlearn.training.TrainResult`), for
             the trajectory step of
             :class:`~torch_geometric_unlearn.ifru.IFRUnlearner`.
+        ledger (Ledger, optional): The requests applied so far; empty by
+            default.
     """
     model: LightGCN
     data: InteractionData
@@ -42,6 +54,18 @@ class Checkpoint:
     train_config: TrainConfig
     forgotten: Tensor
     horizon: Optional[Tensor] = None
+    ledger: Optional[Ledger] = None
+
+    def __post_init__(self):
+        if self.ledger is None:
+            self.ledger = Ledger()
+
+    def fingerprints(self) -> Dict[str, str]:
+        r"""The fingerprints (SHA-256) of the model, the data and the
+        examples."""
+        return {'model': model_fingerprint(self.model),
+                'data': data_fingerprint(self.data),
+                'examples': examples_fingerprint(self.examples, self.labels)}
 
     def save(self, path: str):
         r"""Writes the checkpoint to :obj:`path` with :func:`torch.save`,
@@ -65,6 +89,8 @@ class Checkpoint:
             'train_config': config,
             'forgotten': self.forgotten,
             'horizon': self.horizon,
+            'ledger': self.ledger.to_list(),
+            'fingerprints': self.fingerprints(),
         }
         with atomic_open(path, 'wb') as f:
             torch.save(payload, f)
@@ -80,7 +106,8 @@ class Checkpoint:
         except Exception as e:
             raise ValueError(f"'{path}' is not a readable checkpoint: {e}"
                              ) from e
-        if not isinstance(raw, dict) or raw.get('format') != FORMAT:
+        if not isinstance(raw, dict) or raw.get('format') not in (FORMAT,
+                                                                  FORMAT_1):
             raise ValueError(f"'{path}' is not a torch_geometric_unlearn "
                              f"checkpoint (expected format {FORMAT!r})")
         missing = [key for key in ('model', 'data', 'examples', 'labels',
@@ -105,5 +132,42 @@ class Checkpoint:
             if not bool(torch.isfinite(param).all()):
                 raise ValueError(f"'{path}': the model's '{name}' holds NaN "
                                  f"or infinite values")
-        return cls(model, data, raw['examples'], raw['labels'], config,
-                   raw['forgotten'], raw.get('horizon'))
+        out = cls(model, data, raw['examples'], raw['labels'], config,
+                  raw['forgotten'], raw.get('horizon'))
+        if raw['format'] == FORMAT:
+            out._bind(path, raw)
+        return out
+
+    def _bind(self, path: str, raw: Dict[str, Any]):
+        # The parts belong together: as saved, and as the ledger left them.
+        try:
+            self.ledger = Ledger.from_list(raw.get('ledger'))
+        except (LedgerError, TypeError) as e:
+            raise LedgerError(f"'{path}': {e}") from None
+        saved = raw.get('fingerprints')
+        if not isinstance(saved, dict):
+            raise LedgerError(f"'{path}' lacks the fingerprints of its parts")
+        now = self.fingerprints()
+        for part in ('model', 'data', 'examples'):
+            if saved.get(part) != now[part]:
+                raise LedgerError(f"'{path}': the {part} part does not match "
+                                  f"what the checkpoint was saved with")
+        if not self.ledger.entries:
+            return
+        last = self.ledger.entries[-1]
+        if last.model_after != now['model']:
+            raise LedgerError(f"'{path}': the model is not the one the "
+                              f"ledger's last request left")
+        if last.data_after != now['data']:
+            raise LedgerError(f"'{path}': the data is not what the ledger's "
+                              f"last request left")
+        if all(e.pairs is not None for e in self.ledger.entries):
+            listed = torch.tensor([p for e in self.ledger.entries
+                                   for p in e.pairs],
+                                  dtype=torch.long).view(-1, 2).t()
+            num_items = self.data.num_items
+            if not torch.equal(pair_keys(listed, num_items).sort()[0],
+                               pair_keys(self.forgotten,
+                                         num_items).sort()[0]):
+                raise LedgerError(f"'{path}': the record of forgotten "
+                                  f"pairs differs from the ledger's")

@@ -356,6 +356,7 @@ def run_unlearn(args: argparse.Namespace) -> dict:
     # Requests forgotten in earlier runs are recognised as such.
     unlearner._forgotten = pair_keys(ckpt.forgotten,
                                      ckpt.data.num_items).sort()[0]
+    unlearner.ledger = ckpt.ledger  # continued, entry by entry
     before = evaluate(ckpt.model, ckpt.data)
     result = unlearner.unlearn(**request)
     forgotten = torch.cat([ckpt.forgotten, result.request.cpu()], 1)
@@ -363,7 +364,9 @@ def run_unlearn(args: argparse.Namespace) -> dict:
     # Saved on the CPU, so that any machine can load it.
     Checkpoint(result.model.cpu(), unlearner.data, _cpu(unlearner.examples),
                _cpu(unlearner.labels), ckpt.train_config, forgotten,
-               ckpt.horizon).save(args.out)
+               ckpt.horizon, unlearner.ledger).save(args.out)
+    if args.ledger:
+        unlearner.ledger.to_jsonl(args.ledger)
     report = {
         'checkpoint': args.checkpoint,
         'request': args.request,
@@ -377,6 +380,9 @@ def run_unlearn(args: argparse.Namespace) -> dict:
         'test_before': before,
         'test_after': after,
         'out': args.out,
+        'ledger_entry': (None if result.entry is None else
+                         {k: getattr(result.entry, k) for k in
+                          ('index', 'request_id', 'time', 'hash')}),
     }
     if args.report:
         with atomic_open(args.report) as f:
@@ -410,6 +416,10 @@ def _print_unlearn(report: dict):
     for when in ('before', 'after'):
         print(f'test {when}: ' + ', '.join(
             f'{k} {v:.4f}' for k, v in report[f'test_{when}'].items()))
+    entry = report.get('ledger_entry')
+    if entry:
+        print(f"ledger: entry {entry['index']}, request "
+              f"{entry['request_id']}, hash {entry['hash'][:16]}")
     print(f"wrote {report['out']}")
 
 
@@ -459,6 +469,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help='where to write the new checkpoint')
     forget.add_argument('--report', default=None,
                         help='write the report as JSON here')
+    forget.add_argument('--ledger', default=None,
+                        help='also export the checkpoint\'s ledger of '
+                        'applied requests as JSON Lines here')
     _run_options(forget)
     return parser
 
@@ -476,7 +489,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     outputs = {'--out': getattr(args, 'out', None),
                '--checkpoint': (args.checkpoint if args.command == 'train'
                                 else None),
-               '--report': getattr(args, 'report', None)}
+               '--report': getattr(args, 'report', None),
+               '--ledger': getattr(args, 'ledger', None)}
     if args.command == 'benchmark':  # a folder, created if missing
         outputs['--out'] = None
     try:

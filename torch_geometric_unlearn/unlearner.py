@@ -19,6 +19,8 @@ import torch
 from torch import Tensor
 
 from .data import InteractionData, pair_keys, remaining_data
+from .ledger import (Ledger, LedgerEntry, data_fingerprint, json_value,
+                     model_fingerprint)
 from .objectives import BatchL2
 from .training import check_model
 
@@ -55,6 +57,9 @@ class UnlearnResult:
             :meth:`Unlearner.unlearn_batch`, the pairs :obj:`[2, k_b]` of
             each request of the batch, in order (a pair named by two
             requests appears in both; :attr:`request` holds it once).
+        entry (LedgerEntry, optional): The request's entry in the
+            unlearner's :attr:`~Unlearner.ledger` (none for an empty
+            request, which changes nothing).
     """
     model: torch.nn.Module
     data: InteractionData
@@ -64,6 +69,7 @@ class UnlearnResult:
     diagnostics: Dict[str, Any] = field(default_factory=dict)
     message: str = ''
     batch: Optional[List[Tensor]] = None
+    entry: Optional[LedgerEntry] = None
 
     @property
     def edge_index(self) -> Tensor:
@@ -149,6 +155,10 @@ class Unlearner:
         #: reported as :obj:`diagnostics['objective']`.
         self.objective_note: Optional[str] = None
         self._forgotten = torch.empty(0, dtype=torch.long)
+        #: The :class:`~torch_geometric_unlearn.ledger.Ledger` of the
+        #: requests applied; assign a loaded one to continue it.
+        self.ledger = Ledger()
+        self._model_print: Optional[Tuple[Tuple, str]] = None
 
     @property
     def edge_index(self) -> Tensor:
@@ -248,6 +258,7 @@ class Unlearner:
         # One transaction: the parameters, and every attribute the update
         # or the advance replaces (data, examples, labels, the record of
         # forgotten pairs, caches), commit together or not at all.
+        before = self._fingerprint()
         backup = {k: v.detach().clone()
                   for k, v in self.model.state_dict().items()}
         attributes = dict(vars(self))
@@ -259,6 +270,15 @@ class Unlearner:
                         f"{self.method} produced non-finite values in "
                         f"'{name}'")
             self._advance(request)
+            after = model_fingerprint(self.model)
+            entry = self.ledger.entry(
+                pairs, self.method,
+                {'config': json_value(getattr(self, 'config', None)),
+                 'l2': json_value(self.l2)},
+                _figures(diagnostics), before, after,
+                data_fingerprint(self.data))
+            self.ledger = self.ledger.extended(entry)
+            self._model_print = (self._model_key(), after)
         except BaseException:
             self.model.load_state_dict(backup)
             vars(self).clear()
@@ -269,7 +289,20 @@ class Unlearner:
             diagnostics['objective'] = self.objective_note
         timings['total'] = time.perf_counter() - start
         return UnlearnResult(self.model, self.data, pairs, self.method,
-                             timings, diagnostics)
+                             timings, diagnostics, entry=entry)
+
+    def _model_key(self) -> Tuple:
+        # Changes whenever any tensor of the model changes in place.
+        return tuple((t.data_ptr(), t._version)
+                     for t in self.model.state_dict().values())
+
+    def _fingerprint(self) -> str:
+        # The model's fingerprint, hashed again only if it changed since
+        # the last request recorded it.
+        key = self._model_key()
+        if self._model_print is None or self._model_print[0] != key:
+            self._model_print = (key, model_fingerprint(self.model))
+        return self._model_print[1]
 
     def _check(self, model: torch.nn.Module, data: InteractionData,
                examples: Tensor, labels: Optional[Tensor]):
@@ -369,6 +402,19 @@ class Unlearner:
         edges = data.train_index[:, ~train_mask & positive]
         deleted = torch.stack([edges[0], edges[1] + data.num_users])
         return Request(pairs, train_mask, example_mask, deleted)
+
+
+def _figures(diagnostics: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    # What a ledger entry records of an update: its certificate and the
+    # sizes of what it solved over.
+    certificate = diagnostics.get('certificate')
+    sizes = {k: diagnostics[k] for k in ('solve_rows', 'region_nodes',
+                                         'region_examples',
+                                         'curvature_examples')
+             if isinstance(diagnostics.get(k), int)}
+    if certificate is None and not sizes:
+        return None
+    return dict(json_value(certificate) or {}, **sizes)
 
 
 def _request_arguments(spec) -> Dict[str, Optional[Tensor]]:

@@ -1,0 +1,154 @@
+import dataclasses
+import json
+
+import pytest
+import torch
+from test_unlearner import Shift, triples
+
+from torch_geometric_unlearn.checkpoint import Checkpoint
+from torch_geometric_unlearn.cli import main
+from torch_geometric_unlearn.ledger import (Ledger, LedgerError,
+                                            data_fingerprint,
+                                            model_fingerprint)
+from torch_geometric_unlearn.training import build_model
+
+
+@pytest.fixture
+def applied(small_data):
+    # Three requests on one unlearner.
+    unlearner = Shift(build_model(small_data, 4, 1), small_data,
+                      triples(small_data), l2=1.0)
+    results = [unlearner.unlearn(small_data.train_index[:, [i, i + 40,
+                                                            i + 80]])
+               for i in range(3)]
+    return unlearner, results
+
+
+def test_every_request_leaves_a_chained_entry(applied):
+    unlearner, results = applied
+    ledger = unlearner.ledger
+    assert len(ledger) == 3 and ledger.head == ledger.entries[-1].hash
+    for k, (entry, result) in enumerate(zip(ledger.entries, results)):
+        assert result.entry == entry and entry.index == k
+        assert entry.method == 'shift' and entry.count == 3
+        assert entry.pairs == result.request.t().tolist()
+        if k:
+            assert entry.previous == ledger.entries[k - 1].hash
+            assert entry.model_before == ledger.entries[k - 1].model_after
+    assert ledger.entries[-1].model_after == model_fingerprint(
+        unlearner.model)
+    assert ledger.entries[-1].data_after == data_fingerprint(unlearner.data)
+    assert ledger.entries[0].config['l2'] == 1.0
+    ledger.verify()
+
+
+def edited(ledger, position, **change):
+    entries = list(ledger.entries)
+    entries[position] = dataclasses.replace(entries[position], **change)
+    return [dataclasses.asdict(e) for e in entries]
+
+
+def test_tampering_is_detected(applied):
+    ledger = applied[0].ledger
+    raw = ledger.to_list()
+    cases = [
+        (edited(ledger, 1, count=2), 'entry 1 was edited'),
+        (raw[:1] + raw[2:], 'entry 1 says it is entry 2'),
+        ([raw[1], raw[0], raw[2]], 'entry 0 says it is entry 1'),
+        (edited(ledger, 0, pairs=[[0, 1], [0, 2], [0, 3]]),
+         'entry 0 was edited'),
+    ]
+    # An edit whose entry hash was recomputed still breaks the chain.
+    forged = ledger.entries[1]
+    body = dict(forged.body(), count=7)
+    from torch_geometric_unlearn.ledger import _entry_hash
+    cases.append((edited(ledger, 1, count=7, hash=_entry_hash(body)),
+                  'entry 2 is not chained'))
+    for entries, match in cases:
+        with pytest.raises(LedgerError, match=match):
+            Ledger.from_list(entries)
+
+
+def test_json_lines_and_salt(applied, tmp_path, small_data):
+    ledger = applied[0].ledger
+    path = tmp_path / 'ledger.jsonl'
+    ledger.to_jsonl(str(path))
+    assert len(path.read_text().splitlines()) == 3
+    assert Ledger.from_jsonl(str(path)).entries == ledger.entries
+    lines = path.read_text().splitlines()
+    record = json.loads(lines[0])
+    record['time'] = '1999-01-01T00:00:00Z'
+    path.write_text('\n'.join([json.dumps(record)] + lines[1:]) + '\n')
+    with pytest.raises(LedgerError, match='entry 0 was edited'):
+        Ledger.from_jsonl(str(path))
+    # Salted: a digest of the pairs, never the pairs.
+    salted = Shift(build_model(small_data, 4, 1), small_data,
+                   triples(small_data), l2=1.0)
+    salted.ledger = Ledger(salt='s3cret')
+    entry = salted.unlearn(small_data.train_index[:, [5, 6, 7]]).entry
+    assert entry.pairs is None and entry.count == 3
+    assert entry.pairs_digest != ledger.entries[0].pairs_digest
+
+
+@pytest.fixture(scope='module')
+def checkpoints(tmp_path_factory):
+    # A trained checkpoint and the one two requests later.
+    folder = tmp_path_factory.mktemp('ledger')
+    first = folder / 'model.pt'
+    assert main(['train', '--layers', '1', '--dim', '8', '--max-epochs', '2',
+                 '--no-progress', '--checkpoint', str(first)]) == 0
+    users = folder / 'users.csv'
+    users.write_text('user\n3\n')
+    items = folder / 'items.csv'
+    items.write_text('item\n11\n')
+    last = folder / 'after.pt'
+    assert main(['unlearn', '--checkpoint', str(first), '--request',
+                 str(users), '--out', str(last)]) == 0
+    assert main(['unlearn', '--checkpoint', str(last), '--request',
+                 str(items), '--out', str(last), '--ledger',
+                 str(folder / 'ledger.jsonl')]) == 0
+    return first, last
+
+
+def test_checkpoints_carry_their_ledger(checkpoints):
+    first, last = checkpoints
+    assert len(Checkpoint.load(str(first)).ledger) == 0
+    ckpt = Checkpoint.load(str(last))
+    assert [e.count > 0 for e in ckpt.ledger.entries] == [True, True]
+    exported = Ledger.from_jsonl(str(last.parent / 'ledger.jsonl'))
+    assert exported.entries == ckpt.ledger.entries
+
+
+def swap(raw, other, key):
+    out = dict(raw)
+    out[key] = other[key]
+    return out
+
+
+def test_parts_that_do_not_belong_are_refused(checkpoints, tmp_path):
+    first, last = checkpoints
+    raw = torch.load(last, weights_only=True)
+    old = torch.load(first, weights_only=True)
+    forgotten = raw['forgotten'][:, 1:]
+    cases = [
+        (swap(raw, old, 'model'), 'the model part does not match'),
+        (swap(raw, old, 'examples'), 'the examples part does not match'),
+        (swap(raw, old, 'data'), 'the data part does not match'),
+        (dict(raw, ledger=raw['ledger'][:1]),
+         'the model is not the one the ledger'),
+        (dict(raw, ledger=[dict(raw['ledger'][0], method='retrain'),
+                           raw['ledger'][1]]), 'entry 0 was edited'),
+        (dict(raw, forgotten=forgotten), 'record of forgotten pairs'),
+        (dict(raw, fingerprints=None), 'lacks the fingerprints'),
+    ]
+    # A model and fingerprints swapped together: the ledger still objects.
+    swapped = swap(swap(raw, old, 'model'), old, 'fingerprints')
+    swapped['fingerprints'] = dict(raw['fingerprints'],
+                                   model=old['fingerprints']['model'])
+    cases.append((swapped, 'the model is not the one the ledger'))
+    for payload, match in cases:
+        path = tmp_path / 'tampered.pt'
+        torch.save(payload, path)
+        with pytest.raises(LedgerError, match=match):
+            Checkpoint.load(str(path))
+    Checkpoint.load(str(last))  # the original still loads
