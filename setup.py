@@ -23,7 +23,8 @@ setup(
         'plot': ['matplotlib'],
         'docs': ['sphinx', 'myst-parser'],
         # The test suite builds the docs too (tests/test_docs.py).
-        'test': ['pytest', 'pandas', 'matplotlib', 'sphinx', 'myst-parser'],
+        'test': ['pytest', 'hypothesis', 'pandas', 'matplotlib', 'sphinx',
+                 'myst-parser'],
     },
     entry_points={
         'console_scripts': [
