@@ -171,7 +171,11 @@ class Unlearner:
                 edge_index: Optional[Tensor] = None) -> UnlearnResult:
         r"""Forgets training interactions.
 
-        Give one of: :obj:`interactions`, user-item pairs :obj:`[2, k]`;
+        Give one of: :obj:`interactions`, user-item pairs :obj:`[2, k]`
+        with a pair per column as in PyG's :obj:`edge_label_index` (a
+        :obj:`[2, 2]` tensor is refused: rows and columns of pairs look
+        alike there), or a :obj:`(users, items)` tuple of two :obj:`[k]`
+        tensors;
         :obj:`edge_index`, the same as homogeneous node pairs (items offset
         by the number of users, either orientation); :obj:`users` or
         :obj:`items`, ids :obj:`[n]` whose every training interaction is
