@@ -107,22 +107,33 @@ def test_sequential_requests_equal_fresh_unlearners(data, trained):
         state = (copy.deepcopy(result.model), result.data, fresh.examples)
 
 
-def test_failed_request_leaves_the_cache_alone(data, trained, monkeypatch):
+@pytest.mark.parametrize('stage', ['solve', 'advance'])
+def test_failed_request_leaves_the_cache_alone(data, trained, monkeypatch,
+                                               stage):
     model, record = trained
     unlearner = IFRUnlearner(model, data, record.examples, l2=L2,
                              horizon=record.horizon)
     first = random_interactions(data, count=10, seed=5)
     unlearner.unlearn(first)
     cache = unlearner._cache
+    attributes = dict(vars(unlearner))
+    weight = unlearner.model.embedding.weight.detach().clone()
     second = random_interactions(unlearner.data, count=10, seed=6)
 
     def broken(*args, **kwargs):
         raise RuntimeError('injected')
 
     with monkeypatch.context() as patch:
-        patch.setattr(ifru, 'trajectory_response', broken)
+        if stage == 'solve':
+            patch.setattr(ifru, 'trajectory_response', broken)
+        else:  # after the cache and the state moved on
+            advance = IFRUnlearner._advance
+            patch.setattr(IFRUnlearner, '_advance', lambda self, r: (
+                advance(self, r), broken()))
         with pytest.raises(RuntimeError, match='injected'):
             unlearner.unlearn(second)
+    assert all(vars(unlearner)[k] is v for k, v in attributes.items())
+    assert torch.equal(unlearner.model.embedding.weight, weight)
     assert unlearner._cache is cache
     assert cache.holds(unlearner.data, unlearner.examples)
     fresh = IFRUnlearner(copy.deepcopy(unlearner.model), unlearner.data,

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from torch_geometric_unlearn.data import pair_keys
+from torch_geometric_unlearn.ledger import Ledger
 from torch_geometric_unlearn.training import build_model
 from torch_geometric_unlearn.unlearner import (
     AlreadyForgottenError,
@@ -153,7 +154,7 @@ class Broken(Exception):
 
 
 @pytest.mark.parametrize('stage', ['update', 'finite', 'advance-start',
-                                   'advance-end'])
+                                   'advance-end', 'ledger'])
 def test_a_fault_at_any_stage_changes_nothing(small_data, monkeypatch,
                                               stage):
     # A fault anywhere in the transaction, the state advance included,
@@ -178,6 +179,8 @@ def test_a_fault_at_any_stage_changes_nothing(small_data, monkeypatch,
                 ({}, {}))[1])
         elif stage == 'advance-start':
             patch.setattr(module, 'remaining_data', _raise)
+        elif stage == 'ledger':  # after everything else moved on
+            patch.setattr(Ledger, 'extended', _raise)
         else:  # after the base state moved on (a subclass's own step)
             advance = Shift._advance
             patch.setattr(Shift, '_advance', lambda self, r: (
