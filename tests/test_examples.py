@@ -110,3 +110,14 @@ def test_own_loop_sage_template():
     out = run_example('own_loop_sage.py', '--tiny', '--threads', '1')
     assert 'weight_decay=0.0001' in out and 'IFRU took' in out
     assert set(closures(out)) == {'IFRU', 'drop the edges (baseline)'}, out
+
+
+def test_sparse_tensor_loop():
+    # Needs torch-sparse: runs in CI's second environment ('full' extra).
+    import torch_geometric.typing
+    if not torch_geometric.typing.WITH_TORCH_SPARSE:
+        if os.environ.get('TGU_FULL') == '1':
+            raise AssertionError('TGU_FULL=1 but torch-sparse is missing')
+        pytest.skip('torch-sparse is not installed')
+    out = run_example('sparse_tensor_loop.py')
+    assert 'new graph: SparseTensor with' in out and 'certificate:' in out

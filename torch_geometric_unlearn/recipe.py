@@ -48,6 +48,7 @@ import torch
 from torch import Tensor
 from torch_geometric.nn import LightGCN
 
+from .adjacency import to_edge_index
 from .data import InteractionData, pair_keys, sample_negatives
 from .generic import GenericIFRUConfig, GenericIFRUnlearner
 from .horizon import optimizer_horizon
@@ -163,14 +164,19 @@ def from_training_loop(model: torch.nn.Module, edge_index: Tensor,
 
     Forget with :obj:`unlearner.unlearn(edge_index=pairs)` (node ids, items
     offset) or :obj:`unlearner.unlearn(users=...)`; predict with
-    :obj:`result.edge_index`.
+    :obj:`result.adj`, the new graph in the form the loop used.
 
     Args:
         model (torch.nn.Module): The trained model.
-        edge_index (torch.Tensor): The message-passing graph the loop used,
-            :obj:`[2, E]`: users :obj:`0 .. num_users - 1`, items offset by
-            :obj:`num_users`, one or both directions.  Its user-item pairs
-            are the positive training pairs.
+        edge_index (torch.Tensor or SparseTensor): The message-passing
+            graph the loop used, in any PyG form (see
+            :mod:`~torch_geometric_unlearn.adjacency`: :obj:`[2, E]`, an
+            :class:`~torch_geometric.EdgeIndex`, a :obj:`SparseTensor`
+            :obj:`adj_t`, a torch sparse tensor): users
+            :obj:`0 .. num_users - 1`, items offset by :obj:`num_users`,
+            one or both directions.  Its user-item pairs are the positive
+            training pairs.  Results give the new graph in the same form as
+            :obj:`result.adj`.
         num_users (int): Number of users.
         recipe (Recipe): The loss and regularisation as the loop wrote
             them.
@@ -218,6 +224,7 @@ def from_training_loop(model: torch.nn.Module, edge_index: Tensor,
                          "state the regularisation as the optimiser's "
                          "'weight_decay'")
     num_items = _num_items(model, num_users, num_items)
+    edge_index, form = to_edge_index(edge_index, num_users + num_items)
     triples = recipe.loss == 'bpr' or (callable(recipe.loss) and
                                        labels is None)
     pairs, labels = _training_pairs(edge_index, edge_label_index, labels,
@@ -253,6 +260,7 @@ def from_training_loop(model: torch.nn.Module, edge_index: Tensor,
             link_model, data, examples, None if triples else labels, l2,
             _summed(recipe, triples), config, copy_model)
     unlearner.objective_note = '; '.join(notes)
+    unlearner.adjacency_form = form
     return unlearner
 
 

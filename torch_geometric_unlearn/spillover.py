@@ -36,10 +36,13 @@ import torch
 from torch import Tensor
 
 import torch_geometric.typing
+from torch_geometric import EdgeIndex
 from torch_geometric.index import index2ptr
 from torch_geometric.typing import SparseTensor
 from torch_geometric.utils import get_num_hops
 from torch_geometric.utils.mixin import CastMixin
+
+from .adjacency import to_edge_index
 
 __all__ = [
     'PruningStrategy',
@@ -283,9 +286,10 @@ class SpilloverTracer:
     several requests (or the steps of one) on the same graph share them.
 
     Args:
-        edge_index (torch.Tensor): The homogeneous message-passing graph,
-            shape :obj:`[2, E]`, undirected: every edge is present in both
-            directions (as
+        edge_index (torch.Tensor or SparseTensor): The homogeneous
+            message-passing graph, shape :obj:`[2, E]` or any PyG form (see
+            :mod:`~torch_geometric_unlearn.adjacency`), undirected: every
+            edge is present in both directions (as
             :attr:`~torch_geometric_unlearn.data.InteractionData.edge_index`
             builds it).
             Parallel edges are allowed and count toward the degree, as in
@@ -297,6 +301,10 @@ class SpilloverTracer:
     """
     def __init__(self, edge_index: Tensor, num_nodes: Optional[int] = None,
                  backend: Optional[str] = None):
+        if isinstance(edge_index, (SparseTensor, EdgeIndex)) or (
+                isinstance(edge_index, Tensor) and
+                edge_index.layout != torch.strided):
+            edge_index = to_edge_index(edge_index, num_nodes)[0]
         _check_pairs(edge_index, 'edge_index')
         if num_nodes is None:
             num_nodes = int(edge_index.max()) + 1 if edge_index.numel() else 0

@@ -18,6 +18,7 @@ from typing import (Any, Dict, List, Mapping, Optional, Sequence, Tuple,
 import torch
 from torch import Tensor
 
+from .adjacency import as_form
 from .data import InteractionData, pair_keys, remaining_data
 from .ledger import (Ledger, LedgerEntry, data_fingerprint, json_value,
                      model_fingerprint)
@@ -60,6 +61,8 @@ class UnlearnResult:
         entry (LedgerEntry, optional): The request's entry in the
             unlearner's :attr:`~Unlearner.ledger` (none for an empty
             request, which changes nothing).
+        adjacency_form (str): The form of :attr:`adj` (see
+            :mod:`~torch_geometric_unlearn.adjacency`): the unlearner's.
     """
     model: torch.nn.Module
     data: InteractionData
@@ -70,11 +73,21 @@ class UnlearnResult:
     message: str = ''
     batch: Optional[List[Tensor]] = None
     entry: Optional[LedgerEntry] = None
+    adjacency_form: str = 'edge_index'
 
     @property
     def edge_index(self) -> Tensor:
         r"""The message-passing graph after the request."""
         return self.data.edge_index
+
+    @property
+    def adj(self):
+        r"""The message-passing graph after the request in the form the
+        model was trained with (e.g. a :obj:`SparseTensor` :obj:`adj_t`
+        for a model trained with :class:`~torch_geometric.transforms.
+        ToSparseTensor`); :attr:`edge_index` by default."""
+        return as_form(self.data.edge_index, self.adjacency_form,
+                       self.data.num_nodes)
 
     @property
     def certificate(self):
@@ -134,6 +147,10 @@ class Unlearner:
     """
     method = 'base'
     per_row_l2 = False  # accepts a BatchL2 as 'l2'
+    #: The form results give the graph in (see :attr:`UnlearnResult.adj`);
+    #: :func:`~torch_geometric_unlearn.recipe.from_training_loop` sets it
+    #: to the form the training loop used.
+    adjacency_form = 'edge_index'
 
     def __init__(self, model: torch.nn.Module, data: InteractionData,
                  examples: Tensor, labels: Optional[Tensor] = None,
@@ -164,6 +181,13 @@ class Unlearner:
     def edge_index(self) -> Tensor:
         r"""The current message-passing graph."""
         return self.data.edge_index
+
+    @property
+    def adj(self):
+        r"""The current message-passing graph in :attr:`adjacency_form`.
+        """
+        return as_form(self.data.edge_index, self.adjacency_form,
+                       self.data.num_nodes)
 
     def unlearn(self, interactions: Optional[Tensor] = None, *,
                 users: Optional[Tensor] = None,
@@ -256,7 +280,8 @@ class Unlearner:
         if pairs.size(1) == 0:
             return UnlearnResult(self.model, self.data, pairs, self.method,
                                  {'total': time.perf_counter() - start},
-                                 message='empty request: nothing to forget')
+                                 message='empty request: nothing to forget',
+                                 adjacency_form=self.adjacency_form)
         request = self._request(pairs)
 
         # One transaction: the parameters, and every attribute the update
@@ -293,7 +318,8 @@ class Unlearner:
             diagnostics['objective'] = self.objective_note
         timings['total'] = time.perf_counter() - start
         return UnlearnResult(self.model, self.data, pairs, self.method,
-                             timings, diagnostics, entry=entry)
+                             timings, diagnostics, entry=entry,
+                             adjacency_form=self.adjacency_form)
 
     def _model_key(self) -> Tuple:
         # Changes whenever any tensor of the model changes in place.
