@@ -10,8 +10,10 @@ from torch_geometric.typing import SparseTensor
 from torch_geometric_unlearn.adjacency import (FORMS, adjacency_form,
                                                as_form, to_edge_index)
 from torch_geometric_unlearn.data import pair_keys
+from torch_geometric_unlearn.evaluation import evaluate
 from torch_geometric_unlearn.recipe import Recipe, from_training_loop
 from torch_geometric_unlearn.spillover import SpilloverTracer
+from torch_geometric_unlearn.training import build_model
 
 # In CI's second environment (the 'full' extra) nothing may skip for want
 # of torch-sparse.
@@ -88,6 +90,15 @@ def test_unlearning_is_the_same_in_every_form(graph, form):  # noqa: F811
                         num_items)
     left = pair_keys(result.data.train_index, num_items)
     assert not torch.isin(removed, left).any()
+
+
+@pytest.mark.parametrize('form', FORMS)
+def test_evaluation_takes_every_form(small_data, form):
+    model = build_model(small_data, 8, 2)
+    n = small_data.num_nodes
+    adj = as_form(small_data.edge_index, available(form), n)
+    assert evaluate(model, small_data, adj=adj) == pytest.approx(
+        evaluate(model, small_data, adj=small_data.edge_index))
 
 
 def test_bad_adjacencies_name_the_mismatch(graph):  # noqa: F811
