@@ -133,10 +133,14 @@ def _entry_hash(body: Dict[str, Any]) -> str:
 
 
 def pairs_digest(pairs: Tensor, salt: Optional[str]) -> str:
-    r"""SHA-256 of :obj:`salt` and the sorted pairs :obj:`[2, k]`."""
-    keys = sorted(map(tuple, pairs.t().tolist()))
-    text = (salt or '') + json.dumps(keys, separators=(',', ':'))
-    return hashlib.sha256(text.encode()).hexdigest()
+    r"""SHA-256 of :obj:`salt` and the pairs :obj:`[2, k]` sorted by
+    (user, item), as int64."""
+    pairs = pairs.detach().cpu().long()
+    order = torch.argsort(pairs[1], stable=True)
+    order = order[torch.argsort(pairs[0, order], stable=True)]
+    digest = hashlib.sha256((salt or '').encode() + b'|')
+    digest.update(pairs[:, order].t().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 class Ledger:
@@ -173,15 +177,13 @@ class Ledger:
         :class:`LedgerEntry` for the arguments); :meth:`extended` adds it.
         """
         pairs = pairs.detach().cpu()
-        order = sorted(range(pairs.size(1)),
-                       key=lambda j: tuple(pairs[:, j].tolist()))
         body = dict(
             index=len(self.entries),
             request_id=request_id or uuid.uuid4().hex,
             time=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
             method=method, config=config, count=pairs.size(1),
             pairs=(None if self.salt is not None else
-                   pairs[:, order].t().tolist()),
+                   sorted(pairs.t().tolist())),
             pairs_digest=pairs_digest(pairs, self.salt),
             certificate=certificate, model_before=model_before,
             model_after=model_after, data_after=data_after,
