@@ -26,7 +26,7 @@ then wrote a dense :obj:`[N, d]` result, which dominated at scale (10^6
 synthetic interactions: 8.6 s against 0.69 s per product; MovieLens-100K:
 0.025 s either way, see ``benchmarks/request_cost.py``).
 """
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -92,10 +92,16 @@ class BilinearLoss:
         node_map (torch.Tensor, optional): Row of :math:`F` of every node
             (items offset by :obj:`num_users`), to work on a region of the
             graph: rows :obj:`[0, num_nodes)` of a local table.
+        reduce (Callable, optional): Applied, in place, to every gradient
+            and product before it is returned: the all-reduce over ranks
+            when the examples are sharded (see
+            :mod:`~torch_geometric_unlearn.distributed`).
     """
     def __init__(self, examples: Tensor, labels: Optional[Tensor],
                  num_users: int, num_nodes: int, dtype: torch.dtype,
-                 node_map: Optional[Tensor] = None):
+                 node_map: Optional[Tensor] = None,
+                 reduce: Optional[Callable[[Tensor], Tensor]] = None):
+        self.reduce = reduce
         labels = None if labels is None else labels.to(dtype)
         self.chunks: List[_Chunk] = []
         for start in range(0, examples.size(1), CHUNK):
@@ -112,7 +118,7 @@ class BilinearLoss:
             total = total + F.softplus(margin).sum()
             if chunk.labels is not None:
                 total = total - (chunk.labels * margin).sum()
-        return total
+        return total if self.reduce is None else self.reduce(total)
 
     def grad(self, final: Tensor) -> Tensor:
         r"""The gradient with respect to :obj:`final` :obj:`[N, d]`."""
@@ -122,7 +128,7 @@ class BilinearLoss:
             weight = chunk.slope(torch.einsum('md,md->m', af, bf)).view(-1, 1)
             chunk.add_a_t(out, bf.mul_(weight))
             chunk.add_b_t(out, af.mul_(weight))
-        return out
+        return out if self.reduce is None else self.reduce(out)
 
     def curvature(self, final: Tensor,
                   gauss_newton: bool = False) -> 'Curvature':
@@ -136,7 +142,7 @@ class Curvature:
     embeddings; the per-example gathers are computed once."""
     def __init__(self, loss: BilinearLoss, final: Tensor,
                  gauss_newton: bool):
-        self.chunks = loss.chunks
+        self.chunks, self.reduce = loss.chunks, loss.reduce
         self.af, self.bf, self.first, self.second = [], [], [], []
         for chunk in self.chunks:
             af, bf = chunk.a(final), chunk.b(final)
@@ -163,7 +169,7 @@ class Curvature:
             else:
                 chunk.add_a_t(out, delta * bf)
                 chunk.add_b_t(out, delta * af)
-        return out
+        return out if self.reduce is None else self.reduce(out)
 
 
 def expected_negative_grad(final: Tensor, pairs: Tensor, num_users: int,

@@ -40,6 +40,7 @@ space of final embeddings and mapped with :math:`P` (see
 differentiated twice.
 """
 import time
+import uuid
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Callable, Dict, Optional, Tuple, Union
@@ -50,15 +51,19 @@ from torch_geometric.nn import LightGCN
 
 from .bilinear import BilinearLoss, expected_negative_grad
 from .certificate import Certificate, forgotten_auc
+from .data import pair_keys
+from .distributed import ShardError, Shards, shard_check
 from .evaluation import unseen_pairs
 from .graph_cache import GraphCache
+from .ledger import data_fingerprint
 from .horizon import residual_horizon
 from .influence import (LinearOperator, SolverConfig, SolverDiagnostics,
                         SolverError, solve, trajectory_response)
 from .objectives import BatchL2
 from .propagation import LinearPropagation
 from .spillover import PruningConfig, SpilloverTracer, infer_num_hops
-from .unlearner import Request, Unlearner, remaining_data
+from .training import check_model
+from .unlearner import Request, Unlearner, check_examples, remaining_data
 
 
 class StepType(Enum):
@@ -294,7 +299,9 @@ def solve_hessian(build: Callable[[HessianType], Tuple[LinearOperator,
 
 def affected_rows(tracer: SpilloverTracer, request: Request, nodes: Tensor,
                   num_users: int, num_hops: int, extra_hops: int,
-                  pruning: PruningConfig) -> Tuple[Tensor, Tensor, Tensor]:
+                  pruning: PruningConfig,
+                  union: Optional[Callable[[Tensor], Tensor]] = None
+                  ) -> Tuple[Tensor, Tensor, Tensor]:
     r"""What a request touches, for the unlearners of this package.
 
     Args:
@@ -308,6 +315,9 @@ def affected_rows(tracer: SpilloverTracer, request: Request, nodes: Tensor,
         extra_hops (int): Candidate rows lie within :math:`L` + this many
             hops of the direct nodes.
         pruning (PruningConfig): Which candidates to keep, by importance.
+        union (Callable, optional): Merges a node mask over the ranks that
+            hold the other shards of the examples (see
+            :mod:`~torch_geometric_unlearn.distributed`).
 
     Returns:
         (torch.Tensor, torch.Tensor, torch.Tensor): The direct nodes
@@ -334,7 +344,9 @@ def affected_rows(tracer: SpilloverTracer, request: Request, nodes: Tensor,
     region = tracer.k_hop(direct, hops)
     if extra_hops > 0:
         inner = tracer.k_hop(direct, hops - 1)
-        region[nodes[:, inner[nodes].any(0)].reshape(-1)] = True
+        coupled = torch.zeros_like(region)
+        coupled[nodes[:, inner[nodes].any(0)].reshape(-1)] = True
+        region |= coupled if union is None else union(coupled)
     rows = pruning.select(importance, region.nonzero().view(-1), direct)
     return direct, changed, rows
 
@@ -448,6 +460,12 @@ class IFRUnlearner(Unlearner):
             your own optimiser.  Without it the trajectory step estimates a
             horizon per row from the stationarity residual, which closed
             less of the gap to retraining in the benchmarks.
+        shards (Shards, optional): :obj:`examples` is this process's shard
+            of the training examples, and the other ranks of the
+            :class:`~torch_geometric_unlearn.distributed.Shards` hold the
+            rest: every sum over examples is all-reduced, and every rank
+            applies the same requests to the same result (see
+            :mod:`~torch_geometric_unlearn.distributed`).
 
     Example:
 
@@ -467,11 +485,16 @@ class IFRUnlearner(Unlearner):
                  l2: Optional[float] = None,
                  config: Optional[IFRUConfig] = None,
                  copy_model: bool = True,
-                 horizon: Optional[Tensor] = None):
+                 horizon: Optional[Tensor] = None, *,
+                 shards: Optional[Shards] = None):
         if not isinstance(model, LightGCN):
             raise TypeError(f"IFRUnlearner needs PyG's LightGCN (matrix "
                             f"factorisation is LightGCN(num_layers=0)), got "
                             f"{type(model).__name__}")
+        if shards is not None and not isinstance(shards, Shards):
+            raise TypeError(f"'shards' must be a Shards (got "
+                            f"{type(shards).__name__})")
+        self._shards = shards
         super().__init__(model, data, examples, labels, l2, copy_model)
         self.config = config or IFRUConfig()
         self.num_hops = (infer_num_hops(self.model)
@@ -496,7 +519,68 @@ class IFRUnlearner(Unlearner):
                   self.labels[index].to(device))
         return BilinearLoss(self.examples[:, index].to(device), labels,
                             self.data.num_users, region.size, dtype,
-                            region.node_map.to(device))
+                            region.node_map.to(device), self._sum)
+
+    @property
+    def _sum(self) -> Optional[Callable[[Tensor], Tensor]]:
+        # Sums over examples, over every rank's shard.
+        return None if self._shards is None else self._shards.sum_
+
+    @property
+    def _union(self) -> Optional[Callable[[Tensor], Tensor]]:
+        return None if self._shards is None else self._shards.union
+
+    def _check(self, model, data, examples, labels):
+        if self._shards is None:
+            return super()._check(model, data, examples, labels)
+        # A shard that fails here must not leave the other ranks waiting.
+        error = None
+        try:
+            check_model(model, data)
+            check_examples(examples, labels, data, cover=False)
+        except (TypeError, ValueError) as e:
+            error = e
+        if not self._shards.vote(error is None):
+            raise error or ShardError("Another rank's examples do not fit "
+                                      "the data")
+        observed = self._observed(examples[:2], torch.ones(
+            examples.size(1), dtype=torch.bool), examples, labels, data)
+        train = pair_keys(data.train_index, data.num_items)
+        order = torch.argsort(train)
+        held = order[torch.searchsorted(
+            train[order], pair_keys(observed, data.num_items))]
+        shard_check(self._shards, held, data.num_train, torch.tensor(
+            list(bytes.fromhex(data_fingerprint(data)))))
+
+    def _count(self, local: int) -> int:
+        # A count of examples, over every rank's shard.
+        if self._shards is None:
+            return local
+        return int(self._shards.sum_(torch.tensor([local])).item())
+
+    def _request(self, pairs: Tensor) -> Request:
+        if self._shards is not None:
+            self._shards.same(pair_keys(pairs, self.data.num_items),
+                              'the request')
+        return super()._request(pairs)
+
+    def _vote(self, ok: bool, raise_: bool = True):
+        if self._shards is None:
+            return
+        if not self._shards.vote(ok) and raise_:
+            raise ShardError("The request failed on another rank: nothing "
+                             "was changed on any rank")
+
+    def _stamp(self) -> Tuple[Optional[str], Optional[str]]:
+        # Every rank records rank 0's request id and time.
+        if self._shards is None:
+            return None, None
+        text = (uuid.uuid4().hex +
+                time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()))
+        stamp = torch.tensor(list(text.encode()), dtype=torch.long)
+        self._shards.broadcast_(stamp)
+        text = bytes(stamp.tolist()).decode()
+        return text[:32], text[32:]
 
     @staticmethod
     def _grad(prop: LinearPropagation, final: Tensor, *losses) -> Tensor:
@@ -557,19 +641,25 @@ class IFRUnlearner(Unlearner):
             full.to(self.config.curvature_dtype),
             self.examples[:2, removed].to(full.device), data.num_users,
             known.to(full.device))
+        if self._shards is not None:
+            self._shards.sum_(average)
         out = torch.zeros_like(frozen)
         ball = region.nodes[:region.ball_size].to(full.device)
         out[:region.ball_size] = average[ball].to(out.dtype)
         return out - frozen
 
-    def _observed(self, nodes: Tensor, keep: Tensor) -> Tensor:
+    def _observed(self, nodes: Tensor, keep: Tensor,
+                  examples: Optional[Tensor] = None,
+                  labels: Optional[Tensor] = None, data=None) -> Tensor:
         # The nodes of kept examples in observed roles: a BPR triple's user
         # and positive item; a labelled pair; an implicit BCE pair with
         # label 1 (label 0 marks a sampled negative there).
-        if self.examples.size(0) == 3:
+        if examples is None:
+            examples, labels, data = self.examples, self.labels, self.data
+        if examples.size(0) == 3:
             return nodes[:2, keep]
-        if self.data.train_label is None:
-            keep = keep & (self.labels == 1)
+        if data.train_label is None:
+            keep = keep & (labels == 1)
         return nodes[:, keep]
 
     def _update(self, request: Request) -> Tuple[Dict, Dict]:
@@ -594,7 +684,7 @@ class IFRUnlearner(Unlearner):
         direct, changed, rows = affected_rows(tracer, request, nodes,
                                               num_users, self.num_hops,
                                               config.extra_hops,
-                                              config.pruning)
+                                              config.pruning, self._union)
         keep = request.example_mask
         new_data = remaining_data(data, request.train_mask)
         new_cache = cache.advance(request.deleted_edges, new_data,
@@ -604,11 +694,14 @@ class IFRUnlearner(Unlearner):
         # Nodes left in no example have the exact optimum zero.  Nodes left
         # only as sampled negatives keep nothing they learned from
         # observations: they restart from zero and are solved for.
-        isolated = torch.ones(data.num_nodes, dtype=torch.bool)
-        isolated[nodes[:, keep].reshape(-1)] = False
+        covered = torch.zeros(data.num_nodes, dtype=torch.bool)
+        covered[nodes[:, keep].reshape(-1)] = True
+        observed = torch.zeros(data.num_nodes, dtype=torch.bool)
+        observed[self._observed(nodes, keep).reshape(-1)] = True
+        if self._shards is not None:
+            covered, observed = self._union(covered), self._union(observed)
+        isolated, unsupported = ~covered, ~observed
         zeroed = direct[isolated[direct]]
-        unsupported = torch.ones(data.num_nodes, dtype=torch.bool)
-        unsupported[self._observed(nodes, keep).reshape(-1)] = False
         reset = direct[unsupported[direct] & ~isolated[direct]]
         if not config.reset_unsupported:
             reset = reset[:0]
@@ -624,7 +717,7 @@ class IFRUnlearner(Unlearner):
         touched = remaining[ball[nodes[:, remaining]].any(0)]
         removed = (~keep).nonzero().view(-1)
         space = _Region(ball, nodes[:, torch.cat([touched, removed])]
-                        .reshape(-1), data.num_nodes)
+                        .reshape(-1), data.num_nodes, self._union)
         local = space.node_map[rows].to(device)
         rows_dev = rows.to(device)
         l2_old = self._l2_rows(data, rows_dev, dtype)
@@ -702,14 +795,14 @@ class IFRUnlearner(Unlearner):
             'num_hops': self.num_hops,
             'direct_nodes': direct.numel(),
             'deleted_edges': request.deleted_edges.size(1),
-            'changed_examples': changed.numel(),
+            'changed_examples': self._count(changed.numel()),
             'rows': rows,
             'solve_rows': rows.numel(),
             'solve_dim': rows.numel() * emb.size(1),
             'zeroed_rows': zeroed.numel(),
             'reset_rows': reset.numel(),
             'region_nodes': space.size,
-            'region_examples': touched.numel(),
+            'region_examples': self._count(touched.numel()),
             'step': 'newton' if newton else 'trajectory',
             'stationarity': stationarity,
             'route_fallback': route_fallback,
@@ -722,7 +815,7 @@ class IFRUnlearner(Unlearner):
             inner = tracer.k_hop(rows, hops)
             kept = touched[inner[nodes[:, touched]].any(0)]
             cspace = _Region(inner, nodes[:, kept].reshape(-1),
-                             data.num_nodes)
+                             data.num_nodes, self._union)
             c_prop = new_cache.propagation(alpha, dtype).restrict(
                 inner, cspace.node_map, cspace.size).to(dtype=cdt,
                                                         device=device)
@@ -734,7 +827,7 @@ class IFRUnlearner(Unlearner):
                 None, local
             curvature_loss = self._loss(touched, cdt, space)
         diagnostics['curvature_hops'] = hops
-        diagnostics['curvature_examples'] = kept.numel()
+        diagnostics['curvature_examples'] = self._count(kept.numel())
         for step in range(config.newton_steps if newton else 1):
             if rows.numel() == 0:
                 break
@@ -888,10 +981,13 @@ class IFRUnlearner(Unlearner):
 
 class _Region:
     # A node set in local ids 0..size-1: the ball first, then the other
-    # nodes of the examples used.
-    def __init__(self, ball: Tensor, extra: Tensor, num_nodes: int):
+    # nodes of the examples used (on any rank, with 'union').
+    def __init__(self, ball: Tensor, extra: Tensor, num_nodes: int,
+                 union: Optional[Callable[[Tensor], Tensor]] = None):
         extra_mask = torch.zeros(num_nodes, dtype=torch.bool)
         extra_mask[extra] = True
+        if union is not None:
+            extra_mask = union(extra_mask)
         extra_mask &= ~ball
         self.nodes = torch.cat([ball.nonzero().view(-1),
                                 extra_mask.nonzero().view(-1)])

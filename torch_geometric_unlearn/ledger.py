@@ -172,15 +172,18 @@ class Ledger:
     def entry(self, pairs: Tensor, method: str, config: Dict[str, Any],
               certificate: Optional[Dict[str, Any]], model_before: str,
               model_after: str, data_after: str,
-              request_id: Optional[str] = None) -> LedgerEntry:
+              request_id: Optional[str] = None,
+              when: Optional[str] = None) -> LedgerEntry:
         r"""The entry that would follow this ledger's last one (see
-        :class:`LedgerEntry` for the arguments); :meth:`extended` adds it.
+        :class:`LedgerEntry` for the arguments; a new UUID and the current
+        time unless :obj:`request_id` and :obj:`when` are given);
+        :meth:`extended` adds it.
         """
         pairs = pairs.detach().cpu()
         body = dict(
             index=len(self.entries),
             request_id=request_id or uuid.uuid4().hex,
-            time=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
+            time=when or time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
             method=method, config=config, count=pairs.size(1),
             pairs=(None if self.salt is not None else
                    sorted(pairs.t().tolist())),

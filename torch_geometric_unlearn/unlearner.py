@@ -288,9 +288,13 @@ class Unlearner:
         # or the advance replaces (data, examples, labels, the record of
         # forgotten pairs, caches), commit together or not at all.
         before = self._fingerprint()
+        # Collective where processes share the request: before the
+        # transaction, whose only collective after the update is the vote.
+        stamp = self._stamp()
         backup = {k: v.detach().clone()
                   for k, v in self.model.state_dict().items()}
         attributes = dict(vars(self))
+        voted = False
         try:
             timings, diagnostics = self._update(request)
             for name, param in self.model.named_parameters():
@@ -305,10 +309,14 @@ class Unlearner:
                 {'config': json_value(getattr(self, 'config', None)),
                  'l2': json_value(self.l2)},
                 _figures(diagnostics), before, after,
-                data_fingerprint(self.data))
+                data_fingerprint(self.data), *stamp)
             self.ledger = self.ledger.extended(entry)
             self._model_print = (self._model_key(), after)
+            voted = True
+            self._vote(True)
         except BaseException:
+            if not voted:  # the others must not wait for this process
+                self._vote(False, raise_=False)
             self.model.load_state_dict(backup)
             vars(self).clear()
             vars(self).update(attributes)
@@ -320,6 +328,17 @@ class Unlearner:
         return UnlearnResult(self.model, self.data, pairs, self.method,
                              timings, diagnostics, entry=entry,
                              adjacency_form=self.adjacency_form)
+
+    def _vote(self, ok: bool, raise_: bool = True):
+        r"""Where several processes apply one request together (see
+        :mod:`~torch_geometric_unlearn.distributed`), commits only if every
+        one succeeded: raises unless all did.  Alone, nothing to agree on.
+        """
+
+    def _stamp(self) -> Tuple[Optional[str], Optional[str]]:
+        # The request id and time of the ledger entry: fresh ones by
+        # default (see Ledger.entry).
+        return None, None
 
     def _model_key(self) -> Tuple:
         # Changes whenever any tensor of the model changes in place.
@@ -522,12 +541,15 @@ def _check_long(x, what: str, dim: int):
 
 
 def check_examples(examples: Tensor, labels: Optional[Tensor],
-                   data: InteractionData):
+                   data: InteractionData, cover: bool = True):
     r"""Raises a :class:`ValueError` unless :obj:`examples` are training
     examples of :obj:`data`: BPR triples :obj:`[3, M]` whose (user,
     positive) pairs are exactly the training pairs, or labelled pairs
     :obj:`[2, M]` covering every training pair (for implicit data, pairs
-    labelled 0 are sampled negatives and must not be training pairs)."""
+    labelled 0 are sampled negatives and must not be training pairs).
+    With :obj:`cover=False` (a shard of the examples, see
+    :mod:`~torch_geometric_unlearn.distributed`) they need not cover every
+    training pair."""
     if not isinstance(examples, Tensor) or examples.dtype != torch.long \
             or examples.dim() != 2 or examples.size(0) not in (2, 3):
         raise ValueError("'examples' must be a long tensor of BPR triples "
@@ -566,7 +588,7 @@ def check_examples(examples: Tensor, labels: Optional[Tensor],
             f"pairs, e.g. (user, item) {bad}: pass the examples the model "
             f"was trained on, for this data")
     missing = ~torch.isin(train, keys)
-    if missing.any():
+    if cover and missing.any():
         bad = data.train_index[:, missing][:, :3].t().tolist()
         raise ValueError(
             f"{int(missing.sum())} training pairs have no example, e.g. "

@@ -1,0 +1,148 @@
+r"""Time per request against the number of processes, with the training
+examples sharded over a gloo process group (one thread per process).
+
+The synthetic graph (LightGCN-2, d=64, fitted as ``benchmarks/scaling.py``
+fits it) serves one 100-interaction request with ``IFRUnlearner(...,
+shards=Shards())`` in 1, 2, ... processes.  Reported per run:
+
+* the request's wall time on rank 0 (median over ``--repeats``, each on a
+  fresh unlearner), and its update's largest difference from the one
+  process run;
+* what one Hessian-vector product sends: one all-reduce of the curvature
+  region's final embeddings, ``region nodes x d`` in the products'
+  precision (float32), and what a gradient sends (float64).
+
+Example::
+
+    python benchmarks/distributed.py --interactions 1000000 --procs 1 2 \
+        --out benchmarks/results/distributed.json
+"""
+import argparse
+import datetime
+import json
+import os
+import os.path as osp
+import statistics
+import sys
+import tempfile
+import time
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+
+from torch_geometric_unlearn import IFRUnlearner, TrainConfig  # noqa: E402
+from torch_geometric_unlearn.data import pair_keys  # noqa: E402
+from torch_geometric_unlearn.distributed import Shards  # noqa: E402
+
+
+def setup(n, folder):
+    from scaling import fit
+
+    from torch_geometric_unlearn import build_model
+    from torch_geometric_unlearn.data import sample_negatives
+    from torch_geometric_unlearn.datasets import synthetic
+    from torch_geometric_unlearn.deletion import random_interactions
+    from torch_geometric_unlearn.training import adjacency
+    data = synthetic(num_users=max(n // 30, 10), num_items=max(n // 20, 30),
+                     num_interactions=n, seed=0)
+    torch.manual_seed(0)
+    model = build_model(data, 64, 2)
+    gen = torch.Generator().manual_seed(0)
+    pos = data.train_index
+    neg = sample_negatives(pos, data.num_items,
+                           pair_keys(pos, data.num_items).sort()[0], gen)
+    examples = torch.cat([pos, neg.view(1, -1)])
+    l2 = TrainConfig().l2
+    fit(model, adjacency(data.edge_index, data.num_nodes), examples,
+        data.num_users, l2, 30, 0.05)
+    pairs = random_interactions(data, count=100, seed=0)
+    path = osp.join(folder, 'setup.pt')
+    torch.save((data, model, examples, l2, pairs), path)
+    return path
+
+
+def worker(rank, world, folder, repeats):
+    dist.init_process_group('gloo', init_method=f'file://{folder}/rdv{world}',
+                            rank=rank, world_size=world,
+                            timeout=datetime.timedelta(minutes=30))
+    torch.set_num_threads(1)
+    data, model, examples, l2, pairs = torch.load(
+        osp.join(folder, 'setup.pt'), weights_only=False)
+    train = pair_keys(data.train_index, data.num_items).sort()[0]
+    owner = torch.searchsorted(train, pair_keys(examples[:2],
+                                                data.num_items)) % world
+    shard = examples[:, owner == rank]
+    shards = Shards()
+    times, result = [], None
+    for _ in range(repeats):
+        unlearner = IFRUnlearner(model, data, shard, l2=l2, shards=shards)
+        dist.barrier()
+        start = time.perf_counter()
+        result = unlearner.unlearn(pairs)
+        times.append(time.perf_counter() - start)
+    if rank == 0:
+        d = result.diagnostics
+        torch.save({'seconds': statistics.median(times), 'all': times,
+                    'weight': result.model.embedding.weight.detach(),
+                    'products': result.certificate.products,
+                    'region_nodes': d['region_nodes'],
+                    'curvature_examples': d['curvature_examples'],
+                    'solve_rows': d['solve_rows'],
+                    'timings': result.timings,
+                    'examples_per_rank': shard.size(1)},
+                   osp.join(folder, f'world{world}.pt'))
+    dist.destroy_process_group()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--interactions', type=float, default=1e6)
+    parser.add_argument('--procs', type=int, nargs='+', default=[1, 2])
+    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--out', default=None)
+    args = parser.parse_args(argv)
+    folder = tempfile.mkdtemp()
+    setup(int(args.interactions), folder)
+    runs = {}
+    for world in args.procs:
+        mp.spawn(worker, args=(world, folder, args.repeats), nprocs=world,
+                 join=True)
+        runs[world] = torch.load(osp.join(folder, f'world{world}.pt'))
+        print(world, runs[world]['seconds'], runs[world]['timings'],
+              flush=True)
+    base = runs[args.procs[0]]
+    d = 64
+    rows = {}
+    for world, run in runs.items():
+        rows[world] = {
+            'seconds': run['seconds'], 'all_seconds': run['all'],
+            'speedup_vs_first': base['seconds'] / run['seconds'],
+            'max_abs_difference_from_first': float(
+                (run['weight'] - base['weight']).abs().max()),
+            'products': run['products'],
+            'examples_per_rank': run['examples_per_rank'],
+            'timings': run['timings'],
+            'region_nodes': run['region_nodes'],
+            'bytes_per_product_allreduce': run['region_nodes'] * d * 4,
+            'bytes_per_gradient_allreduce': run['region_nodes'] * d * 8,
+        }
+    report = {
+        'command': 'python benchmarks/distributed.py ' + ' '.join(
+            sys.argv[1:] if argv is None else argv),
+        'date': time.strftime('%Y-%m-%d'),
+        'machine': {'cpu_count': os.cpu_count(), 'threads_per_process': 1,
+                    'torch': torch.__version__, 'backend': 'gloo'},
+        'interactions': args.interactions,
+        'runs': rows,
+    }
+    print(json.dumps(report, indent=1, default=str))
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(report, f, indent=1, default=str)
+
+
+if __name__ == '__main__':
+    main()
