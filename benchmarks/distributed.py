@@ -35,7 +35,8 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 from torch_geometric_unlearn import IFRUnlearner, TrainConfig  # noqa: E402
 from torch_geometric_unlearn.data import pair_keys  # noqa: E402
-from torch_geometric_unlearn.distributed import Shards  # noqa: E402
+from torch_geometric_unlearn.distributed import (  # noqa: E402
+    Shards, pair_shards)
 
 
 def setup(n, folder):
@@ -71,10 +72,7 @@ def worker(rank, world, folder, repeats):
     torch.set_num_threads(1)
     data, model, examples, l2, pairs = torch.load(
         osp.join(folder, 'setup.pt'), weights_only=False)
-    train = pair_keys(data.train_index, data.num_items).sort()[0]
-    owner = torch.searchsorted(train, pair_keys(examples[:2],
-                                                data.num_items)) % world
-    shard = examples[:, owner == rank]
+    shard = examples[:, pair_shards(data, examples, world) == rank]
     shards = Shards()
     times, result = [], None
     for _ in range(repeats):

@@ -13,7 +13,8 @@ from torch_geometric_unlearn.bilinear import BilinearLoss
 from torch_geometric_unlearn.data import pair_keys
 from torch_geometric_unlearn.datasets import synthetic
 from torch_geometric_unlearn.deletion import random_interactions
-from torch_geometric_unlearn.distributed import ShardError, Shards
+from torch_geometric_unlearn.distributed import (ShardError, Shards,
+                                                 pair_shards)
 from torch_geometric_unlearn.ifru import IFRUnlearner
 
 L2 = 1.0
@@ -35,14 +36,6 @@ def setup():
     return data, model, record, first, second
 
 
-def owner(data, examples):
-    # Shards by training pair: a pair's examples on one rank.
-    train = pair_keys(data.train_index, data.num_items)
-    position = torch.searchsorted(train.sort()[0],
-                                  pair_keys(examples[:2], data.num_items))
-    return position % WORLD
-
-
 def expect(error, call):
     try:
         call()
@@ -59,7 +52,7 @@ def worker(rank, folder):
     data, model, record, first, second = torch.load(
         osp.join(folder, 'setup.pt'), weights_only=False)
     examples = record.examples
-    shard = examples[:, owner(data, examples) == rank]
+    shard = examples[:, pair_shards(data, examples, WORLD) == rank]
     out = {}
 
     # Sums over examples: gradient and Gauss-Newton product of each

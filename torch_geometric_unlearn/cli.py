@@ -6,7 +6,7 @@ import json
 import platform
 import shlex
 import sys
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import List, Optional
 
 import torch
@@ -24,6 +24,7 @@ from .datasets import load_dataset
 from .deletion import random_interactions
 from .evaluation import evaluate, mean_rank
 from .ifru import IFRUnlearner
+from .ledger import json_value
 from .persist import atomic_open, check_output
 from .request_file import read_request
 from .training import TrainConfig, build_model, train
@@ -374,7 +375,7 @@ def run_unlearn(args: argparse.Namespace) -> dict:
         'forgotten': result.request.size(1),
         'message': result.message,
         'timings': result.timings,
-        'diagnostics': _plain(result.diagnostics),
+        'diagnostics': json_value(result.diagnostics, max_tensor=None),
         'certificate': (None if result.certificate is None else
                         str(result.certificate)),
         'test_before': before,
@@ -392,19 +393,6 @@ def run_unlearn(args: argparse.Namespace) -> dict:
 
 def _cpu(tensor: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
     return None if tensor is None else tensor.cpu()
-
-
-def _plain(value):
-    # Diagnostics hold dataclasses (solver records): make them JSON.
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, '__dataclass_fields__'):
-        return _plain(asdict(value))
-    if isinstance(value, torch.Tensor):
-        return value.tolist()
-    return value
 
 
 def _print_unlearn(report: dict):

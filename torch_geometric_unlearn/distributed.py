@@ -12,7 +12,8 @@ do double backward, and the products here need none of it).
 Usage, in every process of a group (e.g. launched by ``torchrun``)::
 
     torch.distributed.init_process_group('gloo')  # 'nccl' on GPUs
-    shard = examples[:, owner_of_pair == rank]     # whole training pairs
+    rank, world = dist.get_rank(), dist.get_world_size()
+    shard = examples[:, pair_shards(data, examples, world) == rank]
     unlearner = IFRUnlearner(model, data, shard, l2=1.0, shards=Shards())
     result = unlearner.unlearn(pairs)              # the same on all ranks
 
@@ -33,6 +34,8 @@ back too.
 import torch
 import torch.distributed as dist
 from torch import Tensor
+
+from .data import pair_keys
 
 
 class ShardError(RuntimeError):
@@ -131,3 +134,17 @@ def shard_check(shards: Shards, pair_index: Tensor, num_pairs: int,
             f"pairs have no example on any rank (a missing rank?) and "
             f"{twice} have examples on several ranks (overlapping shards)")
 
+
+def pair_shards(data, examples: Tensor, world_size: int) -> Tensor:
+    r"""The rank of each example :obj:`[M]` when the examples are dealt to
+    :obj:`world_size` ranks by training pair, as :class:`Shards` require:
+    every training pair's examples on one rank.
+
+    Args:
+        data (InteractionData): The data.
+        examples (torch.Tensor): The examples, :obj:`[m, M]`.
+        world_size (int): Number of ranks.
+    """
+    train = pair_keys(data.train_index, data.num_items).sort()[0]
+    return torch.searchsorted(
+        train, pair_keys(examples[:2], data.num_items)) % world_size

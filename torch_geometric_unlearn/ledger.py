@@ -28,6 +28,7 @@ What it proves, and what it does not:
 """
 import hashlib
 import json
+import numbers
 import time
 import uuid
 from dataclasses import asdict, dataclass, fields, is_dataclass
@@ -262,23 +263,29 @@ class Ledger:
         return cls.from_list(raw, salt)
 
 
-def json_value(value: Any) -> Any:
-    r"""A JSON form of a configuration value: dataclasses as dicts, enums
-    by value, dtypes and devices by name, small tensors as lists, and any
-    other object by its class name."""
+def json_value(value: Any, max_tensor: Optional[int] = 16) -> Any:
+    r"""A JSON form of a value: dataclasses as dicts, enums by value,
+    dtypes and devices by name, tensors of at most :obj:`max_tensor`
+    elements (any, if :obj:`None`) as lists, and any other object by its
+    class name."""
     if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: json_value(getattr(value, f.name))
+        return {f.name: json_value(getattr(value, f.name), max_tensor)
                 for f in fields(value)}
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, dict):
-        return {str(k): json_value(v) for k, v in value.items()}
+        return {str(k): json_value(v, max_tensor) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [json_value(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
+        return [json_value(v, max_tensor) for v in value]
+    if value is None or isinstance(value, (bool, str)):
         return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
     if isinstance(value, (torch.dtype, torch.device)):
         return str(value)
-    if isinstance(value, Tensor) and value.numel() <= 16:
+    if isinstance(value, Tensor) and (max_tensor is None or
+                                      value.numel() <= max_tensor):
         return value.tolist()
     return type(value).__name__
