@@ -43,3 +43,31 @@ def test_benchmark_runs_on_cuda():
     report = run_benchmark(config)
     assert report['machine']['gpu']
     assert report['runs'][0]['methods']['ifru']['peak_mib'] >= 0
+
+
+@pytest.mark.skipif(not torch.distributed.is_nccl_available(),
+                    reason='NCCL is not available')
+def test_nccl_shards_on_one_gpu_match_one_process(tmp_path):
+    # The NCCL path of Shards as a one-rank smoke test: every collective
+    # runs on CUDA tensors and must leave the update as without shards.
+    import torch.distributed as dist
+
+    from torch_geometric_unlearn.distributed import Shards
+    data = synthetic(60, 80, 900, num_topics=4, seed=1)
+    model = build_model(data, 8, 2)
+    record = train(model, data, TrainConfig(max_epochs=5, progress=False))
+    pairs = random_interactions(data, count=10, seed=0)
+    dist.init_process_group('nccl', init_method=f'file://{tmp_path}/rdv',
+                            rank=0, world_size=1)
+    try:
+        shards = Shards()
+        assert shards.device.type == 'cuda'
+        results = []
+        for option in (None, shards):
+            copy_ = copy.deepcopy(model).to('cuda')
+            unlearner = IFRUnlearner(copy_, data, record.examples, None, 1.0,
+                                     shards=option)
+            results.append(unlearner.unlearn(pairs).model.embedding.weight)
+    finally:
+        dist.destroy_process_group()
+    torch.testing.assert_close(results[1], results[0], rtol=0, atol=1e-6)
