@@ -20,9 +20,10 @@ from torch_geometric.metrics import LinkPredNDCG, LinkPredRecall
 from .data import InteractionData, pair_keys, sample_negatives
 from .evaluation import _rows_cols, _split, auc_score
 from .generic import ExampleLoss, ExampleObjective
+from .horizon import optimizer_horizon
 from .models import LinkModel
 from .training import (TrainConfig, TrainResult, _examples, epoch_bar,
-                       show_patience)
+                       paired_stream, resolve_exclude, show_patience)
 
 __all__ = ['train_link_model', 'evaluate_link_model', 'link_mean_rank']
 
@@ -36,7 +37,8 @@ def _reset(module: torch.nn.Module):
 def train_link_model(model: LinkModel, data: InteractionData,
                      config: Optional[TrainConfig] = None,
                      warm_start: bool = False,
-                     loss: Optional[ExampleLoss] = None) -> TrainResult:
+                     loss: Optional[ExampleLoss] = None,
+                     exclude: Optional[Tensor] = None) -> TrainResult:
     r"""Trains :obj:`model` on :obj:`data` with early stopping and restores
     the parameters of the best validation epoch.
 
@@ -49,9 +51,17 @@ def train_link_model(model: LinkModel, data: InteractionData,
             resetting every submodule that has :meth:`reset_parameters`.
         loss (ExampleLoss, optional): A summed loss of the sampled
             examples instead of BPR or BCE.
+        exclude (torch.Tensor, optional): Training pairs :obj:`[2, k]` to
+            leave out while drawing the example stream of :obj:`data`:
+            with the same seed, the paired retrain of a request (see
+            :func:`~torch_geometric_unlearn.training.train`).
 
     Returns:
-        TrainResult: With the frozen examples of the best epoch.
+        TrainResult: With the frozen examples of the best epoch, and as
+        :obj:`horizon` the run's horizon per node table (a dict by
+        parameter name, for :class:`~torch_geometric_unlearn.generic.
+        GenericIFRUnlearner`), or :obj:`None` where Adam's steps were
+        sign-like.
     """
     config = config or TrainConfig()
     if not isinstance(model, LinkModel):
@@ -64,22 +74,29 @@ def train_link_model(model: LinkModel, data: InteractionData,
     gen = torch.Generator().manual_seed(config.seed)
     if not warm_start:
         _reset(model.model)
-    graph = model.graph(data.train_positive_index)
+    stream = data
     forbidden = pair_keys(data.train_index, data.num_items).sort()[0]
+    data, dropped = resolve_exclude(data, exclude)
+    graph = model.graph(data.train_positive_index)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.lr)
     metric = config.metric
 
-    best = (-float('inf'), 0, copy.deepcopy(model.state_dict()), None, None)
+    best = (-float('inf'), 0, copy.deepcopy(model.state_dict()), None, None,
+            None)
     history, bad, epoch = [], 0, 0
     bar = epoch_bar(config, f'train {data.name}')
     for epoch in range(1, config.max_epochs + 1):
         model.train()
-        examples, labels = _examples(data, config, forbidden, gen)
+        examples, labels = _examples(stream, config, forbidden, gen)
+        perm = torch.randperm(examples.size(1), generator=gen)
+        batches = perm.split(config.batch_size or examples.size(1))
+        if dropped is not None:
+            examples, labels, batches = paired_stream(
+                examples, labels, batches, dropped, stream)
         objective = ExampleObjective(examples, labels, loss)
         num = examples.size(1)
-        perm = torch.randperm(num, generator=gen)
-        for batch in perm.split(config.batch_size or num):
+        for batch in batches:
             optimizer.zero_grad()
             value = objective(model, graph, batch) * num / batch.numel()
             value = (value + 0.5 * config.l2 * sum(
@@ -92,8 +109,14 @@ def train_link_model(model: LinkModel, data: InteractionData,
         score = evaluate_link_model(model, data, 'val', config.k)[metric]
         history.append({'epoch': epoch, metric: score})
         if score > best[0]:
+            try:
+                horizon = {name: optimizer_horizon(
+                    optimizer, model.get_parameter(name), num)
+                    for name in model.node_params}
+            except ValueError:  # sign-like steps: no horizon to record
+                horizon = None
             best = (score, epoch, copy.deepcopy(model.state_dict()),
-                    examples, labels)
+                    examples, labels, horizon)
             bad = 0
         else:
             bad += 1
@@ -104,7 +127,8 @@ def train_link_model(model: LinkModel, data: InteractionData,
     model.load_state_dict(best[2])
     return TrainResult(epochs=epoch, best_epoch=best[1], best_metric=best[0],
                        metric=metric, wall_time=time.perf_counter() - start,
-                       examples=best[3], labels=best[4], history=history)
+                       examples=best[3], labels=best[4], history=history,
+                       horizon=best[5])
 
 
 @torch.no_grad()

@@ -19,7 +19,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Union
 
 import torch
 from torch import Tensor
@@ -129,7 +129,10 @@ class TrainResult:
             :class:`~torch_geometric_unlearn.ifru.IFRUnlearner` takes it.
             :obj:`None` where Adam's steps were still sign-like (e.g. a run
             restored after its first epochs): the unlearner then reads a
-            horizon off the stationarity residual.
+            horizon off the stationarity residual.  From
+            :func:`~torch_geometric_unlearn.link_training.train_link_model`,
+            a dict of such tensors by node table name, for
+            :class:`~torch_geometric_unlearn.generic.GenericIFRUnlearner`.
     """
     epochs: int
     best_epoch: int
@@ -139,7 +142,7 @@ class TrainResult:
     examples: Tensor
     labels: Optional[Tensor] = None
     history: List[Dict[str, float]] = field(default_factory=list)
-    horizon: Optional[Tensor] = None
+    horizon: Optional[Union[Tensor, Dict[str, Tensor]]] = None
 
 
 def epoch_bar(config: TrainConfig, desc: str) -> tqdm:
@@ -202,6 +205,39 @@ def _examples(data: InteractionData, config: TrainConfig, forbidden: Tensor,
     return index, label.long()
 
 
+def resolve_exclude(data: InteractionData, exclude: Optional[Tensor]):
+    r"""The data left after :obj:`exclude` (training pairs :obj:`[2, k]`)
+    and the excluded pairs' keys, for a paired run (see :func:`train`);
+    :obj:`data` and :obj:`None` without :obj:`exclude`."""
+    if exclude is None:
+        return data, None
+    data.check_pairs(exclude, 'exclude')
+    dropped = pair_keys(exclude, data.num_items)
+    return remaining_data(data, ~torch.isin(
+        pair_keys(data.train_index, data.num_items), dropped)), dropped
+
+
+def paired_stream(examples: Tensor, labels: Optional[Tensor],
+                  batches: List[Tensor], dropped: Tensor,
+                  stream: InteractionData):
+    r"""One epoch of the original run's examples and batches without those
+    of the excluded pairs (keys :obj:`dropped`), with batch ids into the
+    kept examples: the example stream of a paired retrain.
+
+    Returns:
+        (torch.Tensor, torch.Tensor or None, List[torch.Tensor]): The
+        kept examples, their labels and the non-empty batches.
+    """
+    kept = ~torch.isin(pair_keys(examples[:2], stream.num_items), dropped)
+    if labels is not None and stream.train_label is None:
+        # Sampled BCE negatives follow their positive out.
+        kept = kept.view(2, -1).all(0).repeat(2)
+    new_id = torch.cumsum(kept, 0) - 1
+    batches = [new_id[b[kept[b]]] for b in batches]
+    return (examples[:, kept], None if labels is None else labels[kept],
+            [b for b in batches if b.numel()])
+
+
 def example_loss(emb: Tensor, examples: Tensor, labels: Optional[Tensor],
                  num_users: int) -> Tensor:
     r"""The summed loss of fixed examples given final embeddings: BPR for
@@ -247,12 +283,7 @@ def train(model: LightGCN, data: InteractionData,
         model.reset_parameters()
     stream = data
     forbidden = pair_keys(data.train_index, data.num_items).sort()[0]
-    dropped = None
-    if exclude is not None:
-        data.check_pairs(exclude, 'exclude')
-        dropped = pair_keys(exclude, data.num_items)
-        data = remaining_data(data, ~torch.isin(
-            pair_keys(data.train_index, data.num_items), dropped))
+    data, dropped = resolve_exclude(data, exclude)
     weight = model.embedding.weight
     adj = adjacency(data.edge_index.to(weight.device), data.num_nodes,
                     weight.dtype)
@@ -270,17 +301,8 @@ def train(model: LightGCN, data: InteractionData,
         size = config.batch_size or examples.size(1)
         batches = perm.split(size)
         if dropped is not None:
-            kept = ~torch.isin(pair_keys(examples[:2], data.num_items),
-                               dropped)
-            if labels is not None and stream.train_label is None:
-                # Sampled BCE negatives follow their positive out.
-                kept = kept.view(2, -1).all(0).repeat(2)
-            batches = [b[kept[b]] for b in batches]
-            examples = examples[:, kept]
-            labels = None if labels is None else labels[kept]
-            # Batch ids into the kept examples.
-            new_id = torch.cumsum(kept, 0) - 1
-            batches = [new_id[b] for b in batches if b.numel()]
+            examples, labels, batches = paired_stream(
+                examples, labels, batches, dropped, stream)
         num = examples.size(1)
         for batch in batches:
             batch = batch.to(device)
