@@ -126,6 +126,98 @@ def test_stationary_and_exact_gradients_agree_at_an_optimum(converged, tiny):
     assert (a - b).norm() < 1e-3 * (a - flat(model)).norm()
 
 
+def test_a_converged_model_takes_the_newton_step(converged, tiny):
+    result = unlearn(converged, tiny, **EXACT)
+    assert result.diagnostics['step'] == 'newton'
+    assert result.diagnostics['stationarity'] < 1e-3
+
+
+@pytest.mark.parametrize('family', ['gcn', 'hetero'])
+def test_an_early_stopped_model_takes_the_trajectory_step(family, tiny):
+    r"""Against the closed form written out here: the explicit Gauss-Newton
+    matrix :math:`A` of the new objective, the influence :math:`g` (old
+    minus new gradient), the horizon read per row from the old gradient,
+    and :math:`x = \tau^{1/2}\varphi(\tau^{1/2} A \tau^{1/2})\tau^{1/2}
+    g` by eigendecomposition."""
+    l2 = 10.0
+    model = make(family, tiny.num_users, tiny.num_items, 4)
+    record = train_link_model(model, tiny, TrainConfig(
+        progress=False, lr=0.01, batch_size=256, l2=l2, max_epochs=10))
+    pairs = random_interactions(tiny, count=10, seed=0)
+    unlearner = GenericIFRUnlearner(
+        model, tiny, record.examples, l2=l2, copy_model=True,
+        config=GenericIFRUConfig(solver=SolverConfig(tol=1e-12,
+                                                     max_iter=500), **EXACT))
+    request = unlearner._request(pairs)
+    after = remaining_data(tiny, request.train_mask)
+    result = unlearner.unlearn(pairs)
+    assert result.diagnostics['solve_rows'] == tiny.num_nodes
+    assert result.diagnostics['zeroed_rows'] == 0
+
+    model.eval()
+    rows = {name: torch.arange(model.get_parameter(name).size(0))
+            for name in model.node_params}
+    old, _, start = explicit_objective(
+        model, rows, model.graph(tiny.train_positive_index),
+        record.examples, l2)
+    new, margins, _ = explicit_objective(
+        model, rows, model.graph(after.train_positive_index),
+        record.examples[:, request.example_mask], l2)
+    residual = jacobian(old, start)
+    influence = residual - jacobian(new, start)
+    jac = jacobian(margins, start)
+    prob = torch.sigmoid(margins(start))
+    curvature = jac.t() @ (jac * (prob * (1 - prob)).view(-1, 1)) + \
+        l2 * torch.eye(start.numel(), dtype=start.dtype)
+
+    def closed_form(tau):
+        root = tau.sqrt()
+        values, vectors = torch.linalg.eigh(root.view(-1, 1) * curvature *
+                                            root.view(1, -1))
+        phi = -torch.expm1(-values) / values
+        return (root * (vectors @ (phi * (vectors.t() @ (root * influence))))
+                ).detach()
+
+    def moved(result):
+        return torch.cat([(result.model.get_parameter(name).detach() -
+                           model.get_parameter(name).detach()).reshape(-1)
+                          for name in model.node_params])
+
+    # The horizon: 1 / (outward L2 pull) per row, capped at the median's.
+    rate = -(residual.view(-1, 4) * start.view(-1, 4)).sum(1) / \
+        start.view(-1, 4).pow(2).sum(1)
+    cap = 1 / rate[rate > 0].median()
+    tau = torch.where(rate > 0, torch.minimum(1 / rate, cap), cap)
+    expected = closed_form(tau.repeat_interleave(4))
+    assert result.diagnostics['step'] == 'trajectory'
+    assert result.diagnostics['stationarity'] == pytest.approx(
+        float(residual.norm() / influence.norm()), rel=1e-9)
+    torch.testing.assert_close(moved(result), expected, rtol=0,
+                               atol=1e-8 * float(expected.abs().max()))
+
+    # The run's own horizon, given per parameter (e.g. the optimiser's).
+    gen = torch.Generator().manual_seed(0)
+    given = {name: 0.01 + 0.1 * torch.rand(
+        model.get_parameter(name).shape, generator=gen, dtype=torch.float64)
+        for name in model.node_params}
+    result = GenericIFRUnlearner(
+        model, tiny, record.examples, l2=l2, copy_model=True,
+        horizon=given, config=GenericIFRUConfig(
+            solver=SolverConfig(tol=1e-12, max_iter=500), **EXACT)
+    ).unlearn(pairs)
+    expected = closed_form(torch.cat([given[name].reshape(-1)
+                                      for name in model.node_params]))
+    torch.testing.assert_close(moved(result), expected, rtol=0,
+                               atol=1e-8 * float(expected.abs().max()))
+    # Without a trajectory the Newton step is the old default, and differs.
+    newton = GenericIFRUnlearner(
+        model, tiny, record.examples, l2=l2, copy_model=True,
+        config=GenericIFRUConfig(step='newton', **EXACT)).unlearn(pairs)
+    assert newton.diagnostics['step'] == 'newton'
+    assert not torch.allclose(flat(newton.model), flat(result.model),
+                              atol=1e-3 * float(expected.abs().max()))
+
+
 def explicit_objective(link_model, rows, graph, examples, l2):
     r"""The BPR objective plus L2 as a function of the flat free rows of
     every node table, written out without the package's machinery."""
@@ -289,6 +381,20 @@ def test_plain_modules_are_wrapped_and_others_refused(tiny):
                                       - 81, 81), tiny, examples, l2=1.0)
 
 
+def test_a_given_horizon_is_validated(tiny):
+    model = make('gcn', tiny.num_users, tiny.num_items, 4)
+    examples = torch.cat([tiny.train_index, tiny.train_index[1:]])
+    name = list(model.node_params)[0]
+    shape = model.get_parameter(name).shape
+    for horizon, match in [({}, 'lacks'),
+                           ({name: torch.ones(3)}, 'shape'),
+                           ({name: torch.zeros(shape)}, 'positive'),
+                           ([torch.ones(shape)], 'dict')]:
+        with pytest.raises(ValueError, match=match):
+            GenericIFRUnlearner(model, tiny, examples, l2=1.0,
+                                horizon=horizon)
+
+
 def test_config_validates_itself():
     assert GenericIFRUConfig(pruning=None).pruning.strategy.value == 'none'
     for kwargs, match in [(dict(hessian='fisher'), 'hessian'),
@@ -296,6 +402,9 @@ def test_config_validates_itself():
                           (dict(extra_hops=-1), 'extra_hops'),
                           (dict(shared='conv'), 'shared'),
                           (dict(solver='cg'), 'solver'),
-                          (dict(dtype=torch.int64), 'dtype')]:
+                          (dict(dtype=torch.int64), 'dtype'),
+                          (dict(step='sgd'), 'step'),
+                          (dict(stationary_tol=-1.0), 'stationary_tol'),
+                          (dict(stationary_tol=True), 'stationary_tol')]:
         with pytest.raises(ValueError, match=match):
             GenericIFRUConfig(**kwargs)

@@ -197,6 +197,34 @@ def test_default_front_door_takes_the_trajectory_step(graph):
     assert result.model.embedding.weight[3].abs().max() == 0
 
 
+def test_a_custom_loss_takes_the_optimiser_s_horizon(graph):
+    from torch_geometric_unlearn.horizon import optimizer_horizon
+    edge_index, train_eli, num_users, num_items = graph
+    # Trained as in the test above, whose Adam steps are noise-driven; the
+    # recipe's loss differs from the loop's (the plumbing is under test).
+    model, optimizer, _ = pyg_loop(graph, 1e-4, True, epochs=5)
+
+    def margin_loss(pos_rank, neg_rank):
+        return F.relu(1 - pos_rank + neg_rank).pow(2).mean()
+
+    recipe = Recipe(loss=margin_loss, lambda_reg=1e-4, batch_size=BATCH)
+    unlearner = from_training_loop(model, edge_index, num_users, recipe,
+                                   negatives=0, optimizer=optimizer)
+    assert isinstance(unlearner, GenericIFRUnlearner)
+    (name, ) = unlearner.model.node_params
+    torch.testing.assert_close(
+        unlearner.horizon[name], optimizer_horizon(
+            optimizer, model.embedding.weight, train_eli.size(1)))
+    result = unlearner.unlearn(edge_index=train_eli[:, :3])
+    assert "horizon: Adam's state" in result.diagnostics['objective']
+    assert result.diagnostics['step'] == 'trajectory'
+    without = from_training_loop(model, edge_index, num_users, recipe,
+                                 negatives=0)
+    assert without.horizon is None
+    assert "horizon: read off" in without.unlearn(
+        edge_index=train_eli[:, :3]).diagnostics['objective']
+
+
 def test_bce_and_a_custom_loss(graph):
     edge_index, train_eli, num_users, num_items = graph
     model = LightGCN(num_users + num_items, 4, 1)

@@ -27,10 +27,12 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .ifru import (HessianType, affected_rows, check_solve_options,
-                   coerce_enum, solve_hessian)
+from .horizon import decay_rates, row_horizon
+from .ifru import (HessianType, StepType, affected_rows, check_solve_options,
+                   check_step_options, coerce_enum, solve_hessian)
 from .influence import (HessianOperator, LinearOperator, ParameterSelection,
-                        SolverConfig, SolverError, solve)
+                        SolverConfig, SolverError, solve,
+                        trajectory_response)
 from .models import LinkModel
 from .objectives import margin_loss
 from .spillover import PruningConfig, SpilloverTracer
@@ -151,6 +153,16 @@ class GenericIFRUConfig:
     construction.
 
     Args:
+        step (StepType or str): As in
+            :class:`~torch_geometric_unlearn.ifru.IFRUConfig`:
+            :obj:`'auto'` (default) runs the stationarity test (one
+            gradient of the old objective) and takes IFRU's Newton step
+            only at a minimum; an early-stopped model gets the trajectory
+            step (Lanczos on the Gauss-Newton matrix over a horizon read
+            per row from the residual, see
+            :func:`~torch_geometric_unlearn.horizon.residual_horizon`).
+            :obj:`'newton'` or :obj:`'trajectory'` force one.
+        stationary_tol (float): The threshold of the test.
         shared (bool or Sequence[str]): Whether the shared (non
             node-indexed) parameters join the solve: :obj:`False`,
             :obj:`True` for all of them, or a list of their names as in
@@ -199,6 +211,8 @@ class GenericIFRUConfig:
             own dtype is used for its products.  Float64 by default (CG in
             float32 loses orthogonality on these systems).
     """
+    step: StepType = StepType.auto
+    stationary_tol: float = 0.1
     shared: Union[bool, Sequence[str]] = False
     spillover: bool = True
     pruning: Optional[PruningConfig] = None
@@ -218,6 +232,7 @@ class GenericIFRUConfig:
                              f"parameter names (got {self.shared!r})")
         coerce_enum(self, 'hessian', HessianType)
         check_solve_options(self)
+        check_step_options(self)
         for name in ('spillover', 'exact_gradient'):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"'{name}' must be a bool")
@@ -332,6 +347,14 @@ class GenericIFRUnlearner(Unlearner):
             default.
         config (GenericIFRUConfig, optional): The settings.
         copy_model (bool): Work on a deep copy.
+        horizon (Dict[str, torch.Tensor], optional): The training run's
+            horizon for the trajectory step, per parameter name (as in
+            :meth:`LinkModel.named_parameters`), each of the parameter's
+            shape: every node table, and every shared weight the config
+            frees (see
+            :func:`~torch_geometric_unlearn.horizon.optimizer_horizon`).
+            Without it, a horizon per row is read off the stationarity
+            residual.
 
     Example:
 
@@ -350,7 +373,8 @@ class GenericIFRUnlearner(Unlearner):
                  l2: Optional[float] = None,
                  loss: Optional[ExampleLoss] = None,
                  config: Optional[GenericIFRUConfig] = None,
-                 copy_model: bool = True):
+                 copy_model: bool = True,
+                 horizon: Optional[Dict[str, Tensor]] = None):
         if isinstance(model, torch.nn.Module) and \
                 not isinstance(model, LinkModel):
             model = LinkModel(model, data.num_users, data.num_items)
@@ -367,6 +391,7 @@ class GenericIFRUnlearner(Unlearner):
                 f"and no shared parameters were freed: nothing to solve "
                 f"for.  Pass GenericIFRUConfig(shared=True), or name the "
                 f"tables in LinkModel(node_params=...)")
+        self.horizon = self._check_horizon(horizon)
 
     def _check(self, model, data, examples, labels):
         if not isinstance(model, LinkModel):
@@ -390,6 +415,29 @@ class GenericIFRUnlearner(Unlearner):
         objective.check_additive(model,
                                  model.graph(data.train_positive_index))
         model.train(was_training)
+
+    def _check_horizon(self, horizon: Optional[Dict[str, Tensor]]
+                       ) -> Optional[Dict[str, Tensor]]:
+        if horizon is None:
+            return None
+        if not isinstance(horizon, dict):
+            raise ValueError(f"'horizon' must be a dict of tensors by "
+                             f"parameter name (got {type(horizon).__name__})")
+        needed = list(self.model.node_params) + self.shared
+        missing = [name for name in needed if name not in horizon]
+        if missing:
+            raise ValueError(f"'horizon' lacks the parameters {missing}")
+        out = {}
+        for name in needed:
+            value, param = horizon[name], self.model.get_parameter(name)
+            if not isinstance(value, Tensor) or value.shape != param.shape:
+                raise ValueError(f"'horizon[{name!r}]' must be a tensor of "
+                                 f"shape {list(param.shape)}")
+            if not bool(torch.isfinite(value).all() & (value > 0).all()):
+                raise ValueError(f"'horizon[{name!r}]' must be finite and "
+                                 f"positive")
+            out[name] = value.detach().to(param.device)
+        return out
 
     def _shared_names(self) -> List[str]:
         names = [name for name, _ in self.model.named_parameters()
@@ -457,12 +505,13 @@ class GenericIFRUnlearner(Unlearner):
         rows = rows[~isolated[rows]]
 
         selection = self._selection(rows)
-        remaining = keep.nonzero().view(-1)
-        # Only examples within reach of the free rows enter the Hessian;
-        # with free shared weights, all of them do.
+        # Only examples within reach of the free rows enter the gradients
+        # and the Hessian; with free shared weights, all of them do.
+        touching = torch.ones(nodes.size(1), dtype=torch.bool)
         if not self.shared:
             reach = tracer.k_hop(rows, model.num_hops)
-            remaining = remaining[reach[nodes[:, remaining]].any(0)]
+            touching = reach[nodes].any(0)
+        remaining = (keep & touching).nonzero().view(-1)
         lap('trace')
 
         diagnostics = {
@@ -478,10 +527,32 @@ class GenericIFRUnlearner(Unlearner):
             'solver': [],
         }
         objective = self.objective(remaining)
-        for step in range(config.newton_steps if selection else 0):
+        newton = True
+        if selection is not None:
+            influence = self._gradient(selection, request, changed,
+                                       old_graph, new_graph)
+            newton, horizon = self._choose_step(
+                selection, influence, touching.nonzero().view(-1), old_graph,
+                diagnostics)
+        if not newton:
+            self._zero_rows(zeroed)
+            lap('gradient')
+            operator = _CastOperator(GaussNewtonOperator(
+                selection, objective, new_graph, self.l2), config.dtype)
+            try:
+                delta, record = trajectory_response(
+                    operator, influence.to(config.dtype), horizon,
+                    config.solver.tol, config.solver.max_iter)
+            finally:
+                operator.release()
+            record.curvature = HessianType.gauss_newton.value
+            selection.apply_(delta)
+            diagnostics['solver'].append(record)
+            lap('solve')
+        for step in range(config.newton_steps if selection and newton
+                          else 0):
             if step == 0 and not config.exact_gradient:
-                grad = self._gradient(selection, request, changed, old_graph,
-                                      new_graph)
+                grad = influence
             else:
                 grad = -(selection.gradient(lambda m: objective(m, new_graph))
                          + self.l2 * selection.values())
@@ -496,6 +567,54 @@ class GenericIFRUnlearner(Unlearner):
         self._zero_rows(zeroed)
         lap('apply')
         return timings, diagnostics
+
+    def _choose_step(self, selection: ParameterSelection, influence: Tensor,
+                     old_index: Tensor, old_graph, diagnostics: Dict
+                     ) -> Tuple[bool, Optional[Tensor]]:
+        # The stationarity test of IFRUnlearner: the old objective's
+        # gradient at the model against the request's influence.  Returns
+        # whether the Newton step runs, and else the horizon.
+        config = self.config
+        old = self.objective(old_index)
+        residual = selection.gradient(lambda m: old(m, old_graph)) + \
+            self.l2 * selection.values()
+        scale = float(influence.norm())
+        stationarity = (float(residual.norm()) / scale if scale > 0 else
+                        float('inf'))
+        newton = (config.step == StepType.newton or
+                  (config.step == StepType.auto and
+                   stationarity <= config.stationary_tol))
+        diagnostics.update(stationarity=stationarity, route_fallback=None)
+        horizon = None
+        if not newton and self.horizon is not None:
+            horizon = selection.gather(self.horizon).to(config.dtype)
+        elif not newton:
+            try:
+                horizon = self._horizon(selection, residual)
+            except ValueError as error:
+                if config.step == StepType.trajectory:
+                    raise
+                newton = True
+                diagnostics['route_fallback'] = str(error)
+        diagnostics['step'] = 'newton' if newton else 'trajectory'
+        return newton, horizon
+
+    def _horizon(self, selection: ParameterSelection,
+                 residual: Tensor) -> Tensor:
+        # A horizon per row (of every node table, and of each shared
+        # weight's leading dimension), capped at the median over all rows.
+        values = selection.values()
+        blocks = list(selection.split(values))
+        rows = [part.reshape(part.size(0) if part.dim() else 1, -1)
+                for _, part in blocks]
+        res = [part.reshape_as(row) for (_, part), row in
+               zip(selection.split(residual), rows)]
+        per_row = row_horizon(torch.cat([
+            decay_rates(r.to(self.config.dtype), v.to(self.config.dtype))
+            for r, v in zip(res, rows)]))
+        widths = torch.cat([torch.full((row.size(0), ), row.size(1))
+                            for row in rows]).to(per_row.device)
+        return per_row.repeat_interleave(widths)
 
     def _solve(self, selection: ParameterSelection,
                objective: ExampleObjective, graph, rhs: Tensor):

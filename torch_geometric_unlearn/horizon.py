@@ -145,16 +145,39 @@ def residual_horizon(residual: Tensor, emb: Tensor,
     Returns:
         torch.Tensor: :math:`\tau`, shape :obj:`[r, d]` (constant per row).
     """
+    return row_horizon(decay_rates(residual, emb), spread).view(
+        -1, 1).expand_as(emb).clone()
+
+
+def decay_rates(residual: Tensor, emb: Tensor) -> Tensor:
+    r"""The L2 pull :math:`\delta_v = -\langle r_v, \theta_v \rangle /
+    \lVert \theta_v \rVert^2` of each row :math:`v` (see
+    :func:`residual_horizon`), shape :obj:`[r]`.
+
+    Args:
+        residual (torch.Tensor): :math:`\nabla L(\theta)`, :obj:`[r, k]`.
+        emb (torch.Tensor): :math:`\theta`, :obj:`[r, k]`.
+    """
     pull = -(residual * emb).sum(1)
     norm = (emb * emb).sum(1)
-    inv = pull / norm.clamp(min=torch.finfo(emb.dtype).tiny)
-    positive = inv > 0
+    return pull / norm.clamp(min=torch.finfo(emb.dtype).tiny)
+
+
+def row_horizon(rates: Tensor, spread: float = 1.0) -> Tensor:
+    r"""The horizon :math:`1 / \delta_v` of each row from its
+    :func:`decay_rates`, capped at :obj:`spread` over the median rate;
+    rows that are not pulled outwards get the cap.  Shape :obj:`[r]`.
+
+    Raises:
+        ValueError: If no row is pulled outwards.
+    """
+    positive = rates > 0
     if not bool(positive.any()):
         raise ValueError("The residual pulls no row outwards: the model "
                          "looks converged, so it has no finite horizon "
                          "(use the Newton step)")
-    horizon = torch.full_like(inv, float(spread) / float(inv[positive]
-                                                         .median()))
-    horizon[positive] = torch.minimum(1 / inv[positive], horizon[positive])
-    return horizon.view(-1, 1).expand_as(emb).clone()
-
+    horizon = torch.full_like(rates, float(spread) / float(
+        rates[positive].median()))
+    horizon[positive] = torch.minimum(1 / rates[positive],
+                                      horizon[positive])
+    return horizon

@@ -205,15 +205,10 @@ class IFRUConfig:
     curvature_dtype: torch.dtype = torch.float32
 
     def __post_init__(self):
-        coerce_enum(self, 'step', StepType)
         coerce_enum(self, 'gradient', GradientType)
         coerce_enum(self, 'hessian', HessianType)
         check_solve_options(self)
-        if isinstance(self.stationary_tol, bool) or not isinstance(
-                self.stationary_tol, (int, float)) or \
-                not 0 <= self.stationary_tol < float('inf'):
-            raise ValueError(f"'stationary_tol' must be a finite float >= 0 "
-                             f"(got {self.stationary_tol!r})")
+        check_step_options(self)
         for name in ('num_hops', 'curvature_hops'):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or
@@ -249,6 +244,18 @@ def check_solve_options(config):
                 value < low:
             raise ValueError(f"'{name}' must be an int >= {low} "
                              f"(got {value!r})")
+
+
+def check_step_options(config):
+    r"""Validates the step options :class:`IFRUConfig` shares with
+    :class:`~torch_geometric_unlearn.generic.GenericIFRUConfig`:
+    :obj:`step` and :obj:`stationary_tol`."""
+    coerce_enum(config, 'step', StepType)
+    if isinstance(config.stationary_tol, bool) or not isinstance(
+            config.stationary_tol, (int, float)) or \
+            not 0 <= config.stationary_tol < float('inf'):
+        raise ValueError(f"'stationary_tol' must be a finite float >= 0 "
+                         f"(got {config.stationary_tol!r})")
 
 
 def solve_hessian(build: Callable[[HessianType], Tuple[LinearOperator,

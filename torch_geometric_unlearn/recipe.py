@@ -253,12 +253,12 @@ def from_training_loop(model: torch.nn.Module, edge_index: Tensor,
                                      triples)[0])
         link_model = (model if isinstance(model, LinkModel) else
                       LinkModel(model, num_users, num_items))
-        if optimizer is not None:
-            notes.append('horizon: not used (the generic unlearner takes '
-                         'the Newton step)')
+        horizon, note = _link_horizon(optimizer, link_model, config,
+                                      pairs.size(1))
+        notes.append(f'horizon: {note}')
         unlearner = GenericIFRUnlearner(
             link_model, data, examples, None if triples else labels, l2,
-            _summed(recipe, triples), config, copy_model)
+            _summed(recipe, triples), config, copy_model, horizon)
     unlearner.objective_note = '; '.join(notes)
     unlearner.adjacency_form = form
     return unlearner
@@ -444,6 +444,21 @@ def _horizon(optimizer, model: LightGCN, num: int):
                       'for the training run\'s own)')
     try:
         horizon = optimizer_horizon(optimizer, model.embedding.weight, num)
+    except (ValueError, TypeError) as error:
+        return None, f'read off the model\'s gradient, since {error}'
+    return horizon, f'{type(optimizer).__name__}\'s state'
+
+
+def _link_horizon(optimizer, model: LinkModel, config, num: int):
+    if optimizer is None:
+        return None, ('read off the model\'s gradient (pass optimizer= '
+                      'for the training run\'s own)')
+    if config is not None and config.shared is not False:
+        return None, ('read off the model\'s gradient (the shared weights '
+                      'are free)')
+    try:
+        horizon = {name: optimizer_horizon(optimizer, model.get_parameter(
+            name), num) for name in model.node_params}
     except (ValueError, TypeError) as error:
         return None, f'read off the model\'s gradient, since {error}'
     return horizon, f'{type(optimizer).__name__}\'s state'
