@@ -12,6 +12,13 @@ retraining from scratch (same trainer, same process), and report
 * completeness: mean rank of the forgotten interactions among their users'
   non-training items, as a share of the way from the original model to the
   scratch retrain (1 = where retraining puts them);
+* closure against the paired retrain (``--paired``): the score change on
+  the forgotten pairs and on probe pairs (see
+  :mod:`~torch_geometric_unlearn.fidelity`) against that of the same run
+  retrained without the request (same seed, the original example stream
+  minus the request's, as many epochs as the original kept), beside
+  dropping the edges, and (``--noise-floor``) the same closure between
+  the paired changes of two seeds;
 * fidelity (unless ``--no-fidelity``): parameter and score closure between
   converged points, theta_hat (the fixed objective on the full data) and
   theta_hat' (without the request), both by damped Newton in float64,
@@ -26,8 +33,10 @@ Example::
 """
 import argparse
 import copy
+import dataclasses
 import json
 import platform
+import statistics
 import sys
 import time
 
@@ -38,6 +47,8 @@ from torch_geometric.nn import SAGEConv, to_hetero
 from torch_geometric_unlearn.datasets import load_dataset
 from torch_geometric_unlearn.deletion import random_interactions
 from torch_geometric_unlearn.evaluation import closure_ratio
+from torch_geometric_unlearn.fidelity import (change_closure, noise_floor,
+                                              probe_pairs)
 from torch_geometric_unlearn.influence import SolverError
 from torch_geometric_unlearn.generic import (ExampleObjective,
                                              GenericIFRUConfig,
@@ -51,12 +62,26 @@ from torch_geometric_unlearn.training import TrainConfig
 from torch_geometric_unlearn.unlearner import remaining_data
 
 
-# The unlearner settings whose fidelity is measured at the converged point.
+# The unlearner settings measured (``--variants`` picks some).
 VARIANTS = {
     'ifru': {},
+    'ifru-adam': {},  # with the training run's horizon (Adam's state)
+    'ifru-newton': {'step': 'newton'},  # the default before 2026-12-06
     'ifru-nospill': {'spillover': False},
     'ifru-shared': {'shared': True},
+    'ifru-last': {'shared': '.conv2.'},  # the last layer's weights free
 }
+
+
+def settings_for(name, model):
+    r"""The config of variant :obj:`name`; a string :obj:`shared` frees
+    the shared weights whose names contain it."""
+    settings = dict(VARIANTS[name])
+    if isinstance(settings.get('shared'), str):
+        settings['shared'] = [
+            key for key, _ in model.named_parameters()
+            if key not in model.node_params and settings['shared'] in key]
+    return settings
 
 
 class Encoder(torch.nn.Module):
@@ -162,29 +187,90 @@ def run(kind, data, args, config):
                 'rank_shift': (rank - original_rank) /
                 (retrain_rank - original_rank)}
 
-    out['methods'] = {}
-    for name, settings in VARIANTS.items():
+    paired = None
+    if args.paired:
         start = time.perf_counter()
-        result = GenericIFRUnlearner(
-            model, data, record.examples, l2=config.l2, copy_model=True,
-            config=GenericIFRUConfig(**settings)).unlearn(pairs)
-        seconds = time.perf_counter() - start
+        paired = copy.deepcopy(model)
+        epochs = record.best_epoch
+        train_link_model(paired, data, dataclasses.replace(
+            config, max_epochs=epochs, eval_every=epochs, patience=1),
+            exclude=pairs)
+        out['paired_retrain'] = {'epochs': epochs,
+                                 'seconds': time.perf_counter() - start}
+        log(f'{kind}: paired retrain in {time.perf_counter() - start:.0f} s')
+        probes = {'forgotten': pairs, 'probe': probe_pairs(data, pairs)}
+        before = {key: scores(model, old_graph, index)
+                  for key, index in probes.items()}
+        target = {key: scores(paired, new_graph, index) - before[key]
+                  for key, index in probes.items()}
+        if args.noise_floor:
+            out['noise_floor'] = noise(kind, data, args, config, pairs,
+                                       probes, target, old_graph, new_graph)
+            log(f'{kind}: noise floor {out["noise_floor"]}')
+
+    def closures(predictor):
+        return {key: change_closure(
+            scores(predictor, new_graph, index) - before[key], target[key])
+            for key, index in probes.items()}
+
+    out['methods'] = {}
+    for name in args.variants:
+        settings = settings_for(name, model)
+        horizon = record.horizon if name == 'ifru-adam' else None
+        if name == 'ifru-adam' and horizon is None:
+            out['methods'][name] = {'error': 'no horizon recorded (Adam '
+                                             'steps sign-like)'}
+            continue
+        times = []
+        for _ in range(args.repeats):
+            unlearner = GenericIFRUnlearner(
+                model, data, record.examples, l2=config.l2, copy_model=True,
+                config=GenericIFRUConfig(**settings), horizon=horizon)
+            start = time.perf_counter()
+            result = unlearner.unlearn(pairs)
+            times.append(time.perf_counter() - start)
+        seconds = statistics.median(times)
         log(f'{kind}: {name} in {seconds:.1f} s')
         out['methods'][name] = {
-            **entry(result.model, seconds), 'timings': result.timings,
+            **entry(result.model, seconds), 'all_seconds': times,
+            'timings': result.timings,
             'solve_rows': result.diagnostics['solve_rows'],
             'hessian_examples': result.diagnostics['hessian_examples'],
+            'step': result.diagnostics.get('step'),
+            'stationarity': result.diagnostics.get('stationarity'),
             'solver': [{'iterations': s.iterations, 'residual': s.residual,
                         'hvps': s.num_hvps, 'message': s.message}
                        for s in result.diagnostics['solver']],
         }
+        if paired is not None:
+            out['methods'][name]['closure_vs_paired'] = closures(
+                result.model)
     out['methods']['drop-edges'] = entry(model, 0.0)
+    if paired is not None:
+        out['methods']['drop-edges']['closure_vs_paired'] = closures(model)
     out['methods']['retrain'] = {**entry(retrained, retrain_seconds),
                                  'epochs': retrain_record.epochs}
     out['original']['deleted_mean_rank'] = original_rank
     if args.fidelity:
         out['fidelity'] = fidelity(model, data, record, pairs, config, args)
     return out
+
+
+def noise(kind, data, args, config, pairs, probes, target, old_graph,
+          new_graph):
+    r"""The noise floor of the paired reference: the closure between the
+    paired change of this run and that of a run from the next seed."""
+    seeded = dataclasses.replace(config, seed=config.seed + 1)
+    model = build(kind, data, args.dim)
+    record = train_link_model(model, data, seeded)
+    paired = copy.deepcopy(model)
+    epochs = record.best_epoch
+    train_link_model(paired, data, dataclasses.replace(
+        seeded, max_epochs=epochs, eval_every=epochs, patience=1),
+        exclude=pairs)
+    return {key: noise_floor([
+        target[key], scores(paired, new_graph, index) -
+        scores(model, old_graph, index)]) for key, index in probes.items()}
 
 
 def fidelity(model, data, record, pairs, config, args):
@@ -228,7 +314,8 @@ def fidelity(model, data, record, pairs, config, args):
     graph = hat.graph(after.train_positive_index)
     s_hat, s_new = scores(hat, graph, grid), scores(target, graph, grid)
     out['relative_move'] = float((s_new - s_hat).norm() / s_hat.norm())
-    for name, settings in VARIANTS.items():
+    for name in args.variants:
+        settings = settings_for(name, hat)
         unlearner = GenericIFRUnlearner(
             hat, data, record.examples, record.labels, config.l2,
             copy_model=True, config=GenericIFRUConfig(**settings))
@@ -257,6 +344,15 @@ def main():
     parser.add_argument('--data-dir', default=None)
     parser.add_argument('--models', nargs='+', default=['sage', 'hetero'])
     parser.add_argument('--dim', type=int, default=32)
+    parser.add_argument('--variants', nargs='+', default=list(VARIANTS),
+                        choices=list(VARIANTS))
+    parser.add_argument('--paired', action='store_true',
+                        help='also retrain paired with the original run')
+    parser.add_argument('--noise-floor', action='store_true',
+                        help='with --paired: the paired change of a run '
+                        'from the next seed, against this one')
+    parser.add_argument('--repeats', type=int, default=1,
+                        help='unlearning calls per variant (median)')
     parser.add_argument('--l2', type=float, default=10.0)
     parser.add_argument('--lr', type=float, default=0.01)
     parser.add_argument('--patience', type=int, default=3)
