@@ -9,8 +9,6 @@ Recall@k or AUC), with the model scoring pairs through the
 It trains the first model, and retrains from scratch, so that unlearning is
 compared with retraining on equal terms.
 """
-import copy
-import time
 from typing import Dict, Optional
 
 import torch
@@ -22,8 +20,7 @@ from .evaluation import _rows_cols, _split, auc_score
 from .generic import ExampleLoss, ExampleObjective
 from .horizon import optimizer_horizon
 from .models import LinkModel
-from .training import (TrainConfig, TrainResult, _examples, epoch_bar,
-                       paired_stream, resolve_exclude, show_patience)
+from .training import TrainConfig, TrainResult, fit
 
 __all__ = ['train_link_model', 'evaluate_link_model', 'link_mean_rank']
 
@@ -67,68 +64,25 @@ def train_link_model(model: LinkModel, data: InteractionData,
     if not isinstance(model, LinkModel):
         raise TypeError(f"'model' must be a LinkModel "
                         f"(got {type(model).__name__})")
-    if data.val_index is None or data.val_index.size(1) == 0:
-        raise ValueError("'data' needs a validation split for early stopping")
-    start = time.perf_counter()
-    torch.manual_seed(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
-    if not warm_start:
-        _reset(model.model)
-    stream = data
-    forbidden = pair_keys(data.train_index, data.num_items).sort()[0]
-    data, dropped = resolve_exclude(data, exclude)
-    graph = model.graph(data.train_positive_index)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=config.lr)
-    metric = config.metric
 
-    best = (-float('inf'), 0, copy.deepcopy(model.state_dict()), None, None,
-            None)
-    history, bad, epoch = [], 0, 0
-    bar = epoch_bar(config, f'train {data.name}')
-    for epoch in range(1, config.max_epochs + 1):
-        model.train()
-        examples, labels = _examples(stream, config, forbidden, gen)
-        perm = torch.randperm(examples.size(1), generator=gen)
-        batches = perm.split(config.batch_size or examples.size(1))
-        if dropped is not None:
-            examples, labels, batches = paired_stream(
-                examples, labels, batches, dropped, stream)
-        objective = ExampleObjective(examples, labels, loss)
-        num = examples.size(1)
-        for batch in batches:
-            optimizer.zero_grad()
-            value = objective(model, graph, batch) * num / batch.numel()
-            value = (value + 0.5 * config.l2 * sum(
-                p.pow(2).sum() for p in params)) / num
-            value.backward()
-            optimizer.step()
-        bar.update(1)
-        if epoch % config.eval_every:
-            continue
-        score = evaluate_link_model(model, data, 'val', config.k)[metric]
-        history.append({'epoch': epoch, metric: score})
-        if score > best[0]:
-            try:
-                horizon = {name: optimizer_horizon(
-                    optimizer, model.get_parameter(name), num)
-                    for name in model.node_params}
-            except ValueError:  # sign-like steps: no horizon to record
-                horizon = None
-            best = (score, epoch, copy.deepcopy(model.state_dict()),
-                    examples, labels, horizon)
-            bad = 0
-        else:
-            bad += 1
-        show_patience(bar, metric, score, best[0], bad, config.patience)
-        if bad >= config.patience:
-            break
-    bar.close()
-    model.load_state_dict(best[2])
-    return TrainResult(epochs=epoch, best_epoch=best[1], best_metric=best[0],
-                       metric=metric, wall_time=time.perf_counter() - start,
-                       examples=best[3], labels=best[4], history=history,
-                       horizon=best[5])
+    def batch_loss(graph, examples: Tensor, labels: Optional[Tensor],
+                   batch: Tensor) -> Tensor:
+        return ExampleObjective(examples, labels, loss)(model, graph, batch)
+
+    def horizon(optimizer: torch.optim.Optimizer, num: int
+                ) -> Dict[str, Tensor]:
+        return {name: optimizer_horizon(optimizer, model.get_parameter(name),
+                                        num)
+                for name in model.node_params}
+
+    return fit(model, data, config,
+               [p for p in model.parameters() if p.requires_grad],
+               None if warm_start else lambda: _reset(model.model),
+               lambda data: model.graph(data.train_positive_index),
+               batch_loss,
+               lambda graph, data: evaluate_link_model(
+                   model, data, 'val', config.k)[config.metric],
+               horizon, exclude)
 
 
 @torch.no_grad()

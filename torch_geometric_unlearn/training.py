@@ -19,7 +19,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import torch
 from torch import Tensor
@@ -273,22 +273,77 @@ def train(model: LightGCN, data: InteractionData,
     """
     config = config or TrainConfig()
     check_model(model, data)
+    weight = model.embedding.weight
+    device = weight.device
+
+    def setup(data: InteractionData) -> Tensor:
+        return adjacency(data.edge_index.to(device), data.num_nodes,
+                         weight.dtype)
+
+    def batch_loss(adj: Tensor, examples: Tensor, labels: Optional[Tensor],
+                   batch: Tensor) -> Tensor:
+        batch = batch.to(device)
+        return example_loss(model.get_embedding(adj),
+                            examples.to(device)[:, batch],
+                            None if labels is None else
+                            labels.to(device)[batch], data.num_users)
+
+    def validate(adj: Tensor, data: InteractionData) -> float:
+        return evaluate(model, data, split='val', k=config.k,
+                        adj=adj)[config.metric]
+
+    return fit(model, data, config, list(model.parameters()),
+               None if warm_start else model.reset_parameters, setup,
+               batch_loss, validate,
+               lambda optimizer, num: optimizer_horizon(optimizer, weight,
+                                                        num),
+               exclude)
+
+
+def fit(model: torch.nn.Module, data: InteractionData, config: TrainConfig,
+        params: List[Tensor], reset: Optional[Callable[[], None]],
+        setup: Callable[[InteractionData], Any],
+        batch_loss: Callable[..., Tensor],
+        validate: Callable[[Any, InteractionData], float],
+        horizon: Callable[[torch.optim.Optimizer, int], Any],
+        exclude: Optional[Tensor] = None) -> TrainResult:
+    r"""The training loop of :func:`train` and
+    :func:`~torch_geometric_unlearn.link_training.train_link_model`: per
+    epoch a fresh example stream (negatives, batch order; the original
+    stream minus :obj:`exclude`'s examples for a paired run), Adam on the
+    summed loss plus L2 scaled to a mean, early stopping on the validation
+    metric, and the best epoch's parameters restored.
+
+    Args:
+        model (torch.nn.Module): The model.
+        data (InteractionData): The data; it needs a validation split.
+        config (TrainConfig): The settings.
+        params (List[torch.Tensor]): The parameters Adam trains and L2
+            weighs.
+        reset (Callable, optional): Re-initialises the model, after the
+            seed is set; :obj:`None` warm-starts.
+        setup (Callable): Maps the training data (after :obj:`exclude`) to
+            what the model trains on: its graph.
+        batch_loss (Callable): :obj:`(graph, examples, labels, batch)` to
+            the summed loss of the examples :obj:`batch` of the epoch.
+        validate (Callable): :obj:`(graph, data)` to the validation metric.
+        horizon (Callable): :obj:`(optimizer, N)` to the run's horizon at
+            the current parameters; a :class:`ValueError` records none.
+        exclude (torch.Tensor, optional): Training pairs :obj:`[2, k]` to
+            leave out (see :func:`train`).
+    """
     if data.val_index is None or data.val_index.size(1) == 0:
         raise ValueError("'data' needs a validation split for early stopping")
-
     start = time.perf_counter()
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
-    if not warm_start:
-        model.reset_parameters()
+    if reset is not None:
+        reset()
     stream = data
     forbidden = pair_keys(data.train_index, data.num_items).sort()[0]
     data, dropped = resolve_exclude(data, exclude)
-    weight = model.embedding.weight
-    adj = adjacency(data.edge_index.to(weight.device), data.num_nodes,
-                    weight.dtype)
-    device = weight.device
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    graph = setup(data)
+    optimizer = torch.optim.Adam(params, lr=config.lr)
 
     best = (-float('inf'), 0, copy.deepcopy(model.state_dict()), None, None,
             None)
@@ -298,37 +353,31 @@ def train(model: LightGCN, data: InteractionData,
         model.train()
         examples, labels = _examples(stream, config, forbidden, gen)
         perm = torch.randperm(examples.size(1), generator=gen)
-        size = config.batch_size or examples.size(1)
-        batches = perm.split(size)
+        batches = perm.split(config.batch_size or examples.size(1))
         if dropped is not None:
             examples, labels, batches = paired_stream(
                 examples, labels, batches, dropped, stream)
         num = examples.size(1)
         for batch in batches:
-            batch = batch.to(device)
             optimizer.zero_grad()
-            emb = model.get_embedding(adj)
-            loss = example_loss(emb, examples.to(device)[:, batch],
-                                None if labels is None else
-                                labels.to(device)[batch], data.num_users)
+            loss = batch_loss(graph, examples, labels, batch)
             loss = (loss * num / batch.numel() +
-                    l2_penalty(list(model.parameters()), config.l2)) / num
+                    l2_penalty(params, config.l2)) / num
             loss.backward()
             optimizer.step()
         bar.update(1)
 
         if epoch % config.eval_every:
             continue
-        value = evaluate(model, data, split='val', k=config.k,
-                         adj=adj)[config.metric]
+        value = validate(graph, data)
         history.append({'epoch': epoch, config.metric: value})
         if value > best[0]:
             try:
-                horizon = optimizer_horizon(optimizer, weight, num)
+                reading = horizon(optimizer, num)
             except ValueError:  # sign-like steps: no horizon to record
-                horizon = None
+                reading = None
             best = (value, epoch, copy.deepcopy(model.state_dict()), examples,
-                    labels, horizon)
+                    labels, reading)
             bad = 0
         else:
             bad += 1
