@@ -29,7 +29,8 @@ from tqdm.auto import tqdm
 
 from .horizon import decay_rates, row_horizon
 from .ifru import (HessianType, StepType, affected_rows, check_solve_options,
-                   check_step_options, coerce_enum, solve_hessian)
+                   check_step_options, choose_step, coerce_enum,
+                   solve_hessian)
 from .influence import (HessianOperator, LinearOperator, ParameterSelection,
                         SolverConfig, SolverError, solve,
                         trajectory_response)
@@ -578,25 +579,16 @@ class GenericIFRUnlearner(Unlearner):
         old = self.objective(old_index)
         residual = selection.gradient(lambda m: old(m, old_graph)) + \
             self.l2 * selection.values()
-        scale = float(influence.norm())
-        stationarity = (float(residual.norm()) / scale if scale > 0 else
-                        float('inf'))
-        newton = (config.step == StepType.newton or
-                  (config.step == StepType.auto and
-                   stationarity <= config.stationary_tol))
-        diagnostics.update(stationarity=stationarity, route_fallback=None)
-        horizon = None
-        if not newton and self.horizon is not None:
-            horizon = selection.gather(self.horizon).to(config.dtype)
-        elif not newton:
-            try:
-                horizon = self._horizon(selection, residual)
-            except ValueError as error:
-                if config.step == StepType.trajectory:
-                    raise
-                newton = True
-                diagnostics['route_fallback'] = str(error)
-        diagnostics['step'] = 'newton' if newton else 'trajectory'
+        def read_horizon() -> Tensor:
+            if self.horizon is not None:
+                return selection.gather(self.horizon).to(config.dtype)
+            return self._horizon(selection, residual)
+
+        newton, horizon, stationarity, route_fallback = choose_step(
+            config, residual, influence, read_horizon)
+        diagnostics.update(stationarity=stationarity,
+                           route_fallback=route_fallback,
+                           step='newton' if newton else 'trajectory')
         return newton, horizon
 
     def _horizon(self, selection: ParameterSelection,

@@ -258,6 +258,40 @@ def check_step_options(config):
                          f"(got {config.stationary_tol!r})")
 
 
+def choose_step(config, residual: Tensor, influence: Tensor,
+                read_horizon: Callable[[], Optional[Tensor]]
+                ) -> Tuple[bool, Optional[Tensor], float, Optional[str]]:
+    r"""The stationarity test of :class:`IFRUConfig` (shared with
+    :class:`~torch_geometric_unlearn.generic.GenericIFRUConfig`): whether
+    the Newton step runs, from the old objective's gradient
+    :obj:`residual` at the model against the request's :obj:`influence`
+    on the solved parameters.
+
+    Returns:
+        (bool, torch.Tensor or None, float, str or None): Whether the
+        Newton step runs; the trajectory step's horizon otherwise (from
+        :obj:`read_horizon`); the stationarity; and why the trajectory
+        step fell back to Newton, if it did.
+    """
+    scale = float(influence.norm())
+    stationarity = (float(residual.norm()) / scale if scale > 0 else
+                    float('inf'))
+    newton = (config.step == StepType.newton or
+              (config.step == StepType.auto and
+               stationarity <= config.stationary_tol))
+    horizon, route_fallback = None, None
+    if not newton:
+        try:
+            horizon = read_horizon()
+        except ValueError as error:
+            if config.step == StepType.trajectory:
+                raise
+            # Documented in IFRUConfig: no early-stopping reading of the
+            # residual, so the Newton step runs.
+            newton, route_fallback = True, str(error)
+    return newton, horizon, stationarity, route_fallback
+
+
 def solve_hessian(build: Callable[[HessianType], Tuple[LinearOperator,
                                                       Tensor]],
                   hessian: HessianType, config: SolverConfig
@@ -753,24 +787,14 @@ class IFRUnlearner(Unlearner):
             l2 * start
         influence = (residual - new_grad if config.spillover else
                      prop_old(frozen_direct)[local])
-        scale = float(influence.norm())
-        stationarity = (float(residual.norm()) / scale if scale > 0 else
-                        float('inf'))
-        newton = (config.step == StepType.newton or
-                  (config.step == StepType.auto and
-                   stationarity <= config.stationary_tol))
-        horizon, route_fallback = None, None
-        if not newton and rows.numel():
-            try:
-                horizon = (residual_horizon(residual, start)
-                           if self.horizon is None else
-                           self.horizon[rows_dev].to(dtype))
-            except ValueError as error:
-                if config.step == StepType.trajectory:
-                    raise
-                # Documented in IFRUConfig: no early-stopping reading of
-                # the residual, so the Newton step runs.
-                newton, route_fallback = True, str(error)
+        def read_horizon() -> Optional[Tensor]:
+            if rows.numel() == 0:
+                return None
+            return (residual_horizon(residual, start) if self.horizon is None
+                    else self.horizon[rows_dev].to(dtype))
+
+        newton, horizon, stationarity, route_fallback = choose_step(
+            config, residual, influence, read_horizon)
         if not newton and config.expected_negatives and \
                 self.examples.size(0) == 3 and removed.numel():
             influence = influence + prop_old(self._expected_direct(
