@@ -18,12 +18,8 @@ from torch_geometric_unlearn.evaluation import (
     pair_scores,
     unseen_pairs,
 )
-from torch_geometric_unlearn.ifru import (
-    GaugeProjection,
-    IFRUConfig,
-    IFRUnlearner,
-    PropagatedHessian,
-)
+from torch_geometric_unlearn.curvature import GaugeProjection, PropagatedHessian
+from torch_geometric_unlearn.ifru import IFRUConfig, IFRUnlearner
 from torch_geometric_unlearn.influence import SolverConfig, SolverError
 from torch_geometric_unlearn.objectives import example_margin
 from torch_geometric_unlearn.propagation import LinearPropagation
@@ -282,9 +278,9 @@ def test_auto_falls_back_to_gauss_newton_on_any_exact_failure(
         tiny, monkeypatch):
     # The exact solve misses its tolerance (no negative curvature): 'auto'
     # must retry on the Gauss-Newton matrix rather than give up.
-    from torch_geometric_unlearn import ifru
+    from torch_geometric_unlearn import step
     model, record = stationary(tiny, 1)
-    real, calls, spent = ifru.solve, [], []
+    real, calls, spent = step.solve, [], []
 
     def failing_first(operator, rhs, config):
         calls.append(config)
@@ -297,7 +293,7 @@ def test_auto_falls_back_to_gauss_newton_on_any_exact_failure(
         finally:
             spent.append(operator.num_hvps - before)
 
-    monkeypatch.setattr(ifru, 'solve', failing_first)
+    monkeypatch.setattr(step, 'solve', failing_first)
     result = unlearn(model, tiny, record, random_interactions(tiny, count=5))
     assert len(calls) == 2 and min(spent) > 0
     solved = result.diagnostics['solver'][0]

@@ -28,7 +28,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .horizon import decay_rates, row_horizon
-from .ifru import (HessianType, StepType, affected_rows, check_solve_options,
+from .region import affected_rows
+from .step import (HessianType, StepType, check_solve_options,
                    check_step_options, choose_step, coerce_enum,
                    solve_hessian)
 from .influence import (HessianOperator, LinearOperator, ParameterSelection,

@@ -42,7 +42,6 @@ differentiated twice.
 import time
 import uuid
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Callable, Dict, Optional, Tuple, Union
 
 import torch
@@ -57,33 +56,17 @@ from .evaluation import unseen_pairs
 from .graph_cache import GraphCache
 from .ledger import data_fingerprint
 from .horizon import residual_horizon
-from .influence import (LinearOperator, SolverConfig, SolverDiagnostics,
-                        SolverError, solve, trajectory_response)
+from .curvature import GaugeProjection, ProjectedOperator, PropagatedHessian
+from .influence import SolverConfig, SolverError, trajectory_response
 from .objectives import BatchL2
 from .propagation import LinearPropagation
-from .spillover import PruningConfig, SpilloverTracer, infer_num_hops
+from .region import Region, affected_rows
+from .spillover import PruningConfig, infer_num_hops
+from .step import (GradientType, HessianType, StepType, check_solve_options,
+                   check_step_options, choose_step, coerce_enum,
+                   solve_hessian)
 from .training import check_model
 from .unlearner import Request, Unlearner, check_examples, remaining_data
-
-
-class StepType(Enum):
-    r"""Which update the unlearner takes."""
-    newton = 'newton'  # IFRU's Newton step; valid at a minimum
-    trajectory = 'trajectory'  # the early-stopped run's response
-    auto = 'auto'  # Newton if the model is stationary, else trajectory
-
-
-class HessianType(Enum):
-    r"""Which curvature the Newton step uses."""
-    exact = 'exact'  # the Hessian; indefinite away from a minimum
-    gauss_newton = 'gauss_newton'  # generalised Gauss-Newton: always PSD
-    auto = 'auto'  # exact; Gauss-Newton if the exact solve fails
-
-
-class GradientType(Enum):
-    r"""Which right-hand side the Newton step uses."""
-    stationary = 'stationary'  # IFRU's direct + spillover influence
-    exact = 'exact'  # minus the gradient of the new objective
 
 
 @dataclass
@@ -217,265 +200,6 @@ class IFRUConfig:
                                  f"(got {value!r})")
 
 
-def coerce_enum(config, name: str, enum):
-    r"""Replaces :obj:`config.<name>` by its :obj:`enum` member, or raises
-    a :class:`ValueError` listing the choices."""
-    try:
-        setattr(config, name, enum(getattr(config, name)))
-    except ValueError:
-        raise ValueError(f"'{name}' must be one of "
-                         f"{[e.value for e in enum]} "
-                         f"(got {getattr(config, name)!r})") from None
-
-
-def check_solve_options(config):
-    r"""Validates the options :class:`IFRUConfig` shares with
-    :class:`~torch_geometric_unlearn.generic.GenericIFRUConfig`: pruning,
-    solver, extra hops and Newton steps."""
-    if config.pruning is None:
-        config.pruning = PruningConfig('none')
-    if not isinstance(config.pruning, PruningConfig):
-        raise ValueError("'pruning' must be a PruningConfig or None")
-    if not isinstance(config.solver, SolverConfig):
-        raise ValueError("'solver' must be a SolverConfig")
-    for name, low in (('extra_hops', 0), ('newton_steps', 1)):
-        value = getattr(config, name)
-        if not isinstance(value, int) or isinstance(value, bool) or \
-                value < low:
-            raise ValueError(f"'{name}' must be an int >= {low} "
-                             f"(got {value!r})")
-
-
-def check_step_options(config):
-    r"""Validates the step options :class:`IFRUConfig` shares with
-    :class:`~torch_geometric_unlearn.generic.GenericIFRUConfig`:
-    :obj:`step` and :obj:`stationary_tol`."""
-    coerce_enum(config, 'step', StepType)
-    if isinstance(config.stationary_tol, bool) or not isinstance(
-            config.stationary_tol, (int, float)) or \
-            not 0 <= config.stationary_tol < float('inf'):
-        raise ValueError(f"'stationary_tol' must be a finite float >= 0 "
-                         f"(got {config.stationary_tol!r})")
-
-
-def choose_step(config, residual: Tensor, influence: Tensor,
-                read_horizon: Callable[[], Optional[Tensor]]
-                ) -> Tuple[bool, Optional[Tensor], float, Optional[str]]:
-    r"""The stationarity test of :class:`IFRUConfig` (shared with
-    :class:`~torch_geometric_unlearn.generic.GenericIFRUConfig`): whether
-    the Newton step runs, from the old objective's gradient
-    :obj:`residual` at the model against the request's :obj:`influence`
-    on the solved parameters.
-
-    Returns:
-        (bool, torch.Tensor or None, float, str or None): Whether the
-        Newton step runs; the trajectory step's horizon otherwise (from
-        :obj:`read_horizon`); the stationarity; and why the trajectory
-        step fell back to Newton, if it did.
-    """
-    scale = float(influence.norm())
-    stationarity = (float(residual.norm()) / scale if scale > 0 else
-                    float('inf'))
-    newton = (config.step == StepType.newton or
-              (config.step == StepType.auto and
-               stationarity <= config.stationary_tol))
-    horizon, route_fallback = None, None
-    if not newton:
-        try:
-            horizon = read_horizon()
-        except ValueError as error:
-            if config.step == StepType.trajectory:
-                raise
-            # Documented in IFRUConfig: no early-stopping reading of the
-            # residual, so the Newton step runs.
-            newton, route_fallback = True, str(error)
-    return newton, horizon, stationarity, route_fallback
-
-
-def solve_hessian(build: Callable[[HessianType], Tuple[LinearOperator,
-                                                      Tensor]],
-                  hessian: HessianType, config: SolverConfig
-                  ) -> Tuple[Tensor, SolverDiagnostics]:
-    r"""Solves the Newton system with the curvature :obj:`hessian` asks
-    for.  :obj:`HessianType.auto` solves with the exact Hessian and, if
-    that solve fails (negative curvature, or no convergence), again with
-    the Gauss-Newton matrix; the returned record then counts the failed
-    attempt's products and time and says why it failed.
-
-    Args:
-        build (Callable): Maps a :class:`HessianType` (exact or
-            Gauss-Newton) to the operator and the right-hand side
-            :obj:`[dim]` to solve it with.
-        hessian (HessianType): The curvature.
-        config (SolverConfig): The solver settings.
-
-    Raises:
-        SolverError: If the last solve fails.
-    """
-    kinds = ([HessianType.exact, HessianType.gauss_newton]
-             if hessian == HessianType.auto else [hessian])
-    failed = None
-    for kind in kinds:
-        operator, rhs = build(kind)
-        try:
-            step, record = solve(operator, rhs, config)
-        except SolverError as error:
-            if kind == kinds[-1]:
-                raise
-            failed = error.diagnostics
-            continue
-        finally:
-            operator.release()
-        record.message += f' ({kind.value} Hessian)'
-        record.curvature = kind.value
-        if failed is not None:
-            record.num_hvps += failed.num_hvps
-            record.time += failed.time
-            record.fallback = (f'{failed.message}, {failed.num_hvps} '
-                               f'products')
-            record.message += (f' after the exact Hessian failed: '
-                               f'{record.fallback}')
-        return step, record
-
-
-def affected_rows(tracer: SpilloverTracer, request: Request, nodes: Tensor,
-                  num_users: int, num_hops: int, extra_hops: int,
-                  pruning: PruningConfig,
-                  union: Optional[Callable[[Tensor], Tensor]] = None
-                  ) -> Tuple[Tensor, Tensor, Tensor]:
-    r"""What a request touches, for the unlearners of this package.
-
-    Args:
-        tracer (SpilloverTracer): The tracer of the training graph.
-        request (Request): The request.
-        nodes (torch.Tensor): The training examples as homogeneous node ids
-            :obj:`[m, M]` (row 0 users, then items offset by
-            :obj:`num_users`).
-        num_users (int): Number of users.
-        num_hops (int): The model's receptive field :math:`L`.
-        extra_hops (int): Candidate rows lie within :math:`L` + this many
-            hops of the direct nodes.
-        pruning (PruningConfig): Which candidates to keep, by importance.
-        union (Callable, optional): Merges a node mask over the ranks that
-            hold the other shards of the examples (see
-            :mod:`~torch_geometric_unlearn.distributed`).
-
-    Returns:
-        (torch.Tensor, torch.Tensor, torch.Tensor): The direct nodes
-        :obj:`[k]` (ends of the forgotten pairs); the examples :obj:`[c]`
-        whose scores change (a node within :math:`L` hops of a deleted
-        edge); and the rows :obj:`[r]` to solve for: the candidates, closed
-        under the coupling of examples (e.g. negative items, which need no
-        edge), after pruning.
-    """
-    direct = torch.unique(torch.cat([request.pairs[0],
-                                     request.pairs[1] + num_users]))
-    hops = num_hops + extra_hops
-    if request.deleted_edges.size(1) > 0:
-        traced = tracer.trace(request.deleted_edges, num_hops)
-        spilled = torch.zeros(tracer.num_nodes, dtype=torch.bool)
-        spilled[traced.spillover_nodes] = True
-        # Examples may have any number of rows, so they are matched against
-        # the spillover region here rather than by the tracer.
-        changed = spilled[nodes].any(0).nonzero().view(-1)
-        importance = tracer.importance(traced.deleted_edge_mask, hops)
-    else:  # Only non-edge (e.g. negatively labelled) pairs: no spillover.
-        changed = direct.new_empty(0)
-        importance = torch.zeros(tracer.num_nodes, dtype=torch.float64)
-    region = tracer.k_hop(direct, hops)
-    if extra_hops > 0:
-        inner = tracer.k_hop(direct, hops - 1)
-        coupled = torch.zeros_like(region)
-        coupled[nodes[:, inner[nodes].any(0)].reshape(-1)] = True
-        region |= coupled if union is None else union(coupled)
-    rows = pruning.select(importance, region.nonzero().view(-1), direct)
-    return direct, changed, rows
-
-
-class PropagatedHessian(LinearOperator):
-    r"""Curvature of :math:`L(PE) + \frac{\lambda}{2}\lVert E \rVert^2`
-    over the rows :obj:`rows` of :math:`E`, as an operator on flat vectors
-    of length :obj:`len(rows) * d`.
-
-    Products are :math:`P\,\nabla^2_F L\,P v` in the space of final
-    embeddings :math:`F = PE` (see :mod:`~torch_geometric_unlearn.bilinear`):
-    two propagations and a few sparse products, never a second derivative
-    through message passing.  Everything may live on a region of the graph
-    in local ids: :obj:`prop` exact on the :math:`L`-hop ball of the rows
-    (see :meth:`LinearPropagation.induced`), :obj:`final` and :obj:`loss`
-    covering every example that touches the ball.
-
-    Args:
-        prop (LinearPropagation): :math:`P`.
-        final (torch.Tensor): The final embeddings :math:`F`, :obj:`[n, d]`.
-        rows (torch.Tensor): The free rows, :obj:`[r]`.
-        loss (BilinearLoss): The summed loss :math:`L` of the examples.
-        l2 (float or torch.Tensor): :math:`\lambda`, or one weight per
-            free row, :obj:`[r, 1]`.
-        gauss_newton (bool): Use the Gauss-Newton matrix of :math:`L`.
-        dtype (torch.dtype): dtype of the vectors; :obj:`final`,
-            :obj:`prop` and :obj:`loss` set the precision of the products.
-    """
-    def __init__(self, prop: LinearPropagation, final: Tensor, rows: Tensor,
-                 loss: BilinearLoss, l2: Union[float, Tensor],
-                 gauss_newton: bool = False,
-                 dtype: torch.dtype = torch.float64):
-        super().__init__(rows.numel() * final.size(1), dtype, final.device)
-        self.prop, self.rows, self.l2 = prop, rows, l2
-        self.shape, self.compute_dtype = final.shape, final.dtype
-        self.curvature = loss.curvature(final, gauss_newton)
-
-    def _apply(self, vec: Tensor) -> Tensor:
-        full = vec.new_zeros(self.shape, dtype=self.compute_dtype)
-        full[self.rows] = vec.view(self.rows.numel(), -1).to(full.dtype)
-        out = self.prop(self.curvature.matvec(self.prop(full)))
-        out = out[self.rows].to(vec.dtype)
-        return (out + self.l2 * vec.view_as(out)).reshape(-1)
-
-
-class GaugeProjection:
-    r"""The orthogonal projection off the rotation directions
-    :math:`\{E A : A^\top = -A\}` of an embedding block :math:`E`.
-
-    Dot-product recommenders are invariant under :math:`E \mapsto E R` for
-    any orthogonal :math:`R`, so the Hessian is (nearly) singular along
-    these :math:`d(d-1)/2` directions and an undamped Newton step can run
-    off along them.  Projecting them out of the system keeps the solve
-    well posed without the bias of heavy damping.  The least-squares
-    :math:`A` solves the Sylvester equation
-    :math:`G A + A G = E^\top V - V^\top E` with :math:`G = E^\top E`,
-    diagonal in the eigenbasis of :math:`G`: :math:`O(n d^2)` per
-    projection, no basis of size :math:`n d \times d^2` is built.
-
-    Args:
-        emb (torch.Tensor): The block :math:`E`, :obj:`[n, d]`.
-    """
-    def __init__(self, emb: Tensor):
-        self.emb = emb
-        eigval, self.eigvec = torch.linalg.eigh(emb.t() @ emb)
-        denom = eigval.view(-1, 1) + eigval.view(1, -1)
-        self.inv = 1 / denom.clamp(min=denom.max() * 1e-12)
-
-    def __call__(self, vec: Tensor) -> Tensor:
-        block = vec.view_as(self.emb)
-        cross = self.emb.t() @ block
-        q = self.eigvec
-        skew = q @ ((q.t() @ (cross - cross.t()) @ q) * self.inv) @ q.t()
-        return (block - self.emb @ skew).reshape(-1)
-
-
-class ProjectedOperator(LinearOperator):
-    r""":math:`\Pi A \Pi` for an operator :math:`A` and an orthogonal
-    projection :math:`\Pi`, keeping :math:`A`'s damping."""
-    def __init__(self, inner: LinearOperator,
-                 projection: Callable[[Tensor], Tensor]):
-        super().__init__(inner.dim, inner.dtype, inner.device, inner.damping)
-        self.inner, self.projection = inner, projection
-
-    def _apply(self, vec: Tensor) -> Tensor:
-        return self.projection(self.inner.hvp(self.projection(vec)))
-
-
 class IFRUnlearner(Unlearner):
     r"""Forgets interactions from a trained PyG :class:`LightGCN` (or MF)
     with IFRU's influence (direct and spillover), pruned to the most
@@ -554,7 +278,7 @@ class IFRUnlearner(Unlearner):
         self._next_cache: Optional[Tuple[Request, GraphCache]] = None
 
     def _loss(self, index: Tensor, dtype: torch.dtype,
-              region: '_Region') -> BilinearLoss:
+              region: Region) -> BilinearLoss:
         device = self.model.embedding.weight.device
         labels = (None if self.labels is None else
                   self.labels[index].to(device))
@@ -670,7 +394,7 @@ class IFRUnlearner(Unlearner):
         return step, record
 
     def _expected_direct(self, removed: Tensor, full: Tensor,
-                         region: '_Region', frozen: Tensor) -> Tensor:
+                         region: Region, frozen: Tensor) -> Tensor:
         # The forgotten triples' F-gradient averaged over the negative
         # sampler, minus their frozen one, on the region (ball rows only:
         # nothing outside the ball reaches the solved rows).  Computed in
@@ -757,7 +481,7 @@ class IFRUnlearner(Unlearner):
         remaining = cache.order[keep[cache.order]]
         touched = remaining[ball[nodes[:, remaining]].any(0)]
         removed = (~keep).nonzero().view(-1)
-        space = _Region(ball, nodes[:, torch.cat([touched, removed])]
+        space = Region(ball, nodes[:, torch.cat([touched, removed])]
                         .reshape(-1), data.num_nodes, self._union)
         local = space.node_map[rows].to(device)
         rows_dev = rows.to(device)
@@ -845,7 +569,7 @@ class IFRUnlearner(Unlearner):
         if hops < self.num_hops:
             inner = tracer.k_hop(rows, hops)
             kept = touched[inner[nodes[:, touched]].any(0)]
-            cspace = _Region(inner, nodes[:, kept].reshape(-1),
+            cspace = Region(inner, nodes[:, kept].reshape(-1),
                              data.num_nodes, self._union)
             c_prop = new_cache.propagation(alpha, dtype).restrict(
                 inner, cspace.node_map, cspace.size).to(dtype=cdt,
@@ -943,7 +667,7 @@ class IFRUnlearner(Unlearner):
             self._cache = pending[1]
 
     @staticmethod
-    def _full(final: Tensor, space: '_Region', prop: LinearPropagation,
+    def _full(final: Tensor, space: Region, prop: LinearPropagation,
               emb: Tensor) -> Tensor:
         # P E on every node: the region's final embeddings, kept exact
         # through the update, where the region holds every node (on real
@@ -1008,24 +732,3 @@ class IFRUnlearner(Unlearner):
                                               data.num_users),
             fallback='; then '.join(fallback) or None,
             objective=self.objective_note)
-
-
-class _Region:
-    # A node set in local ids 0..size-1: the ball first, then the other
-    # nodes of the examples used (on any rank, with 'union').
-    def __init__(self, ball: Tensor, extra: Tensor, num_nodes: int,
-                 union: Optional[Callable[[Tensor], Tensor]] = None):
-        extra_mask = torch.zeros(num_nodes, dtype=torch.bool)
-        extra_mask[extra] = True
-        if union is not None:
-            extra_mask = union(extra_mask)
-        extra_mask &= ~ball
-        self.nodes = torch.cat([ball.nonzero().view(-1),
-                                extra_mask.nonzero().view(-1)])
-        self.ball_size = int(ball.sum())
-        self.size = self.nodes.numel()
-        self.node_map = torch.full((num_nodes, ), -1, dtype=torch.long)
-        self.node_map[self.nodes] = torch.arange(self.size)
-
-    def gather(self, x: Tensor) -> Tensor:
-        return x[self.nodes.to(x.device)]
