@@ -42,7 +42,7 @@ differentiated twice.
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -57,7 +57,8 @@ from .graph_cache import GraphCache
 from .ledger import data_fingerprint
 from .horizon import residual_horizon
 from .curvature import GaugeProjection, ProjectedOperator, PropagatedHessian
-from .influence import SolverConfig, SolverError, trajectory_response
+from .influence import (SolverConfig, SolverDiagnostics, SolverError,
+                        trajectory_response)
 from .objectives import BatchL2
 from .propagation import LinearPropagation
 from .region import Region, affected_rows
@@ -428,7 +429,8 @@ class IFRUnlearner(Unlearner):
         return nodes[:, keep]
 
     def _update(self, request: Request) -> Tuple[Dict, Dict]:
-        config, data = self.config, self.data
+        # The phases, each a method: trace (rows and region), gradient (the
+        # influence and the step), curvature, solve, certificate, apply.
         timings: Dict[str, float] = {}
         clock = time.perf_counter()
 
@@ -438,23 +440,60 @@ class IFRUnlearner(Unlearner):
             timings[name] = timings.get(name, 0.0) + now - clock
             clock = now
 
-        weight = self.model.embedding.weight
-        emb = weight.detach().to(config.dtype, copy=True)
-        num_users, dtype = data.num_users, config.dtype
-        device = emb.device
+        work = self._trace(request)
+        lap('trace')
+        self._gradients(work)
+        lap('gradient')
+        diagnostics = {
+            'num_hops': self.num_hops,
+            'direct_nodes': work.direct.numel(),
+            'deleted_edges': request.deleted_edges.size(1),
+            'changed_examples': self._count(work.changed.numel()),
+            'rows': work.rows,
+            'solve_rows': work.rows.numel(),
+            'solve_dim': work.rows.numel() * work.emb.size(1),
+            'zeroed_rows': work.zeroed.numel(),
+            'reset_rows': work.reset.numel(),
+            'region_nodes': work.space.size,
+            'region_examples': self._count(work.touched.numel()),
+            'step': 'newton' if work.newton else 'trajectory',
+            'stationarity': work.stationarity,
+            'route_fallback': work.route_fallback,
+            'solver': [],
+        }
+        self._curvature(work)
+        diagnostics['curvature_hops'] = work.hops
+        diagnostics['curvature_examples'] = self._count(work.kept.numel())
+        self._solve(work, diagnostics)
+        lap('solve')
+        diagnostics['certificate'] = self._certify(work, request,
+                                                   diagnostics['solver'])
+        lap('certificate')
+        with torch.no_grad():
+            self.model.embedding.weight.copy_(work.emb)
+        # Taken up by _advance once the request has succeeded.
+        self._next_cache = (request, work.new_cache)
+        lap('apply')
+        return timings, diagnostics
+
+    def _trace(self, request: Request) -> '_Work':
+        # What the request touches: the rows to solve for (and to zero or
+        # reset), and the region their gradients and products need.
+        config, data, work = self.config, self.data, _Work()
+        work.emb = emb = self.model.embedding.weight.detach().to(
+            config.dtype, copy=True)
+        device, dtype = emb.device, config.dtype
         # Index bookkeeping stays on the CPU with the graph; products run
         # on the model's device.
-        cache = self._graph_cache()
+        work.cache = cache = self._graph_cache()
         nodes, tracer = cache.nodes, cache.tracer
-        direct, changed, rows = affected_rows(tracer, request, nodes,
-                                              num_users, self.num_hops,
-                                              config.extra_hops,
-                                              config.pruning, self._union)
+        direct, work.changed, rows = affected_rows(
+            tracer, request, nodes, data.num_users, self.num_hops,
+            config.extra_hops, config.pruning, self._union)
         keep = request.example_mask
-        new_data = remaining_data(data, request.train_mask)
-        new_cache = cache.advance(request.deleted_edges, new_data,
-                                  self.examples[:, keep], keep)
-        alpha = self.model.alpha
+        work.new_data = remaining_data(data, request.train_mask)
+        work.new_cache = cache.advance(request.deleted_edges, work.new_data,
+                                       self.examples[:, keep], keep)
 
         # Nodes left in no example have the exact optimum zero.  Nodes left
         # only as sampled negatives keep nothing they learned from
@@ -466,65 +505,78 @@ class IFRUnlearner(Unlearner):
         if self._shards is not None:
             covered, observed = self._union(covered), self._union(observed)
         isolated, unsupported = ~covered, ~observed
-        zeroed = direct[isolated[direct]]
+        work.direct = direct
+        work.zeroed = direct[isolated[direct]]
         reset = direct[unsupported[direct] & ~isolated[direct]]
-        if not config.reset_unsupported:
-            reset = reset[:0]
-        rows = torch.unique(torch.cat([rows[~isolated[rows]], reset]))
+        work.reset = reset if config.reset_unsupported else reset[:0]
+        work.rows = rows = torch.unique(torch.cat([rows[~isolated[rows]],
+                                                   work.reset]))
 
         # Everything below works on a region: the L-hop ball of the rows,
         # where propagation is exact, and the examples touching it (the
         # only ones the rows' gradient and curvature depend on).
-        ball = tracer.k_hop(rows, self.num_hops)
+        work.ball = ball = tracer.k_hop(rows, self.num_hops)
         # In the cache's item order: the products' scatters then write
         # to nearby rows (1.4-3x faster products and gradients measured).
         remaining = cache.order[keep[cache.order]]
-        touched = remaining[ball[nodes[:, remaining]].any(0)]
-        removed = (~keep).nonzero().view(-1)
-        space = Region(ball, nodes[:, torch.cat([touched, removed])]
-                        .reshape(-1), data.num_nodes, self._union)
-        local = space.node_map[rows].to(device)
-        rows_dev = rows.to(device)
-        l2_old = self._l2_rows(data, rows_dev, dtype)
-        l2 = self._l2_rows(new_data, rows_dev, dtype)  # the new objective's
-        lap('trace')
+        work.touched = remaining[ball[nodes[:, remaining]].any(0)]
+        work.removed = (~keep).nonzero().view(-1)
+        work.space = Region(ball, nodes[:, torch.cat([
+            work.touched, work.removed])].reshape(-1), data.num_nodes,
+            self._union)
+        work.local = work.space.node_map[rows].to(device)
+        work.rows_dev = rows.to(device)
+        work.l2_old = self._l2_rows(data, work.rows_dev, dtype)
+        # The new objective's.
+        work.l2 = self._l2_rows(work.new_data, work.rows_dev, dtype)
+        return work
 
-        prop_old, prop_new = (
-            c.propagation(alpha, dtype).restrict(ball, space.node_map,
-                                                 space.size).to(device=device)
-            for c in (cache, new_cache))
-        full_prop_new = new_cache.propagation(alpha, dtype, device)
-        full_old = cache.propagation(alpha, dtype, device)(emb)
-        final_old = space.gather(full_old)
-        final_new = space.gather(full_prop_new(emb))
-        loss_touched = self._loss(touched, dtype, space)
-        loss_removed = self._loss(removed, dtype, space)
-        start = emb[rows_dev].clone()
-
+    def _gradients(self, work: '_Work'):
         # The old objective's gradient at the model (its residual), the new
         # one's, and the request's influence, their difference: the direct
-        # and spillover terms (unchanged examples cancel exactly).
+        # and spillover terms (unchanged examples cancel exactly).  Then
+        # the step, and the right-hand side it solves with.
+        config, dtype, emb = self.config, self.config.dtype, work.emb
+        device, space, local = emb.device, work.space, work.local
+        rows, rows_dev, l2 = work.rows, work.rows_dev, work.l2
+        alpha = self.model.alpha
+        prop_old, prop_new = (
+            c.propagation(alpha, dtype).restrict(
+                work.ball, space.node_map, space.size).to(device=device)
+            for c in (work.cache, work.new_cache))
+        work.prop_new = prop_new
+        work.full_prop_new = work.new_cache.propagation(alpha, dtype, device)
+        work.full_old = work.cache.propagation(alpha, dtype, device)(emb)
+        final_old = space.gather(work.full_old)
+        work.final_new = final_new = space.gather(work.full_prop_new(emb))
+        work.loss_touched = loss_touched = self._loss(work.touched, dtype,
+                                                      space)
+        loss_removed = self._loss(work.removed, dtype, space)
+        work.start = start = emb[rows_dev].clone()
+
         frozen_direct = loss_removed.grad(final_old)
         residual = prop_old(loss_touched.grad(final_old) + frozen_direct)[
-            local] + l2_old * start
+            local] + work.l2_old * start
         new_grad = self._grad(prop_new, final_new, loss_touched)[local] + \
             l2 * start
         influence = (residual - new_grad if config.spillover else
                      prop_old(frozen_direct)[local])
+
         def read_horizon() -> Optional[Tensor]:
             if rows.numel() == 0:
                 return None
             return (residual_horizon(residual, start) if self.horizon is None
                     else self.horizon[rows_dev].to(dtype))
 
-        newton, horizon, stationarity, route_fallback = choose_step(
-            config, residual, influence, read_horizon)
-        if not newton and config.expected_negatives and \
-                self.examples.size(0) == 3 and removed.numel():
+        work.newton, work.horizon, work.stationarity, work.route_fallback = \
+            choose_step(config, residual, influence, read_horizon)
+        if not work.newton and config.expected_negatives and \
+                self.examples.size(0) == 3 and work.removed.numel():
             influence = influence + prop_old(self._expected_direct(
-                removed, full_old, space, frozen_direct))[local]
+                work.removed, work.full_old, space, frozen_direct))[local]
 
-        before = new_grad
+        work.before = new_grad
+        zeroed, reset = work.zeroed, work.reset
         emb[zeroed.to(device)] = 0
         inside = space.node_map[zeroed]
         final_new[inside[inside >= 0].to(device)] = 0
@@ -542,103 +594,98 @@ class IFRUnlearner(Unlearner):
             rhs = influence - (moved - new_grad)
             rhs[is_reset] = -moved[is_reset]
             new_grad = moved
-        if newton and config.gradient == GradientType.exact:
+        if work.newton and config.gradient == GradientType.exact:
             rhs = -new_grad
-        lap('gradient')
+        work.rhs = rhs
 
-        diagnostics = {
-            'num_hops': self.num_hops,
-            'direct_nodes': direct.numel(),
-            'deleted_edges': request.deleted_edges.size(1),
-            'changed_examples': self._count(changed.numel()),
-            'rows': rows,
-            'solve_rows': rows.numel(),
-            'solve_dim': rows.numel() * emb.size(1),
-            'zeroed_rows': zeroed.numel(),
-            'reset_rows': reset.numel(),
-            'region_nodes': space.size,
-            'region_examples': self._count(touched.numel()),
-            'step': 'newton' if newton else 'trajectory',
-            'stationarity': stationarity,
-            'route_fallback': route_fallback,
-            'solver': [],
-        }
-        cdt = config.curvature_dtype
-        hops = (self.num_hops if config.curvature_hops is None else
-                min(config.curvature_hops, self.num_hops))
-        if hops < self.num_hops:
-            inner = tracer.k_hop(rows, hops)
-            kept = touched[inner[nodes[:, touched]].any(0)]
+    def _curvature(self, work: '_Work'):
+        # The curvature's region: the whole region, or (curvature_hops)
+        # the ball of fewer hops and the examples touching it.
+        config, data, device = self.config, self.data, work.emb.device
+        cdt, tracer, nodes = config.curvature_dtype, work.cache.tracer, \
+            work.cache.nodes
+        work.hops = (self.num_hops if config.curvature_hops is None else
+                     min(config.curvature_hops, self.num_hops))
+        if work.hops < self.num_hops:
+            inner = tracer.k_hop(work.rows, work.hops)
+            work.kept = kept = work.touched[inner[nodes[:, work.touched]]
+                                            .any(0)]
             cspace = Region(inner, nodes[:, kept].reshape(-1),
-                             data.num_nodes, self._union)
-            c_prop = new_cache.propagation(alpha, dtype).restrict(
-                inner, cspace.node_map, cspace.size).to(dtype=cdt,
-                                                        device=device)
-            c_index = space.node_map[cspace.nodes].to(device)
-            c_local = cspace.node_map[rows].to(device)
-            curvature_loss = self._loss(kept, cdt, cspace)
+                            data.num_nodes, self._union)
+            work.c_prop = work.new_cache.propagation(
+                self.model.alpha, config.dtype).restrict(
+                    inner, cspace.node_map, cspace.size).to(
+                        dtype=cdt, device=device)
+            work.c_index = work.space.node_map[cspace.nodes].to(device)
+            work.c_local = cspace.node_map[work.rows].to(device)
+            work.curvature_loss = self._loss(kept, cdt, cspace)
         else:
-            kept, c_prop, c_index, c_local = touched, prop_new.to(cdt), \
-                None, local
-            curvature_loss = self._loss(touched, cdt, space)
-        diagnostics['curvature_hops'] = hops
-        diagnostics['curvature_examples'] = self._count(kept.numel())
-        for step in range(config.newton_steps if newton else 1):
+            work.kept, work.c_prop, work.c_index, work.c_local = \
+                work.touched, work.prop_new.to(cdt), None, work.local
+            work.curvature_loss = self._loss(work.touched, cdt, work.space)
+
+    def _solve(self, work: '_Work', diagnostics: Dict):
+        # The step's solve(s); every step moves the rows and, within L
+        # hops of them (all inside the ball), the final embeddings.
+        config, emb, rows, rows_dev = self.config, work.emb, work.rows, \
+            work.rows_dev
+        cdt, local, l2, rhs = config.curvature_dtype, work.local, work.l2, \
+            work.rhs
+        final_new, prop_new = work.final_new, work.prop_new
+        for step in range(config.newton_steps if work.newton else 1):
             if rows.numel() == 0:
                 break
             if step > 0:
-                rhs = -(self._grad(prop_new, final_new, loss_touched)[local] +
-                        l2 * emb[rows_dev])
-            c_final = (final_new if c_index is None else
-                       final_new[c_index]).to(cdt)
-            if newton:
+                rhs = -(self._grad(prop_new, final_new, work.loss_touched)[
+                    local] + l2 * emb[rows_dev])
+            c_final = (final_new if work.c_index is None else
+                       final_new[work.c_index]).to(cdt)
+            if work.newton:
                 try:
                     step_vec, record = self._newton(
-                        c_prop, c_final, c_local, curvature_loss,
-                        emb[rows_dev], rhs.reshape(-1), l2, stationarity)
+                        work.c_prop, c_final, work.c_local,
+                        work.curvature_loss, emb[rows_dev], rhs.reshape(-1),
+                        l2, work.stationarity)
                 except SolverError as error:
                     raise SolverError(
-                        f'{error}.  {self._newton_hint(stationarity)}',
+                        f'{error}.  {self._newton_hint(work.stationarity)}',
                         error.diagnostics, error.solution) from None
             else:
                 operator = PropagatedHessian(
-                    c_prop, c_final, c_local, curvature_loss, l2,
-                    gauss_newton=True, dtype=dtype)
+                    work.c_prop, c_final, work.c_local, work.curvature_loss,
+                    l2, gauss_newton=True, dtype=config.dtype)
                 step_vec, record = trajectory_response(
-                    operator, rhs.reshape(-1), horizon.reshape(-1),
+                    operator, rhs.reshape(-1), work.horizon.reshape(-1),
                     config.solver.tol, config.solver.max_iter)
                 record.curvature = HessianType.gauss_newton.value
             step_vec = step_vec.view(rows.numel(), -1)
             emb[rows_dev] += step_vec
-            # F changes within L hops of the rows, all inside the ball.
             delta = torch.zeros_like(final_new)
             delta[local] = step_vec
             final_new += prop_new(delta)
             diagnostics['solver'].append(record)
-        if c_index is not None and diagnostics['solver']:
+        if work.c_index is not None and diagnostics['solver']:
             diagnostics['curvature_error'] = self._curvature_error(
                 (prop_new.to(cdt), final_new.to(cdt), local,
-                 self._loss(touched, cdt, space)),
-                (c_prop, final_new[c_index].to(cdt), c_local,
-                 curvature_loss), l2, (emb[rows_dev] - start).reshape(-1),
+                 self._loss(work.touched, cdt, work.space)),
+                (work.c_prop, final_new[work.c_index].to(cdt), work.c_local,
+                 work.curvature_loss), l2,
+                (emb[rows_dev] - work.start).reshape(-1),
                 diagnostics['solver'][-1].curvature)
-        lap('solve')
 
-        diagnostics['certificate'] = self._certificate(
-            request, newton, stationarity, diagnostics['solver'],
-            route_fallback,
-            before=before,
-            after=self._grad(prop_new, final_new, loss_touched)[local] +
-            l2 * emb[rows_dev],
-            start=start, end=emb[rows_dev], full_old=full_old,
-            full_new=self._full(final_new, space, full_prop_new, emb))
-        lap('certificate')
-        with torch.no_grad():
-            weight.copy_(emb)
-        # Taken up by _advance once the request has succeeded.
-        self._next_cache = (request, new_cache)
-        lap('apply')
-        return timings, diagnostics
+    def _certify(self, work: '_Work', request: Request,
+                 solver: List[SolverDiagnostics]) -> Certificate:
+        emb, rows_dev = work.emb, work.rows_dev
+        return self._certificate(
+            request, work.newton, work.stationarity, solver,
+            work.route_fallback,
+            before=work.before,
+            after=self._grad(work.prop_new, work.final_new,
+                             work.loss_touched)[work.local] +
+            work.l2 * emb[rows_dev],
+            start=work.start, end=emb[rows_dev], full_old=work.full_old,
+            full_new=self._full(work.final_new, work.space,
+                                work.full_prop_new, emb))
 
     def prepare(self) -> 'IFRUnlearner':
         r"""Builds now what the unlearner keeps across requests (the
@@ -732,3 +779,11 @@ class IFRUnlearner(Unlearner):
                                               data.num_users),
             fallback='; then '.join(fallback) or None,
             objective=self.objective_note)
+
+
+class _Work:
+    r"""What the phases of :meth:`IFRUnlearner._update` hand on: set by
+    :meth:`~IFRUnlearner._trace` (the embedding copy, graph caches, rows,
+    region), :meth:`~IFRUnlearner._gradients` (propagations, final
+    embeddings, the step and its right-hand side) and
+    :meth:`~IFRUnlearner._curvature` (the curvature's region)."""
