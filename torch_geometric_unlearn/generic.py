@@ -195,20 +195,23 @@ class GenericIFRUConfig:
             stationary point.
         newton_steps (int): Newton steps; later ones use the exact gradient
             at the updated parameters.
-        hessian (HessianType or str): :obj:`'exact'` (autograd Hessian of
-            the new objective), :obj:`'gauss_newton'`
-            (:class:`GaussNewtonOperator`), or :obj:`'auto'` (default):
-            exact, falling back to Gauss-Newton when the exact solve fails
-            (negative curvature or no convergence).  The exact Hessian of the new objective is often
+        hessian (HessianType or str): The Newton step's curvature (the
+            trajectory step always takes the Gauss-Newton matrix):
+            :obj:`'exact'` (autograd Hessian of the new objective),
+            :obj:`'gauss_newton'` (:class:`GaussNewtonOperator`), or
+            :obj:`'auto'` (default): exact, falling back to Gauss-Newton
+            when the exact solve fails (negative curvature or no
+            convergence).  The exact Hessian of the new objective is often
             indefinite at the old optimum of a nonlinear GNN (deleting
             edges changes GCN's normalisation and SAGE's means).
-        solver (SolverConfig): The linear solver; CG to a relative residual
-            of 1e-2 with damping 1e-3 by default (1e-3 took 33-40% more
-            products for closures within 0.01 on the test models).  The
-            small damping guards
-            against the flat directions of output rotations when shared
-            weights are free (scores and L2 are invariant under
-            :math:`W \mapsto W R` for the last layer).
+        solver (SolverConfig): The Newton step's linear solver (the
+            trajectory step takes its :obj:`tol` and :obj:`max_iter`); CG
+            to a relative residual of 1e-2 with damping 1e-3 by default
+            (1e-3 took 33-40% more products for closures within 0.01 on
+            the test models).  The small damping guards against the flat
+            directions of output rotations when shared weights are free
+            (scores and L2 are invariant under :math:`W \mapsto W R` for
+            the last layer).
         dtype (torch.dtype): Precision of the solver's vectors; the model's
             own dtype is used for its products.  Float64 by default (CG in
             float32 loses orthogonality on these systems).
