@@ -547,7 +547,8 @@ class GenericIFRUnlearner(Unlearner):
             try:
                 delta, record = trajectory_response(
                     operator, influence.to(config.dtype), horizon,
-                    config.solver.tol, config.solver.max_iter)
+                    config.solver.tol, config.solver.max_iter,
+                    eps=torch.finfo(selection.dtype).eps)
             finally:
                 operator.release()
             record.curvature = HessianType.gauss_newton.value

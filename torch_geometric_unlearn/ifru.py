@@ -656,7 +656,8 @@ class IFRUnlearner(Unlearner):
                     l2, gauss_newton=True, dtype=config.dtype)
                 step_vec, record = trajectory_response(
                     operator, rhs.reshape(-1), work.horizon.reshape(-1),
-                    config.solver.tol, config.solver.max_iter)
+                    config.solver.tol, config.solver.max_iter,
+                    eps=torch.finfo(cdt).eps)
                 record.curvature = HessianType.gauss_newton.value
             step_vec = step_vec.view(rows.numel(), -1)
             emb[rows_dev] += step_vec
