@@ -41,6 +41,7 @@ from torch_geometric_unlearn import IFRUnlearner, TrainConfig  # noqa: E402
 from torch_geometric_unlearn.data import pair_keys  # noqa: E402
 from torch_geometric_unlearn.distributed import (  # noqa: E402
     Shards, pair_shards)
+from sparse_backends import median_time  # noqa: E402
 
 
 def setup(n, folder):
@@ -99,15 +100,6 @@ def worker(rank, world, folder, repeats):
     dist.destroy_process_group()
 
 
-def _median_time(fn, repeats=5):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def product_parts(folder):
     r"""One thread's time for the two parts of a Gauss-Newton product on
     the benchmark's graph: the propagation :math:`Pv` (replicated on every
@@ -124,8 +116,8 @@ def product_parts(folder):
                                  data.num_nodes, torch.float32).curvature(
                                      final, gauss_newton=True)
         vec = torch.randn_like(final)
-        return {'propagation': _median_time(lambda: prop(vec)),
-                'examples': _median_time(lambda: curvature.matvec(vec)),
+        return {'propagation': median_time(lambda: prop(vec), 5),
+                'examples': median_time(lambda: curvature.matvec(vec), 5),
                 'num_examples': examples.size(1),
                 'num_edges': data.edge_index.size(1)}
 
@@ -141,7 +133,7 @@ def gowalla_propagation():
                              torch.full((4, ), 0.25), torch.float32)
     vec = torch.randn(data.num_nodes, 64)
     with torch.no_grad():
-        return {'seconds': _median_time(lambda: prop(vec)),
+        return {'seconds': median_time(lambda: prop(vec), 5),
                 'interactions': data.train_index.size(1)}
 
 

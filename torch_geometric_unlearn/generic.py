@@ -582,12 +582,14 @@ class GenericIFRUnlearner(Unlearner):
         # whether the Newton step runs, and else the horizon.
         config = self.config
         old = self.objective(old_index)
+        values = selection.values()
         residual = selection.gradient(lambda m: old(m, old_graph)) + \
-            self.l2 * selection.values()
+            self.l2 * values
+
         def read_horizon() -> Tensor:
             if self.horizon is not None:
                 return selection.gather(self.horizon).to(config.dtype)
-            return self._horizon(selection, residual)
+            return self._horizon(selection, values, residual)
 
         newton, horizon, stationarity, route_fallback = choose_step(
             config, residual, influence, read_horizon)
@@ -596,14 +598,12 @@ class GenericIFRUnlearner(Unlearner):
                            step='newton' if newton else 'trajectory')
         return newton, horizon
 
-    def _horizon(self, selection: ParameterSelection,
+    def _horizon(self, selection: ParameterSelection, values: Tensor,
                  residual: Tensor) -> Tensor:
         # A horizon per row (of every node table, and of each shared
         # weight's leading dimension), capped at the median over all rows.
-        values = selection.values()
-        blocks = list(selection.split(values))
         rows = [part.reshape(part.size(0) if part.dim() else 1, -1)
-                for _, part in blocks]
+                for _, part in selection.split(values)]
         res = [part.reshape_as(row) for (_, part), row in
                zip(selection.split(residual), rows)]
         per_row = row_horizon(torch.cat([

@@ -42,7 +42,7 @@ The unlearner says which of these it used in every result
 needs no test split.
 """
 from dataclasses import dataclass
-from typing import Callable, Optional, Union
+from typing import Callable, Dict, Optional, Union
 
 import torch
 from torch import Tensor
@@ -241,7 +241,8 @@ def from_training_loop(model: torch.nn.Module, edge_index: Tensor,
     notes = [recipe.describe(), f'negatives: {source}']
 
     if structured:
-        horizon, note = _horizon(optimizer, model, pairs.size(1))
+        horizon, note = _horizon(optimizer, model.embedding.weight,
+                                 pairs.size(1))
         notes.append(f'horizon: {note}')
         unlearner = IFRUnlearner(model, data, examples,
                                  None if triples else labels, recipe.l2,
@@ -253,8 +254,14 @@ def from_training_loop(model: torch.nn.Module, edge_index: Tensor,
                                      triples)[0])
         link_model = (model if isinstance(model, LinkModel) else
                       LinkModel(model, num_users, num_items))
-        horizon, note = _link_horizon(optimizer, link_model, config,
-                                      pairs.size(1))
+        if optimizer is not None and config is not None and \
+                config.shared is not False:
+            horizon, note = None, ('read off the model\'s gradient (the '
+                                   'shared weights are free)')
+        else:
+            horizon, note = _horizon(optimizer, {
+                name: link_model.get_parameter(name)
+                for name in link_model.node_params}, pairs.size(1))
         notes.append(f'horizon: {note}')
         unlearner = GenericIFRUnlearner(
             link_model, data, examples, None if triples else labels, l2,
@@ -438,27 +445,17 @@ def _negatives(negatives: Union[int, Tensor], pairs: Tensor, num_users: int,
                    f'positive pairs of their user')
 
 
-def _horizon(optimizer, model: LightGCN, num: int):
+def _horizon(optimizer, params: Union[Tensor, Dict[str, Tensor]],
+             num: int):
+    # The run's horizon of one parameter, or of each of several by name.
     if optimizer is None:
         return None, ('read off the model\'s gradient (pass optimizer= '
                       'for the training run\'s own)')
     try:
-        horizon = optimizer_horizon(optimizer, model.embedding.weight, num)
-    except (ValueError, TypeError) as error:
-        return None, f'read off the model\'s gradient, since {error}'
-    return horizon, f'{type(optimizer).__name__}\'s state'
-
-
-def _link_horizon(optimizer, model: LinkModel, config, num: int):
-    if optimizer is None:
-        return None, ('read off the model\'s gradient (pass optimizer= '
-                      'for the training run\'s own)')
-    if config is not None and config.shared is not False:
-        return None, ('read off the model\'s gradient (the shared weights '
-                      'are free)')
-    try:
-        horizon = {name: optimizer_horizon(optimizer, model.get_parameter(
-            name), num) for name in model.node_params}
+        horizon = (optimizer_horizon(optimizer, params, num)
+                   if isinstance(params, Tensor) else
+                   {name: optimizer_horizon(optimizer, param, num)
+                    for name, param in params.items()})
     except (ValueError, TypeError) as error:
         return None, f'read off the model\'s gradient, since {error}'
     return horizon, f'{type(optimizer).__name__}\'s state'
