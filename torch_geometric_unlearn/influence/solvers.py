@@ -539,9 +539,9 @@ def trajectory_response(operator: LinearOperator, g: Tensor, horizon: Tensor,
     :math:`\omega`-recurrence) and the basis is read to restore it only
     where the estimate passes :math:`\sqrt{\epsilon}`.  With vectors the
     size of the 10^6-interaction synthetic graph's, 13 iterations cost
-    1.3-1.6 s beyond the products, against 6.2-6.4 s with full
-    reorthogonalisation and out-of-place updates; on the requests measured
-    the estimate never called for it.
+    1.6 s beyond the products, against 6.7 s with full reorthogonalisation
+    and out-of-place updates (``benchmarks/lanczos_overhead.py``); on the
+    requests measured the estimate never called for it.
 
     Args:
         operator (LinearOperator): :math:`A` (its damping included); must
