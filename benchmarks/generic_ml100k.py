@@ -45,7 +45,9 @@ from torch_geometric.data import HeteroData
 from torch_geometric.nn import SAGEConv, to_hetero
 
 from torch_geometric_unlearn.datasets import load_dataset
-from torch_geometric_unlearn.deletion import random_interactions
+from torch_geometric_unlearn.deletion import (random_interactions,
+                                              random_users,
+                                              user_interactions)
 from torch_geometric_unlearn.evaluation import closure_ratio
 from torch_geometric_unlearn.fidelity import (change_closure, noise_floor,
                                               probe_pairs)
@@ -70,6 +72,7 @@ VARIANTS = {
     'ifru-nospill': {'spillover': False},
     'ifru-shared': {'shared': True},
     'ifru-last': {'shared': '.conv2.'},  # the last layer's weights free
+    'ifru-whole': {'region': False},  # every product on the whole graph
 }
 
 
@@ -154,7 +157,11 @@ def log(message):
 
 
 def run(kind, data, args, config):
-    pairs = random_interactions(data, fraction=0.01, seed=args.seed)
+    if args.users:
+        pairs = user_interactions(data, random_users(data, args.users,
+                                                     seed=args.seed))
+    else:
+        pairs = random_interactions(data, fraction=0.01, seed=args.seed)
     model = build(kind, data, args.dim)
     record = train_link_model(model, data, config)
     log(f'{kind}: trained, {record.epochs} epochs, {record.wall_time:.0f} s')
@@ -236,6 +243,8 @@ def run(kind, data, args, config):
             'timings': result.timings,
             'solve_rows': result.diagnostics['solve_rows'],
             'hessian_examples': result.diagnostics['hessian_examples'],
+            'region_nodes': result.diagnostics['region_nodes'],
+            'region_edges': result.diagnostics['region_edges'],
             'step': result.diagnostics.get('step'),
             'stationarity': result.diagnostics.get('stationarity'),
             'solver': [{'iterations': s.iterations, 'residual': s.residual,
@@ -344,6 +353,9 @@ def main():
     parser.add_argument('--data-dir', default=None)
     parser.add_argument('--models', nargs='+', default=['sage', 'hetero'])
     parser.add_argument('--dim', type=int, default=32)
+    parser.add_argument('--users', type=int, default=0,
+                        help='forget this many random users instead of 1%% '
+                             'random interactions')
     parser.add_argument('--variants', nargs='+', default=list(VARIANTS),
                         choices=list(VARIANTS))
     parser.add_argument('--paired', action='store_true',

@@ -11,20 +11,23 @@ FAMILIES = ['gcn', 'sage', 'hetero']
 
 
 class Encoder(torch.nn.Module):
-    def __init__(self, conv, dim):
+    def __init__(self, conv, dim, layers=2):
         super().__init__()
-        self.conv1, self.conv2 = conv(dim, dim), conv(dim, dim)
+        self.convs = torch.nn.ModuleList([conv(dim, dim)
+                                          for _ in range(layers)])
 
     def forward(self, x, edge_index):
-        return self.conv2(self.conv1(x, edge_index).tanh(), edge_index)
+        for i, conv in enumerate(self.convs):
+            x = conv(x if i == 0 else x.tanh(), edge_index)
+        return x
 
 
 class GNN(torch.nn.Module):
     r"""Learned embeddings, two GCN or SAGE layers, dot-product decoder."""
-    def __init__(self, num_nodes, dim, conv):
+    def __init__(self, num_nodes, dim, conv, layers=2):
         super().__init__()
         self.emb = torch.nn.Embedding(num_nodes, dim)
-        self.encoder = Encoder(conv, dim)
+        self.encoder = Encoder(conv, dim, layers)
 
     def encode(self, edge_index):
         return self.encoder(self.emb.weight, edge_index)
@@ -39,11 +42,12 @@ class GNN(torch.nn.Module):
 class HeteroGNN(torch.nn.Module):
     r"""PyG's recommender shape: user and item embeddings, a ``to_hetero``
     SAGE encoder over ('user', 'rates', 'item') and its reverse."""
-    def __init__(self, num_users, num_items, dim, metadata):
+    def __init__(self, num_users, num_items, dim, metadata, layers=2):
         super().__init__()
         self.user_emb = torch.nn.Embedding(num_users, dim)
         self.item_emb = torch.nn.Embedding(num_items, dim)
-        self.encoder = to_hetero(Encoder(SAGEConv, dim), metadata, aggr='sum')
+        self.encoder = to_hetero(Encoder(SAGEConv, dim, layers), metadata,
+                                 aggr='sum')
 
     def encode(self, x_dict, edge_index_dict):
         x_dict = {'user': self.user_emb.weight, 'item': self.item_emb.weight}
@@ -67,15 +71,17 @@ def hetero_template(num_users, num_items):
     return data
 
 
-def make(family, num_users, num_items, dim, seed=0, **kwargs):
-    r"""A :class:`LinkModel` of the family, float64, seeded."""
+def make(family, num_users, num_items, dim, seed=0, layers=2, **kwargs):
+    r"""A :class:`LinkModel` of the family with :obj:`layers` message-passing
+    layers, float64, seeded."""
     torch.manual_seed(seed)
     if family == 'hetero':
         template = hetero_template(num_users, num_items)
-        model = HeteroGNN(num_users, num_items, dim, template.metadata())
+        model = HeteroGNN(num_users, num_items, dim, template.metadata(),
+                          layers)
         return HeteroLinkModel(model, template, encode='encode',
                                decode='decode', **kwargs).double()
     conv = GCNConv if family == 'gcn' else SAGEConv
-    model = GNN(num_users + num_items, dim, conv)
+    model = GNN(num_users + num_items, dim, conv, layers)
     return LinkModel(model, num_users, num_items, encode='encode',
                      decode='decode', **kwargs).double()

@@ -92,7 +92,7 @@ def test_node_parameters_are_found_and_mapped():
     assert hetero.rows('model.item_emb.weight', nodes).tolist() == [0, 5]
     # A dense weight whose width equals a node count is not a node table.
     gnn = GNN(8, 4, GCNConv)
-    gnn.encoder.conv2 = GCNConv(4, 8)
+    gnn.encoder.convs[1] = GCNConv(4, 8)
     assert LinkModel(gnn, 4, 4).node_params == {'model.emb.weight': 'node'}
     with pytest.raises(ValueError, match="pass 'node_params'"):
         LinkModel(torch.nn.Embedding(3, 4), 3, 3)  # A user or item table?

@@ -20,7 +20,8 @@ each product costs about two forward-backward passes of the model.
 """
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import (Any, Callable, Dict, List, Optional, Sequence, Tuple,
+                    Union)
 
 import torch
 import torch.nn.functional as F
@@ -215,6 +216,17 @@ class GenericIFRUConfig:
         dtype (torch.dtype): Precision of the solver's vectors; the model's
             own dtype is used for its products.  Float64 by default (CG in
             float32 loses orthogonality on these systems).
+        region (bool): Run the model, for every gradient and product, on
+            the training pairs with an end in the :obj:`num_hops`-hop ball
+            of the nodes the used examples score (exact for a model whose
+            output at a node depends on its :obj:`num_hops`-hop
+            neighbourhood and the degrees there, as GCN, SAGE, GAT and
+            :func:`~torch_geometric.nn.to_hetero` models do); the result
+            reports the ball's :obj:`region_nodes` and
+            :obj:`region_edges`.  :obj:`False` runs the whole graph, for a
+            model that reaches further (e.g. a virtual node or global
+            pooling).  With free shared weights every example is used and
+            the ball is the graph.
     """
     step: StepType = StepType.auto
     stationary_tol: float = 0.1
@@ -228,6 +240,7 @@ class GenericIFRUConfig:
     solver: SolverConfig = field(default_factory=lambda: SolverConfig(
         method='cg', tol=1e-2, max_iter=300, damping=1e-3))
     dtype: torch.dtype = torch.float64
+    region: bool = True
 
     def __post_init__(self):
         if not isinstance(self.shared, bool) and (
@@ -238,7 +251,7 @@ class GenericIFRUConfig:
         coerce_enum(self, 'hessian', HessianType)
         check_solve_options(self)
         check_step_options(self)
-        for name in ('spillover', 'exact_gradient'):
+        for name in ('spillover', 'exact_gradient', 'region'):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"'{name}' must be a bool")
         if self.dtype not in (torch.float32, torch.float64):
@@ -497,8 +510,6 @@ class GenericIFRUnlearner(Unlearner):
 
         keep = request.example_mask
         after = remaining_data(data, request.train_mask)
-        old_graph = model.graph(data.train_positive_index)
-        new_graph = model.graph(after.train_positive_index)
 
         # Nodes left without edges and examples only feel the L2 term on
         # their own rows: their optimum is zero.  (A node's own row reaches
@@ -517,6 +528,10 @@ class GenericIFRUnlearner(Unlearner):
             reach = tracer.k_hop(rows, model.num_hops)
             touching = reach[nodes].any(0)
         remaining = (keep & touching).nonzero().view(-1)
+        used = touching | ~keep
+        used[changed] = True
+        old_graph, new_graph, region = self._region_graphs(
+            tracer, nodes[:, used].reshape(-1), after)
         lap('trace')
 
         diagnostics = {
@@ -528,6 +543,8 @@ class GenericIFRUnlearner(Unlearner):
             'shared_params': len(self.shared),
             'solve_dim': 0 if selection is None else selection.dim,
             'hessian_examples': remaining.numel(),
+            'region_nodes': region[0],
+            'region_edges': region[1],
             'zeroed_rows': zeroed.numel(),
             'solver': [],
         }
@@ -573,6 +590,29 @@ class GenericIFRUnlearner(Unlearner):
         self._zero_rows(zeroed)
         lap('apply')
         return timings, diagnostics
+
+    def _region_graphs(self, tracer: SpilloverTracer, used: Tensor, after
+                       ) -> Tuple[Any, Any, Tuple[int, int]]:
+        # The old and new graphs cut to the training pairs with an end in
+        # the L-hop ball of the nodes the used examples score: every node
+        # in the ball keeps all its edges, so its degree and neighbourhood,
+        # and with them every used score as a function of the parameters,
+        # are those of the whole graph.  Returns the graphs and the ball's
+        # (nodes, pairs of the old graph).
+        model, data = self.model, self.data
+        pairs = data.train_positive_index
+        if not self.config.region:
+            return (model.graph(pairs), model.graph(after.train_positive_index),
+                    (data.num_nodes, pairs.size(1)))
+        ball = tracer.k_hop(torch.unique(used), model.num_hops)
+
+        def cut(index: Tensor) -> Tensor:
+            inside = ball[index[0]] | ball[index[1] + data.num_users]
+            return index[:, inside]
+
+        old = cut(pairs)
+        return (model.graph(old), model.graph(cut(after.train_positive_index)),
+                (int(ball.sum()), old.size(1)))
 
     def _choose_step(self, selection: ParameterSelection, influence: Tensor,
                      old_index: Tensor, old_graph, diagnostics: Dict
