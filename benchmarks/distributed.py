@@ -37,21 +37,22 @@ import torch.multiprocessing as mp
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from torch_geometric_unlearn import IFRUnlearner, TrainConfig  # noqa: E402
-from torch_geometric_unlearn.data import pair_keys  # noqa: E402
-from torch_geometric_unlearn.distributed import (  # noqa: E402
-    Shards, pair_shards)
 from sparse_backends import median_time  # noqa: E402
+
+from torch_geometric_unlearn import IFRUnlearner, TrainConfig  # noqa: E402
+from torch_geometric_unlearn.data.interactions import pair_keys  # noqa: E402
+from torch_geometric_unlearn.unlearn.distributed import (Shards,  # noqa: E402
+                                                         pair_shards)
 
 
 def setup(n, folder):
     from scaling import fit
 
     from torch_geometric_unlearn import build_model
-    from torch_geometric_unlearn.data import sample_negatives
-    from torch_geometric_unlearn.datasets import synthetic
-    from torch_geometric_unlearn.deletion import random_interactions
-    from torch_geometric_unlearn.training import adjacency
+    from torch_geometric_unlearn.data.datasets import synthetic
+    from torch_geometric_unlearn.data.deletion import random_interactions
+    from torch_geometric_unlearn.data.interactions import sample_negatives
+    from torch_geometric_unlearn.training.trainer import adjacency
     data = synthetic(num_users=max(n // 30, 10), num_items=max(n // 20, 30),
                      num_interactions=n, seed=0)
     torch.manual_seed(0)
@@ -105,8 +106,8 @@ def product_parts(folder):
     the benchmark's graph: the propagation :math:`Pv` (replicated on every
     rank; a product applies it twice) and the examples' curvature (split
     over the ranks), float32 as the solver's products run."""
-    from torch_geometric_unlearn.bilinear import BilinearLoss
-    from torch_geometric_unlearn.propagation import LinearPropagation
+    from torch_geometric_unlearn.graph.propagation import LinearPropagation
+    from torch_geometric_unlearn.influence.bilinear import BilinearLoss
     data, model, examples, _, _ = torch.load(
         osp.join(folder, 'setup.pt'), weights_only=False)
     prop = LinearPropagation.from_model(model, data.edge_index, torch.float32)
@@ -126,8 +127,8 @@ def gowalla_propagation():
     r"""One thread's time for a LightGCN-3 propagation (d=64, float32) of
     Gowalla's 810,128 training interactions: the full forward the design
     notes timed at 5 ms on an H200."""
-    from torch_geometric_unlearn.datasets import gowalla
-    from torch_geometric_unlearn.propagation import LinearPropagation
+    from torch_geometric_unlearn.data.datasets import gowalla
+    from torch_geometric_unlearn.graph.propagation import LinearPropagation
     data = gowalla(val_ratio=0.0)
     prop = LinearPropagation(data.edge_index, data.num_nodes,
                              torch.full((4, ), 0.25), torch.float32)

@@ -4,7 +4,7 @@ package's trainer at its defaults), against paired retrains.
 For every seed a model is trained; for every request it is retrained
 *paired* (same seed, initialisation and negative stream, without the
 request, for the original's number of epochs: see
-:mod:`torch_geometric_unlearn.fidelity`), and every method forgets the
+:mod:`torch_geometric_unlearn.evaluation.fidelity`), and every method forgets the
 request from a copy of the original.  Reported per method, mean and spread
 over the seeds:
 
@@ -48,22 +48,26 @@ from typing import Any, Dict, List
 
 import torch
 
-from torch_geometric_unlearn.baselines import PairedRetrainUnlearner
-from torch_geometric_unlearn.benchmark import summarize as summarize_runs
-from torch_geometric_unlearn.datasets import ifru_ml100k, load_dataset
-from torch_geometric_unlearn.deletion import (inject_fake_users,
-                                              item_interactions,
-                                              random_interactions,
-                                              random_users,
-                                              user_interactions)
-from torch_geometric_unlearn.evaluation import (auc_on_pairs, evaluate,
-                                                hit_ratio, mean_rank)
-from torch_geometric_unlearn.fidelity import (change_closure, noise_floor,
-                                              probe_pairs, score_change)
-from torch_geometric_unlearn.ifru import IFRUConfig, IFRUnlearner
+from torch_geometric_unlearn.data.datasets import ifru_ml100k, load_dataset
+from torch_geometric_unlearn.data.deletion import (inject_fake_users,
+                                                   item_interactions,
+                                                   random_interactions,
+                                                   random_users,
+                                                   user_interactions)
+from torch_geometric_unlearn.evaluation.benchmark import \
+    summarize as summarize_runs
+from torch_geometric_unlearn.evaluation.fidelity import (change_closure,
+                                                         noise_floor,
+                                                         probe_pairs,
+                                                         score_change)
+from torch_geometric_unlearn.evaluation.metrics import (auc_on_pairs, evaluate,
+                                                        hit_ratio, mean_rank)
 from torch_geometric_unlearn.influence import SolverError
-from torch_geometric_unlearn.training import TrainConfig, build_model, train
-from torch_geometric_unlearn.unlearner import UnlearnResult
+from torch_geometric_unlearn.training.trainer import (TrainConfig, build_model,
+                                                      train)
+from torch_geometric_unlearn.unlearn.base import UnlearnResult
+from torch_geometric_unlearn.unlearn.baselines import PairedRetrainUnlearner
+from torch_geometric_unlearn.unlearn.ifru import IFRUConfig, IFRUnlearner
 
 REQUEST_SEED = 100
 METHODS = ('ifru', 'ifru-residual', 'ifru-newton', 'drop-edges')

@@ -25,18 +25,18 @@ import sys
 import time
 
 import torch
-
 from generic_ml100k import build
-from torch_geometric_unlearn.datasets import synthetic
-from torch_geometric_unlearn.deletion import random_interactions
-from torch_geometric_unlearn.evaluation import closure_ratio
-from torch_geometric_unlearn.generic import (ExampleObjective,
-                                             GenericIFRUConfig,
-                                             GenericIFRUnlearner,
-                                             converge_link_model)
-from torch_geometric_unlearn.link_training import train_link_model
-from torch_geometric_unlearn.training import TrainConfig
-from torch_geometric_unlearn.unlearner import remaining_data
+
+from torch_geometric_unlearn.data.datasets import synthetic
+from torch_geometric_unlearn.data.deletion import random_interactions
+from torch_geometric_unlearn.evaluation.metrics import closure_ratio
+from torch_geometric_unlearn.influence.objectives import ExampleObjective
+from torch_geometric_unlearn.training.link import (converge_link_model,
+                                                   train_link_model)
+from torch_geometric_unlearn.training.trainer import TrainConfig
+from torch_geometric_unlearn.unlearn.base import remaining_data
+from torch_geometric_unlearn.unlearn.generic import (GenericIFRUConfig,
+                                                     GenericIFRUnlearner)
 
 
 def measure(kind, data, l2, args):

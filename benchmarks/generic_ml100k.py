@@ -14,7 +14,7 @@ retraining from scratch (same trainer, same process), and report
   scratch retrain (1 = where retraining puts them);
 * closure against the paired retrain (``--paired``): the score change on
   the forgotten pairs and on probe pairs (see
-  :mod:`~torch_geometric_unlearn.fidelity`) against that of the same run
+  :mod:`~torch_geometric_unlearn.evaluation.fidelity`) against that of the same run
   retrained without the request (same seed, the original example stream
   minus the request's, as many epochs as the original kept), beside
   dropping the edges, and (``--noise-floor``) the same closure between
@@ -44,25 +44,25 @@ import torch
 from torch_geometric.data import HeteroData
 from torch_geometric.nn import SAGEConv, to_hetero
 
-from torch_geometric_unlearn.datasets import load_dataset
-from torch_geometric_unlearn.deletion import (random_interactions,
-                                              random_users,
-                                              user_interactions)
-from torch_geometric_unlearn.evaluation import closure_ratio
-from torch_geometric_unlearn.fidelity import (change_closure, noise_floor,
-                                              probe_pairs)
+from torch_geometric_unlearn.data.datasets import load_dataset
+from torch_geometric_unlearn.data.deletion import (random_interactions,
+                                                   random_users,
+                                                   user_interactions)
+from torch_geometric_unlearn.evaluation.fidelity import (change_closure,
+                                                         noise_floor,
+                                                         probe_pairs)
+from torch_geometric_unlearn.evaluation.metrics import closure_ratio
 from torch_geometric_unlearn.influence import SolverError
-from torch_geometric_unlearn.generic import (ExampleObjective,
-                                             GenericIFRUConfig,
-                                             GenericIFRUnlearner,
-                                             converge_link_model)
-from torch_geometric_unlearn.link_training import (evaluate_link_model,
+from torch_geometric_unlearn.influence.objectives import ExampleObjective
+from torch_geometric_unlearn.models import HeteroLinkModel, LinkModel
+from torch_geometric_unlearn.training.link import (converge_link_model,
+                                                   evaluate_link_model,
                                                    link_mean_rank,
                                                    train_link_model)
-from torch_geometric_unlearn.models import HeteroLinkModel, LinkModel
-from torch_geometric_unlearn.training import TrainConfig
-from torch_geometric_unlearn.unlearner import remaining_data
-
+from torch_geometric_unlearn.training.trainer import TrainConfig
+from torch_geometric_unlearn.unlearn.base import remaining_data
+from torch_geometric_unlearn.unlearn.generic import (GenericIFRUConfig,
+                                                     GenericIFRUnlearner)
 
 # The unlearner settings measured (``--variants`` picks some).
 VARIANTS = {

@@ -50,7 +50,8 @@ from torch_geometric_unlearn.influence import (HessianOperator, HVPMethod,
                                                ParameterSelection,
                                                SolverConfig, SolverWarning,
                                                solve)
-from torch_geometric_unlearn.objectives import bpr_scores_loss, l2_penalty
+from torch_geometric_unlearn.influence.objectives import (bpr_scores_loss,
+                                                          l2_penalty)
 
 L2 = 1.0
 DIM, LAYERS = 64, 3

@@ -19,7 +19,7 @@ of the forgotten pairs' score changes: 1 = the paired retrain's, 0 = no
 change, higher is better.  Each run keeps its paired change
 (``paired_change``), so that two seeds' files give the noise floor, the
 same closure between the seeds' paired changes
-(:func:`~torch_geometric_unlearn.fidelity.noise_floor`).
+(:func:`~torch_geometric_unlearn.evaluation.fidelity.noise_floor`).
 
     python benchmarks/pyg_recipe.py --data-dir ../shared/data --threads 1 \
         --lambda-reg 1e-4 --out benchmarks/results/pyg_recipe/ml100k_1e-4.json
@@ -31,10 +31,11 @@ import time
 import torch
 from torch_geometric.nn import LightGCN
 
-from torch_geometric_unlearn import IFRUConfig, IFRUnlearner, Recipe
-from torch_geometric_unlearn import from_training_loop
-from torch_geometric_unlearn.datasets import movielens_100k, synthetic
-from torch_geometric_unlearn.fidelity import change_closure, score_change
+from torch_geometric_unlearn import (IFRUConfig, IFRUnlearner, Recipe,
+                                     from_training_loop)
+from torch_geometric_unlearn.data.datasets import movielens_100k, synthetic
+from torch_geometric_unlearn.evaluation.fidelity import (change_closure,
+                                                         score_change)
 from torch_geometric_unlearn.influence import SolverError
 
 parser = argparse.ArgumentParser(

@@ -49,14 +49,16 @@ import torch
 
 from torch_geometric_unlearn import (IFRUConfig, IFRUnlearner, PruningConfig,
                                      TrainConfig, build_model, train)
-from torch_geometric_unlearn.baselines import PairedRetrainUnlearner
-from torch_geometric_unlearn.datasets import ifru_ml100k, load_dataset
-from torch_geometric_unlearn.deletion import (random_interactions, random_users,
-                                              user_interactions)
-from torch_geometric_unlearn.evaluation import evaluate
-from torch_geometric_unlearn.fidelity import (change_closure, probe_pairs,
-                                              score_change)
-from torch_geometric_unlearn.unlearner import UnlearnResult
+from torch_geometric_unlearn.data.datasets import ifru_ml100k, load_dataset
+from torch_geometric_unlearn.data.deletion import (random_interactions,
+                                                   random_users,
+                                                   user_interactions)
+from torch_geometric_unlearn.evaluation.fidelity import (change_closure,
+                                                         probe_pairs,
+                                                         score_change)
+from torch_geometric_unlearn.evaluation.metrics import evaluate
+from torch_geometric_unlearn.unlearn.base import UnlearnResult
+from torch_geometric_unlearn.unlearn.baselines import PairedRetrainUnlearner
 
 SEED = 100
 #: The request-local variant: the rows of importance >= 1e-2 and the
@@ -289,9 +291,10 @@ def synthetic_row(n, args, old):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from scaling import fit, step_seconds
 
-    from torch_geometric_unlearn.data import pair_keys, sample_negatives
-    from torch_geometric_unlearn.datasets import synthetic
-    from torch_geometric_unlearn.training import adjacency
+    from torch_geometric_unlearn.data.datasets import synthetic
+    from torch_geometric_unlearn.data.interactions import (pair_keys,
+                                                           sample_negatives)
+    from torch_geometric_unlearn.training.trainer import adjacency
     data = synthetic(num_users=max(n // 30, 10), num_items=max(n // 20, 30),
                      num_interactions=n, seed=0)
     torch.manual_seed(0)

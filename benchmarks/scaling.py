@@ -2,7 +2,7 @@ r"""Scaling: IFRU's time to forget a fixed request (100 random interactions)
 against graph size, with the reference trainer's time per epoch beside it.
 
 For each size, a synthetic data set (users n/30, items n/20, Zipf degrees;
-see :func:`~torch_geometric_unlearn.datasets.synthetic`) gets a LightGCN
+see :func:`~torch_geometric_unlearn.data.datasets.synthetic`) gets a LightGCN
 fitted by a fixed budget of full-batch Adam steps on BPR with frozen
 negatives, the objective IFRU then unlearns from.  The trainer's epoch time
 is the time of its mini-batch step (median of a few, after a warm-up)
@@ -24,17 +24,15 @@ import time
 
 import torch
 
-from torch_geometric_unlearn.data import pair_keys, sample_negatives
-from torch_geometric_unlearn.datasets import synthetic
-from torch_geometric_unlearn.deletion import random_interactions
-from torch_geometric_unlearn.ifru import IFRUnlearner
-from torch_geometric_unlearn.objectives import l2_penalty
-from torch_geometric_unlearn.training import (
-    TrainConfig,
-    adjacency,
-    build_model,
-    example_loss,
-)
+from torch_geometric_unlearn.data.datasets import synthetic
+from torch_geometric_unlearn.data.deletion import random_interactions
+from torch_geometric_unlearn.data.interactions import (pair_keys,
+                                                       sample_negatives)
+from torch_geometric_unlearn.influence.objectives import l2_penalty
+from torch_geometric_unlearn.training.trainer import (TrainConfig, adjacency,
+                                                      build_model,
+                                                      example_loss)
+from torch_geometric_unlearn.unlearn.ifru import IFRUnlearner
 
 
 def step_seconds(model, adj, examples, num_users, batch_size, l2, steps):

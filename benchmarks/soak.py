@@ -28,10 +28,11 @@ import torch
 
 from torch_geometric_unlearn import (IFRUnlearner, TrainConfig, build_model,
                                      train)
-from torch_geometric_unlearn.baselines import PairedRetrainUnlearner
-from torch_geometric_unlearn.datasets import synthetic
-from torch_geometric_unlearn.deletion import random_interactions
-from torch_geometric_unlearn.fidelity import change_closure, score_change
+from torch_geometric_unlearn.data.datasets import synthetic
+from torch_geometric_unlearn.data.deletion import random_interactions
+from torch_geometric_unlearn.evaluation.fidelity import (change_closure,
+                                                         score_change)
+from torch_geometric_unlearn.unlearn.baselines import PairedRetrainUnlearner
 
 
 def rss_mb() -> float:

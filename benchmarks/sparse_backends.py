@@ -32,14 +32,15 @@ import torch
 import torch_geometric.typing
 from torch_geometric.nn import LightGCN
 
-import torch_geometric_unlearn.graph_cache as graph_cache
+import torch_geometric_unlearn.graph.cache as graph_cache
 from torch_geometric_unlearn import IFRUnlearner
-from torch_geometric_unlearn.adjacency import as_form
-from torch_geometric_unlearn.data import pair_keys, sample_negatives
-from torch_geometric_unlearn.datasets import load_dataset
-from torch_geometric_unlearn.deletion import random_interactions
-from torch_geometric_unlearn.spillover import SpilloverTracer
-from torch_geometric_unlearn.training import TrainConfig
+from torch_geometric_unlearn.data.datasets import load_dataset
+from torch_geometric_unlearn.data.deletion import random_interactions
+from torch_geometric_unlearn.data.interactions import (pair_keys,
+                                                       sample_negatives)
+from torch_geometric_unlearn.graph.adjacency import as_form
+from torch_geometric_unlearn.graph.spillover import SpilloverTracer
+from torch_geometric_unlearn.training.trainer import TrainConfig
 
 
 def median_time(call, repeats):

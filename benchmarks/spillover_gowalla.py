@@ -21,16 +21,14 @@ import sys
 import time
 
 import torch
-
 import torch_geometric
 
 # Runs from a checkout without installing the package.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from torch_geometric_unlearn.data import (  # noqa: E402
-    pair_keys,
-    to_undirected_homogeneous,
-)
-from torch_geometric_unlearn.spillover import SpilloverTracer  # noqa: E402
+from torch_geometric_unlearn.data.interactions import (  # noqa: E402
+    pair_keys, to_undirected_homogeneous)
+from torch_geometric_unlearn.graph.spillover import \
+    SpilloverTracer  # noqa: E402
 
 
 def read_gowalla_train(data_dir):

@@ -15,16 +15,13 @@ import time
 
 import torch
 
-from torch_geometric_unlearn import (
-    IFRUnlearner,
-    TrainConfig,
-    build_model,
-    train,
-)
-from torch_geometric_unlearn.baselines import RetrainUnlearner
-from torch_geometric_unlearn.datasets import data_root, load_dataset, synthetic
-from torch_geometric_unlearn.deletion import random_users
-from torch_geometric_unlearn.evaluation import evaluate
+from torch_geometric_unlearn import (IFRUnlearner, TrainConfig, build_model,
+                                     train)
+from torch_geometric_unlearn.data.datasets import (data_root, load_dataset,
+                                                   synthetic)
+from torch_geometric_unlearn.data.deletion import random_users
+from torch_geometric_unlearn.evaluation.metrics import evaluate
+from torch_geometric_unlearn.unlearn.baselines import RetrainUnlearner
 
 parser = argparse.ArgumentParser()
 parser.add_argument('--data-dir', default=None,

@@ -17,13 +17,13 @@ import torch
 from torch_geometric.data import HeteroData
 from torch_geometric.nn import SAGEConv, to_hetero
 
-from torch_geometric_unlearn.datasets import synthetic
-from torch_geometric_unlearn.deletion import random_interactions
-from torch_geometric_unlearn.generic import GenericIFRUnlearner
-from torch_geometric_unlearn.link_training import (evaluate_link_model,
-                                                   train_link_model)
+from torch_geometric_unlearn.data.datasets import synthetic
+from torch_geometric_unlearn.data.deletion import random_interactions
 from torch_geometric_unlearn.models import HeteroLinkModel
-from torch_geometric_unlearn.training import TrainConfig
+from torch_geometric_unlearn.training.link import (evaluate_link_model,
+                                                   train_link_model)
+from torch_geometric_unlearn.training.trainer import TrainConfig
+from torch_geometric_unlearn.unlearn.generic import GenericIFRUnlearner
 
 parser = argparse.ArgumentParser()
 parser.add_argument('--dim', type=int, default=32)

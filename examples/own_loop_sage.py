@@ -31,8 +31,8 @@ import torch.nn.functional as F
 from torch_geometric.nn import SAGEConv
 
 from torch_geometric_unlearn import Recipe, from_training_loop
-from torch_geometric_unlearn.datasets import synthetic
-from torch_geometric_unlearn.fidelity import change_closure
+from torch_geometric_unlearn.data.datasets import synthetic
+from torch_geometric_unlearn.evaluation.fidelity import change_closure
 
 parser = argparse.ArgumentParser(
     formatter_class=argparse.ArgumentDefaultsHelpFormatter)

@@ -23,8 +23,9 @@ import torch
 from torch_geometric.nn import LightGCN
 
 from torch_geometric_unlearn import Recipe, from_training_loop
-from torch_geometric_unlearn.datasets import movielens_100k, synthetic
-from torch_geometric_unlearn.fidelity import change_closure, score_change
+from torch_geometric_unlearn.data.datasets import movielens_100k, synthetic
+from torch_geometric_unlearn.evaluation.fidelity import (change_closure,
+                                                         score_change)
 
 parser = argparse.ArgumentParser(
     formatter_class=argparse.ArgumentDefaultsHelpFormatter)

@@ -27,16 +27,13 @@ import time
 
 import torch
 
-from torch_geometric_unlearn import (
-    IFRUnlearner,
-    TrainConfig,
-    build_model,
-    train,
-)
-from torch_geometric_unlearn.baselines import RetrainUnlearner
-from torch_geometric_unlearn.datasets import load_dataset, synthetic
-from torch_geometric_unlearn.deletion import inject_fake_users
-from torch_geometric_unlearn.evaluation import evaluate, hit_ratio, top_k_share
+from torch_geometric_unlearn import (IFRUnlearner, TrainConfig, build_model,
+                                     train)
+from torch_geometric_unlearn.data.datasets import load_dataset, synthetic
+from torch_geometric_unlearn.data.deletion import inject_fake_users
+from torch_geometric_unlearn.evaluation.metrics import (evaluate, hit_ratio,
+                                                        top_k_share)
+from torch_geometric_unlearn.unlearn.baselines import RetrainUnlearner
 
 parser = argparse.ArgumentParser()
 parser.add_argument('--data-dir', default=None,

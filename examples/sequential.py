@@ -13,20 +13,12 @@ import argparse
 
 import torch
 
-from torch_geometric_unlearn import (
-    AlreadyForgottenError,
-    IFRUnlearner,
-    TrainConfig,
-    build_model,
-    train,
-)
-from torch_geometric_unlearn.datasets import load_dataset, synthetic
-from torch_geometric_unlearn.deletion import (
-    random_interactions,
-    random_items,
-    random_users,
-)
-from torch_geometric_unlearn.evaluation import evaluate
+from torch_geometric_unlearn import (AlreadyForgottenError, IFRUnlearner,
+                                     TrainConfig, build_model, train)
+from torch_geometric_unlearn.data.datasets import load_dataset, synthetic
+from torch_geometric_unlearn.data.deletion import (random_interactions,
+                                                   random_items, random_users)
+from torch_geometric_unlearn.evaluation.metrics import evaluate
 
 parser = argparse.ArgumentParser()
 parser.add_argument('--data-dir', default=None,

@@ -12,7 +12,7 @@ from torch_geometric.data import Data
 from torch_geometric.nn import LightGCN
 
 from torch_geometric_unlearn import Recipe, from_training_loop
-from torch_geometric_unlearn.datasets import synthetic
+from torch_geometric_unlearn.data.datasets import synthetic
 
 torch.manual_seed(0)
 data = synthetic(num_users=200, num_items=300, num_interactions=5000)

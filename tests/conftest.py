@@ -3,7 +3,7 @@ import os.path as osp
 
 import pytest
 
-from torch_geometric_unlearn.datasets import synthetic
+from torch_geometric_unlearn.data.datasets import synthetic
 
 _HERE = osp.dirname(osp.abspath(__file__))
 

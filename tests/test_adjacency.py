@@ -7,13 +7,13 @@ from test_recipe import graph, pyg_loop  # noqa: F401 (a fixture)
 from torch_geometric import EdgeIndex
 from torch_geometric.typing import SparseTensor
 
-from torch_geometric_unlearn.adjacency import (FORMS, adjacency_form,
-                                               as_form, to_edge_index)
-from torch_geometric_unlearn.data import pair_keys
-from torch_geometric_unlearn.evaluation import evaluate
-from torch_geometric_unlearn.recipe import Recipe, from_training_loop
-from torch_geometric_unlearn.spillover import SpilloverTracer
-from torch_geometric_unlearn.training import build_model
+from torch_geometric_unlearn.data.interactions import pair_keys
+from torch_geometric_unlearn.evaluation.metrics import evaluate
+from torch_geometric_unlearn.graph.adjacency import (FORMS, adjacency_form,
+                                                     as_form, to_edge_index)
+from torch_geometric_unlearn.graph.spillover import SpilloverTracer
+from torch_geometric_unlearn.training.trainer import build_model
+from torch_geometric_unlearn.unlearn.recipe import Recipe, from_training_loop
 
 # In CI's second environment (the 'full' extra) nothing may skip for want
 # of torch-sparse.

@@ -1,15 +1,14 @@
 import pytest
 import torch
 
-from torch_geometric_unlearn.baselines import (
-    FineTuneUnlearner,
-    PairedRetrainUnlearner,
-    RetrainUnlearner,
-    WarmRetrainUnlearner,
-)
-from torch_geometric_unlearn.data import pair_keys
-from torch_geometric_unlearn.deletion import random_interactions
-from torch_geometric_unlearn.training import TrainConfig, build_model, train
+from torch_geometric_unlearn.data.deletion import random_interactions
+from torch_geometric_unlearn.data.interactions import pair_keys
+from torch_geometric_unlearn.training.trainer import (TrainConfig, build_model,
+                                                      train)
+from torch_geometric_unlearn.unlearn.baselines import (FineTuneUnlearner,
+                                                       PairedRetrainUnlearner,
+                                                       RetrainUnlearner,
+                                                       WarmRetrainUnlearner)
 
 CONFIG = TrainConfig(progress=False, lr=0.01, batch_size=1024, max_epochs=8,
                      patience=2)

@@ -5,16 +5,10 @@ import statistics
 import pytest
 import torch
 
-from torch_geometric_unlearn.benchmark import (
-    BenchmarkConfig,
-    PeakMemory,
-    RequestSpec,
-    format_table,
-    run_benchmark,
-    with_sampled_negatives,
-    write_report,
-)
-from torch_geometric_unlearn.training import TrainConfig
+from torch_geometric_unlearn.evaluation.benchmark import (
+    BenchmarkConfig, PeakMemory, RequestSpec, format_table, run_benchmark,
+    with_sampled_negatives, write_report)
+from torch_geometric_unlearn.training.trainer import TrainConfig
 
 TINY = dict(num_users=60, num_items=90, num_interactions=1500, num_topics=4)
 
@@ -163,11 +157,11 @@ def test_finetune_and_warm_retrain_are_different_methods():
     # better epoch than its first and restores it.  Both replay one seeded
     # stream from the same parameters, so a fine-tune that also restored
     # its best epoch returned the same parameters.
-    from torch_geometric_unlearn.baselines import (FineTuneUnlearner,
-                                                   WarmRetrainUnlearner)
-    from torch_geometric_unlearn.datasets import synthetic
-    from torch_geometric_unlearn.deletion import random_interactions
-    from torch_geometric_unlearn.training import build_model, train
+    from torch_geometric_unlearn.data.datasets import synthetic
+    from torch_geometric_unlearn.data.deletion import random_interactions
+    from torch_geometric_unlearn.training.trainer import build_model, train
+    from torch_geometric_unlearn.unlearn.baselines import (
+        FineTuneUnlearner, WarmRetrainUnlearner)
     data = synthetic(**TINY, seed=0)
     config = TrainConfig(lr=0.01, batch_size=256, max_epochs=60, patience=2,
                          progress=False)

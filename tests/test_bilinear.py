@@ -2,9 +2,10 @@ import pytest
 import torch
 from torch.autograd.functional import hessian, hvp
 
-from torch_geometric_unlearn import bilinear
-from torch_geometric_unlearn.bilinear import BilinearLoss
-from torch_geometric_unlearn.objectives import example_margin, margin_loss
+from torch_geometric_unlearn.influence import bilinear
+from torch_geometric_unlearn.influence.bilinear import BilinearLoss
+from torch_geometric_unlearn.influence.objectives import (example_margin,
+                                                          margin_loss)
 
 
 def make_problem(kind, num_users, num_items, num, dim, seed):

@@ -1,8 +1,10 @@
 import pytest
 import torch
 
-from torch_geometric_unlearn.certificate import (LARGE_STEP, OVERSHOOT_AUC,
-                                                 Certificate, forgotten_auc)
+from torch_geometric_unlearn.unlearn.certificate import (LARGE_STEP,
+                                                         OVERSHOOT_AUC,
+                                                         Certificate,
+                                                         forgotten_auc)
 
 OK = dict(step='trajectory', curvature='gauss_newton', horizon='optimizer',
           stationarity=10.0, solve_residual=0.005, solve_tol=0.01,

@@ -3,12 +3,14 @@ import copy
 import pytest
 import torch
 
-from torch_geometric_unlearn.benchmark import BenchmarkConfig, run_benchmark
-from torch_geometric_unlearn.datasets import synthetic
-from torch_geometric_unlearn.deletion import random_interactions
-from torch_geometric_unlearn.ifru import IFRUConfig, IFRUnlearner
+from torch_geometric_unlearn.data.datasets import synthetic
+from torch_geometric_unlearn.data.deletion import random_interactions
+from torch_geometric_unlearn.evaluation.benchmark import (BenchmarkConfig,
+                                                          run_benchmark)
 from torch_geometric_unlearn.influence import SolverConfig
-from torch_geometric_unlearn.training import TrainConfig, build_model, train
+from torch_geometric_unlearn.training.trainer import (TrainConfig, build_model,
+                                                      train)
+from torch_geometric_unlearn.unlearn.ifru import IFRUConfig, IFRUnlearner
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason='CUDA is not available')
@@ -52,7 +54,7 @@ def test_nccl_shards_on_one_gpu_match_one_process(tmp_path):
     # runs on CUDA tensors and must leave the update as without shards.
     import torch.distributed as dist
 
-    from torch_geometric_unlearn.distributed import Shards
+    from torch_geometric_unlearn.unlearn.distributed import Shards
     data = synthetic(60, 80, 900, num_topics=4, seed=1)
     model = build_model(data, 8, 2)
     record = train(model, data, TrainConfig(max_epochs=5, progress=False))

@@ -2,12 +2,9 @@ import pytest
 import torch
 
 from torch_geometric_unlearn import InteractionData, build_model
-from torch_geometric_unlearn.data import (
-    pair_keys,
-    sample_negatives,
-    to_undirected_homogeneous,
-)
-from torch_geometric_unlearn.evaluation import evaluate
+from torch_geometric_unlearn.data.interactions import (
+    pair_keys, sample_negatives, to_undirected_homogeneous)
+from torch_geometric_unlearn.evaluation.metrics import evaluate
 
 
 def make(**kwargs):

@@ -4,16 +4,11 @@ import shutil
 import pytest
 import torch
 
-from torch_geometric_unlearn.data import pair_keys
-from torch_geometric_unlearn.datasets import (
-    DataFormatError,
-    gowalla,
-    ifru_ml100k,
-    lastfm,
-    load_dataset,
-    movielens_100k,
-    synthetic,
-)
+from torch_geometric_unlearn.data.datasets import (DataFormatError, gowalla,
+                                                   ifru_ml100k, lastfm,
+                                                   load_dataset,
+                                                   movielens_100k, synthetic)
+from torch_geometric_unlearn.data.interactions import pair_keys
 
 
 def keys(data, split):

@@ -1,17 +1,14 @@
 import pytest
 import torch
 
-from torch_geometric_unlearn.data import pair_keys
-from torch_geometric_unlearn.deletion import (
-    flip_labels,
-    inject_fake_interactions,
-    inject_fake_users,
-    item_interactions,
-    random_interactions,
-    random_items,
-    random_users,
-    user_interactions,
-)
+from torch_geometric_unlearn.data.deletion import (flip_labels,
+                                                   inject_fake_interactions,
+                                                   inject_fake_users,
+                                                   item_interactions,
+                                                   random_interactions,
+                                                   random_items, random_users,
+                                                   user_interactions)
+from torch_geometric_unlearn.data.interactions import pair_keys
 
 
 def is_subset(pairs, data):

@@ -9,13 +9,13 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from torch_geometric_unlearn import TrainConfig, build_model, train
-from torch_geometric_unlearn.bilinear import BilinearLoss
-from torch_geometric_unlearn.data import pair_keys
-from torch_geometric_unlearn.datasets import synthetic
-from torch_geometric_unlearn.deletion import random_interactions
-from torch_geometric_unlearn.distributed import (ShardError, Shards,
-                                                 pair_shards)
-from torch_geometric_unlearn.ifru import IFRUnlearner
+from torch_geometric_unlearn.data.datasets import synthetic
+from torch_geometric_unlearn.data.deletion import random_interactions
+from torch_geometric_unlearn.data.interactions import pair_keys
+from torch_geometric_unlearn.influence.bilinear import BilinearLoss
+from torch_geometric_unlearn.unlearn.distributed import (ShardError, Shards,
+                                                         pair_shards)
+from torch_geometric_unlearn.unlearn.ifru import IFRUnlearner
 
 L2 = 1.0
 WORLD = 2

@@ -4,9 +4,9 @@ import math
 import pytest
 import torch
 
-from torch_geometric_unlearn.evaluation import (auc_score, hit_ratio,
-                                                 ranking_metrics)
-from torch_geometric_unlearn.training import build_model
+from torch_geometric_unlearn.evaluation.metrics import (auc_score, hit_ratio,
+                                                        ranking_metrics)
+from torch_geometric_unlearn.training.trainer import build_model
 
 
 def brute_auc(score, label):
@@ -110,7 +110,8 @@ def _models(num_users=6, num_items=9, dim=3, seed=0):
 
 
 def test_membership_inference_auc_matches_brute_force():
-    from torch_geometric_unlearn.evaluation import membership_inference_auc
+    from torch_geometric_unlearn.evaluation.metrics import \
+        membership_inference_auc
     model, _ = _models()
     forgotten = torch.tensor([[0, 1, 2, 3], [0, 4, 5, 8]])
     unseen = torch.tensor([[0, 1, 4, 5, 5], [1, 2, 3, 7, 0]])
@@ -125,7 +126,8 @@ def test_membership_inference_auc_matches_brute_force():
 
 def test_score_correlation_matches_numpy_and_is_one_for_itself():
     import numpy as np
-    from torch_geometric_unlearn.evaluation import score_correlation
+
+    from torch_geometric_unlearn.evaluation.metrics import score_correlation
     a, b = _models()
     probe = torch.tensor([[0, 1, 2, 3, 4, 5, 0], [0, 1, 2, 3, 4, 5, 8]])
 
@@ -139,7 +141,7 @@ def test_score_correlation_matches_numpy_and_is_one_for_itself():
 
 
 def test_top_k_overlap_matches_brute_force(small_data):
-    from torch_geometric_unlearn.evaluation import top_k_overlap
+    from torch_geometric_unlearn.evaluation.metrics import top_k_overlap
     data = small_data
     a, b = _models(data.num_users, data.num_items, 4, seed=1)
     k = 5
@@ -157,7 +159,7 @@ def test_top_k_overlap_matches_brute_force(small_data):
 
 
 def test_unseen_pairs_avoid_every_known_pair(small_data):
-    from torch_geometric_unlearn.evaluation import unseen_pairs
+    from torch_geometric_unlearn.evaluation.metrics import unseen_pairs
     data = small_data
     pairs = data.train_index[:, :300]
     unseen = unseen_pairs(data, pairs, seed=0)

@@ -1,12 +1,14 @@
 import pytest
 import torch
 
-from torch_geometric_unlearn.data import pair_keys
-from torch_geometric_unlearn.deletion import random_interactions
-from torch_geometric_unlearn.fidelity import (change_closure, noise_floor,
-                                              probe_pairs, rank_shift,
-                                              score_change)
-from torch_geometric_unlearn.training import build_model
+from torch_geometric_unlearn.data.deletion import random_interactions
+from torch_geometric_unlearn.data.interactions import pair_keys
+from torch_geometric_unlearn.evaluation.fidelity import (change_closure,
+                                                         noise_floor,
+                                                         probe_pairs,
+                                                         rank_shift,
+                                                         score_change)
+from torch_geometric_unlearn.training.trainer import build_model
 
 
 def test_change_closure_by_hand():

@@ -3,29 +3,28 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from _link_models import FAMILIES, make
 from torch.autograd.functional import hessian, jacobian
 from torch.func import functional_call
 from torch_geometric.nn import GCNConv
 
-from _link_models import FAMILIES, make
-from torch_geometric_unlearn.data import InteractionData
-from torch_geometric_unlearn.datasets import synthetic
-from torch_geometric_unlearn.deletion import random_interactions, random_users
-from torch_geometric_unlearn.evaluation import closure_ratio
-from torch_geometric_unlearn.generic import (
-    ExampleObjective,
-    GaussNewtonOperator,
-    GenericIFRUConfig,
-    GenericIFRUnlearner,
-    _exact_hessian,
-    converge_link_model,
-)
+from torch_geometric_unlearn.data.datasets import synthetic
+from torch_geometric_unlearn.data.deletion import (random_interactions,
+                                                   random_users)
+from torch_geometric_unlearn.data.interactions import InteractionData
+from torch_geometric_unlearn.evaluation.metrics import closure_ratio
 from torch_geometric_unlearn.influence import (ParameterSelection,
                                                SolverConfig, SolverError)
-from torch_geometric_unlearn.link_training import train_link_model
+from torch_geometric_unlearn.influence.gauss_newton import (
+    GaussNewtonOperator, exact_hessian)
+from torch_geometric_unlearn.influence.objectives import ExampleObjective
 from torch_geometric_unlearn.models import LinkModel
-from torch_geometric_unlearn.training import TrainConfig
-from torch_geometric_unlearn.unlearner import remaining_data
+from torch_geometric_unlearn.training.link import (converge_link_model,
+                                                   train_link_model)
+from torch_geometric_unlearn.training.trainer import TrainConfig
+from torch_geometric_unlearn.unlearn.base import remaining_data
+from torch_geometric_unlearn.unlearn.generic import (GenericIFRUConfig,
+                                                     GenericIFRUnlearner)
 
 # Per family: embedding size and L2 weight on the summed loss.  Influence
 # functions model a well-posed optimum; with weaker L2 these tiny models
@@ -301,7 +300,7 @@ def test_hessian_products_match_the_explicit_hessian(family, tiny):
                                               examples, 2.0)
 
     expected = hessian(func, start)
-    operator = _exact_hessian(selection, objective, graph, 2.0)
+    operator = exact_hessian(selection, objective, graph, 2.0)
     torch.testing.assert_close(operator.to_dense(), expected, rtol=1e-8,
                                atol=1e-10)
     # Gauss-Newton: J^T diag(sigma'(m)) J + l2 I over the BPR margins m.

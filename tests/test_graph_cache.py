@@ -3,14 +3,16 @@ import copy
 import pytest
 import torch
 
-from torch_geometric_unlearn import ifru
-from torch_geometric_unlearn.datasets import synthetic
-from torch_geometric_unlearn.deletion import random_interactions, random_users
-from torch_geometric_unlearn.graph_cache import GraphCache
-from torch_geometric_unlearn.ifru import IFRUnlearner
-from torch_geometric_unlearn.spillover import SpilloverTracer
-from torch_geometric_unlearn.training import TrainConfig, build_model, train
-from torch_geometric_unlearn.unlearner import remaining_data
+from torch_geometric_unlearn.data.datasets import synthetic
+from torch_geometric_unlearn.data.deletion import (random_interactions,
+                                                   random_users)
+from torch_geometric_unlearn.graph.cache import GraphCache
+from torch_geometric_unlearn.graph.spillover import SpilloverTracer
+from torch_geometric_unlearn.training.trainer import (TrainConfig, build_model,
+                                                      train)
+from torch_geometric_unlearn.unlearn import ifru
+from torch_geometric_unlearn.unlearn.base import remaining_data
+from torch_geometric_unlearn.unlearn.ifru import IFRUnlearner
 
 L2 = 1.0
 

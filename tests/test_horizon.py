@@ -1,9 +1,10 @@
 import pytest
 import torch
 
-from torch_geometric_unlearn.horizon import optimizer_horizon, residual_horizon
 from torch_geometric_unlearn.influence import (MatrixOperator,
                                                trajectory_response)
+from torch_geometric_unlearn.influence.horizon import (optimizer_horizon,
+                                                       residual_horizon)
 
 N, ROWS, DIM = 100, 20, 4
 

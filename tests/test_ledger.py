@@ -7,10 +7,10 @@ from test_unlearner import Shift, triples
 
 from torch_geometric_unlearn.checkpoint import Checkpoint
 from torch_geometric_unlearn.cli import main
-from torch_geometric_unlearn.ledger import (Ledger, LedgerError,
-                                            data_fingerprint,
-                                            model_fingerprint)
-from torch_geometric_unlearn.training import build_model
+from torch_geometric_unlearn.training.trainer import build_model
+from torch_geometric_unlearn.unlearn.ledger import (Ledger, LedgerError,
+                                                    data_fingerprint,
+                                                    model_fingerprint)
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def test_tampering_is_detected(applied):
     # An edit whose entry hash was recomputed still breaks the chain.
     forged = ledger.entries[1]
     body = dict(forged.body(), count=7)
-    from torch_geometric_unlearn.ledger import _entry_hash
+    from torch_geometric_unlearn.unlearn.ledger import _entry_hash
     cases.append((edited(ledger, 1, count=7, hash=_entry_hash(body)),
                   'entry 2 is not chained'))
     for entries, match in cases:

@@ -1,13 +1,12 @@
 import torch
-
 from _link_models import make
-from torch_geometric_unlearn.data import pair_keys
-from torch_geometric_unlearn.datasets import synthetic
-from torch_geometric_unlearn.generic import GenericIFRUnlearner
-from torch_geometric_unlearn.deletion import random_interactions
-from torch_geometric_unlearn.link_training import train_link_model
-from torch_geometric_unlearn.training import TrainConfig
 
+from torch_geometric_unlearn.data.datasets import synthetic
+from torch_geometric_unlearn.data.deletion import random_interactions
+from torch_geometric_unlearn.data.interactions import pair_keys
+from torch_geometric_unlearn.training.link import train_link_model
+from torch_geometric_unlearn.training.trainer import TrainConfig
+from torch_geometric_unlearn.unlearn.generic import GenericIFRUnlearner
 
 # Past its first epochs, where Adam's steps are noise-driven.
 EPOCHS = 30

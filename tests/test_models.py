@@ -1,16 +1,13 @@
 import pytest
 import torch
+from _link_models import FAMILIES, GNN, hetero_template, make
 from torch_geometric.nn import GCNConv, HeteroConv, LightGCN, SAGEConv
 from torch_geometric.utils import get_num_hops
 
-from _link_models import FAMILIES, GNN, hetero_template, make
-from torch_geometric_unlearn.data import to_undirected_homogeneous
-from torch_geometric_unlearn.models import (
-    HeteroLinkModel,
-    LinkModel,
-    num_message_passing_layers,
-)
-from torch_geometric_unlearn.spillover import trace_spillover
+from torch_geometric_unlearn.data.interactions import to_undirected_homogeneous
+from torch_geometric_unlearn.graph.spillover import trace_spillover
+from torch_geometric_unlearn.models import (HeteroLinkModel, LinkModel,
+                                            num_message_passing_layers)
 
 NUM_USERS, NUM_ITEMS = 25, 35
 

@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch_geometric.nn import LightGCN
 
-from torch_geometric_unlearn.propagation import LinearPropagation
-from torch_geometric_unlearn.spillover import SpilloverTracer
+from torch_geometric_unlearn.graph.propagation import LinearPropagation
+from torch_geometric_unlearn.graph.spillover import SpilloverTracer
 
 
 @pytest.mark.parametrize('num_layers', [0, 1, 3])

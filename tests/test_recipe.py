@@ -7,13 +7,13 @@ from torch.func import functional_call
 from torch_geometric.nn import LightGCN
 
 from torch_geometric_unlearn import IFRUConfig
-from torch_geometric_unlearn.datasets import synthetic
-from torch_geometric_unlearn.generic import GenericIFRUnlearner
-from torch_geometric_unlearn.ifru import IFRUnlearner
+from torch_geometric_unlearn.data.datasets import synthetic
+from torch_geometric_unlearn.graph.spillover import PruningConfig
 from torch_geometric_unlearn.influence import SolverConfig
-from torch_geometric_unlearn.objectives import BatchL2
-from torch_geometric_unlearn.spillover import PruningConfig
-from torch_geometric_unlearn.recipe import Recipe, from_training_loop
+from torch_geometric_unlearn.influence.objectives import BatchL2
+from torch_geometric_unlearn.unlearn.generic import GenericIFRUnlearner
+from torch_geometric_unlearn.unlearn.ifru import IFRUnlearner
+from torch_geometric_unlearn.unlearn.recipe import Recipe, from_training_loop
 
 BATCH = 150
 
@@ -198,7 +198,7 @@ def test_default_front_door_takes_the_trajectory_step(graph):
 
 
 def test_a_custom_loss_takes_the_optimiser_s_horizon(graph):
-    from torch_geometric_unlearn.horizon import optimizer_horizon
+    from torch_geometric_unlearn.influence.horizon import optimizer_horizon
     edge_index, train_eli, num_users, num_items = graph
     # Trained as in the test above, whose Adam steps are noise-driven; the
     # recipe's loss differs from the loop's (the plumbing is under test).

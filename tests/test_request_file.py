@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from torch_geometric_unlearn.request_file import read_request
+from torch_geometric_unlearn.data.request_file import read_request
 
 
 def write(tmp_path, name, text):

@@ -9,10 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_unlearner import Shift, triples
 
-from torch_geometric_unlearn.data import pair_keys
-from torch_geometric_unlearn.request_file import read_request
-from torch_geometric_unlearn.training import build_model
-from torch_geometric_unlearn.unlearner import RequestError
+from torch_geometric_unlearn.data.interactions import pair_keys
+from torch_geometric_unlearn.data.request_file import read_request
+from torch_geometric_unlearn.training.trainer import build_model
+from torch_geometric_unlearn.unlearn.base import RequestError
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[
     HealthCheck.function_scoped_fixture])

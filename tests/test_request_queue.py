@@ -1,12 +1,11 @@
 import pytest
 import torch
+from test_unlearner import Shift, triples
 
 from torch_geometric_unlearn import RequestQueue
-from torch_geometric_unlearn.data import pair_keys
-from torch_geometric_unlearn.training import build_model
-from torch_geometric_unlearn.unlearner import RequestError
-
-from test_unlearner import Shift, triples
+from torch_geometric_unlearn.data.interactions import pair_keys
+from torch_geometric_unlearn.training.trainer import build_model
+from torch_geometric_unlearn.unlearn.base import RequestError
 
 
 class Clock:

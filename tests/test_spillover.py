@@ -7,15 +7,13 @@ from torch_geometric.nn.models import LightGCN
 from torch_geometric.typing import WITH_TORCH_SPARSE
 from torch_geometric.utils import k_hop_subgraph, subgraph
 
-import torch_geometric_unlearn.spillover as spillover
-from torch_geometric_unlearn.data import to_undirected_homogeneous
-from torch_geometric_unlearn.spillover import (
-    PruningConfig,
-    PruningStrategy,
-    SpilloverTracer,
-    infer_num_hops,
-    trace_spillover,
-)
+import torch_geometric_unlearn.graph.spillover as spillover
+from torch_geometric_unlearn.data.interactions import to_undirected_homogeneous
+from torch_geometric_unlearn.graph.spillover import (PruningConfig,
+                                                     PruningStrategy,
+                                                     SpilloverTracer,
+                                                     infer_num_hops,
+                                                     trace_spillover)
 
 NUM_USERS, NUM_ITEMS = 25, 35
 

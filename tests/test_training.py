@@ -1,15 +1,11 @@
 import pytest
 import torch
 
-from torch_geometric_unlearn.data import pair_keys
-from torch_geometric_unlearn.deletion import random_interactions
-from torch_geometric_unlearn.evaluation import evaluate
-from torch_geometric_unlearn.training import (
-    LossType,
-    TrainConfig,
-    build_model,
-    train,
-)
+from torch_geometric_unlearn.data.deletion import random_interactions
+from torch_geometric_unlearn.data.interactions import pair_keys
+from torch_geometric_unlearn.evaluation.metrics import evaluate
+from torch_geometric_unlearn.training.trainer import (LossType, TrainConfig,
+                                                      build_model, train)
 
 FAST = dict(progress=False, lr=0.01, batch_size=1024, max_epochs=30,
             patience=3)

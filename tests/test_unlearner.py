@@ -1,14 +1,11 @@
 import pytest
 import torch
 
-from torch_geometric_unlearn.data import pair_keys
-from torch_geometric_unlearn.ledger import Ledger
-from torch_geometric_unlearn.training import build_model
-from torch_geometric_unlearn.unlearner import (
-    AlreadyForgottenError,
-    RequestError,
-    Unlearner,
-)
+from torch_geometric_unlearn.data.interactions import pair_keys
+from torch_geometric_unlearn.training.trainer import build_model
+from torch_geometric_unlearn.unlearn.base import (AlreadyForgottenError,
+                                                  RequestError, Unlearner)
+from torch_geometric_unlearn.unlearn.ledger import Ledger
 
 
 class Shift(Unlearner):
@@ -160,7 +157,7 @@ def test_a_fault_at_any_stage_changes_nothing(small_data, monkeypatch,
     # A fault anywhere in the transaction, the state advance included,
     # leaves every attribute and parameter as it was, and a retry gives
     # what a clean first attempt gives.
-    from torch_geometric_unlearn import unlearner as module
+    from torch_geometric_unlearn.unlearn import base as module
     model = build_model(small_data, 4, 1)
     pairs = small_data.train_index[:, [2, 8, 13]]
     clean = Shift(model, small_data, triples(small_data), l2=1.0)

@@ -1,25 +1,22 @@
 """Influence-function unlearning for PyTorch Geometric recommenders."""
-from .data import InteractionData
-from .generic import GenericIFRUConfig, GenericIFRUnlearner
-from .ifru import IFRUConfig, IFRUnlearner
-from .models import HeteroLinkModel, LinkModel
-from .recipe import Recipe, from_training_loop
-from .request_queue import RequestQueue
-from .spillover import (
-    PruningConfig,
-    PruningStrategy,
-    SpilloverResult,
-    SpilloverTracer,
-    infer_num_hops,
-    trace_spillover,
-)
-from .training import TrainConfig, TrainResult, build_model, train
-from .unlearner import (
-    AlreadyForgottenError,
-    RequestError,
-    Unlearner,
-    UnlearnResult,
-)
+from torch_geometric_unlearn.data.interactions import InteractionData
+from torch_geometric_unlearn.graph.spillover import (PruningConfig,
+                                                     PruningStrategy,
+                                                     SpilloverResult,
+                                                     SpilloverTracer,
+                                                     infer_num_hops,
+                                                     trace_spillover)
+from torch_geometric_unlearn.models import HeteroLinkModel, LinkModel
+from torch_geometric_unlearn.training.trainer import (TrainConfig, TrainResult,
+                                                      build_model, train)
+from torch_geometric_unlearn.unlearn.base import (AlreadyForgottenError,
+                                                  RequestError, Unlearner,
+                                                  UnlearnResult)
+from torch_geometric_unlearn.unlearn.generic import (GenericIFRUConfig,
+                                                     GenericIFRUnlearner)
+from torch_geometric_unlearn.unlearn.ifru import IFRUConfig, IFRUnlearner
+from torch_geometric_unlearn.unlearn.queue import RequestQueue
+from torch_geometric_unlearn.unlearn.recipe import Recipe, from_training_loop
 
 __version__ = '0.1.0'
 

@@ -1,5 +1,5 @@
 import sys
 
-from .cli import main
+from torch_geometric_unlearn.cli import main
 
 sys.exit(main())

@@ -1,7 +1,8 @@
 r"""Checkpoints of a trained recommender together with everything an
 unlearner needs to serve later requests: the data, the frozen training
 examples, the L2 weight, the interactions forgotten so far and the
-:class:`~torch_geometric_unlearn.ledger.Ledger` of the requests applied.
+:class:`~torch_geometric_unlearn.unlearn.ledger.Ledger` of the requests
+applied.
 
 The parts are bound together: a checkpoint stores the fingerprints of its
 model, data and examples, and its ledger's last entry names the model and
@@ -14,11 +15,14 @@ import torch
 from torch import Tensor
 from torch_geometric.nn import LightGCN
 
-from .data import InteractionData, pair_keys
-from .ledger import (Ledger, LedgerError, data_fingerprint,
-                     examples_fingerprint, model_fingerprint)
-from .persist import atomic_open
-from .training import TrainConfig, build_model
+from torch_geometric_unlearn.data.interactions import (InteractionData,
+                                                       pair_keys)
+from torch_geometric_unlearn.persist import atomic_open
+from torch_geometric_unlearn.training.trainer import TrainConfig, build_model
+from torch_geometric_unlearn.unlearn.ledger import (Ledger, LedgerError,
+                                                    data_fingerprint,
+                                                    examples_fingerprint,
+                                                    model_fingerprint)
 
 FORMAT = 'torch_geometric_unlearn.checkpoint/2'
 #: Written before the ledger and fingerprints; read without them.
@@ -41,9 +45,9 @@ class Checkpoint:
         forgotten (torch.Tensor): User-item pairs forgotten so far,
             :obj:`[2, F]`.
         horizon (torch.Tensor, optional): The training run's horizon (see
-            :class:`~torch_geometric_unlearn.training.TrainResult`), for
-            the trajectory step of
-            :class:`~torch_geometric_unlearn.ifru.IFRUnlearner`.
+            :class:`~torch_geometric_unlearn.training.trainer.TrainResult`),
+            for the trajectory step of
+            :class:`~torch_geometric_unlearn.unlearn.ifru.IFRUnlearner`.
         ledger (Ledger, optional): The requests applied so far; empty by
             default.
     """

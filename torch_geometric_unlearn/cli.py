@@ -11,23 +11,23 @@ from typing import List, Optional
 
 import torch
 
-from .baselines import FineTuneUnlearner, RetrainUnlearner, \
-    WarmRetrainUnlearner
-from .benchmark import (
-    METHODS,
-    BenchmarkConfig,
-    format_table,
-    run_benchmark,
-    write_report,
-)
-from .datasets import load_dataset
-from .deletion import random_interactions
-from .evaluation import evaluate, mean_rank
-from .ifru import IFRUnlearner
-from .ledger import json_value
-from .persist import atomic_open, check_output
-from .request_file import read_request
-from .training import TrainConfig, build_model, train
+from torch_geometric_unlearn.data.datasets import load_dataset
+from torch_geometric_unlearn.data.deletion import random_interactions
+from torch_geometric_unlearn.data.request_file import read_request
+from torch_geometric_unlearn.evaluation.benchmark import (METHODS,
+                                                          BenchmarkConfig,
+                                                          format_table,
+                                                          run_benchmark,
+                                                          write_report)
+from torch_geometric_unlearn.evaluation.metrics import evaluate, mean_rank
+from torch_geometric_unlearn.persist import atomic_open, check_output
+from torch_geometric_unlearn.training.trainer import (TrainConfig, build_model,
+                                                      train)
+from torch_geometric_unlearn.unlearn.baselines import (FineTuneUnlearner,
+                                                       RetrainUnlearner,
+                                                       WarmRetrainUnlearner)
+from torch_geometric_unlearn.unlearn.ifru import IFRUnlearner
+from torch_geometric_unlearn.unlearn.ledger import json_value
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -136,7 +136,8 @@ def run_train(args: argparse.Namespace) -> dict:
     result = train(model, data, config)
     metrics = evaluate(model, data, split='test')
     if getattr(args, 'checkpoint', None):
-        from .checkpoint import Checkpoint
+        from torch_geometric_unlearn.checkpoint import Checkpoint
+
         # Saved on the CPU, so that any machine can load it.
         Checkpoint(copy.deepcopy(model).cpu(), data, result.examples,
                    result.labels, config,
@@ -289,7 +290,7 @@ def _benchmark_parser(parser: argparse.ArgumentParser):
 
 
 def run_benchmark_cmd(args: argparse.Namespace) -> dict:
-    r"""Runs :func:`~torch_geometric_unlearn.benchmark.run_benchmark` and
+    r"""Runs :func:`~.evaluation.benchmark.run_benchmark` and
     writes its JSON, CSV and PNG into :obj:`args.out`."""
     train_config = _train_config(args)
     train_config.progress = False
@@ -340,8 +341,8 @@ UNLEARNERS = {
 def run_unlearn(args: argparse.Namespace) -> dict:
     r"""Applies a request file to a checkpoint, writes the new checkpoint,
     and returns the report."""
-    from .checkpoint import Checkpoint
-    from .data import pair_keys
+    from torch_geometric_unlearn.checkpoint import Checkpoint
+    from torch_geometric_unlearn.data.interactions import pair_keys
     request = read_request(args.request)
     ckpt = Checkpoint.load(args.checkpoint)
     cls = UNLEARNERS[args.method]

@@ -1,7 +1,7 @@
 r"""The model contract for unlearning any PyG link predictor.
 
-:class:`~torch_geometric_unlearn.generic.GenericIFRUnlearner` does not need
-to know how a recommender is built.  It needs four things, which a
+:class:`~torch_geometric_unlearn.unlearn.generic.GenericIFRUnlearner` does not
+need to know how a recommender is built.  It needs four things, which a
 :class:`LinkModel` names:
 
 1. **How to score user-item pairs on a graph**: the model is called the way
@@ -38,7 +38,7 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 from torch_geometric.nn.conv import MessagePassing
 
-from .data import to_undirected_homogeneous
+from torch_geometric_unlearn.data.interactions import to_undirected_homogeneous
 
 __all__ = [
     'LinkModel',
@@ -55,8 +55,8 @@ class LinkModel(torch.nn.Module):
     r"""Wraps a homogeneous PyG link predictor over users and items.
 
     Users are nodes :obj:`0 .. num_users - 1` and items follow, as in
-    :class:`~torch_geometric_unlearn.data.InteractionData`.  Calling the
-    wrapper scores user-item pairs on a graph:
+    :class:`~torch_geometric_unlearn.data.interactions.InteractionData`.
+    Calling the wrapper scores user-item pairs on a graph:
 
     .. code-block:: python
 

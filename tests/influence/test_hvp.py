@@ -6,8 +6,9 @@ from torch_geometric_unlearn.influence import (HessianOperator, HVPMethod,
                                                MatrixOperator,
                                                ParameterSelection,
                                                to_edge_index)
-from torch_geometric_unlearn.objectives import (bce_scores_loss,
-                                                bpr_scores_loss, l2_penalty)
+from torch_geometric_unlearn.influence.objectives import (bce_scores_loss,
+                                                          bpr_scores_loss,
+                                                          l2_penalty)
 
 NUM_USERS, NUM_ITEMS, DIM = 5, 6, 3
 NUM_NODES = NUM_USERS + NUM_ITEMS

@@ -2,12 +2,20 @@ r"""The influence engine: gradients and Hessian-vector products over a few
 rows of any model's parameters, solvers for the damped system
 :math:`(H + \lambda I)x = g`, and the trajectory response of an
 early-stopped optimiser."""
-from .params import FunctionalModel, ParameterSelection
-from .hvp import (HessianOperator, HVPMethod, LinearOperator, MatrixOperator,
-                  to_edge_index)
-from .solvers import (OnFailure, SolverConfig, SolverDiagnostics, SolverError,
-                      SolverMethod, SolverWarning, estimate_max_eigenvalue,
-                      solve, trajectory_response)
+from torch_geometric_unlearn.influence.hvp import (HessianOperator, HVPMethod,
+                                                   LinearOperator,
+                                                   MatrixOperator,
+                                                   to_edge_index)
+from torch_geometric_unlearn.influence.params import (FunctionalModel,
+                                                      ParameterSelection)
+from torch_geometric_unlearn.influence.solvers import (OnFailure, SolverConfig,
+                                                       SolverDiagnostics,
+                                                       SolverError,
+                                                       SolverMethod,
+                                                       SolverWarning,
+                                                       estimate_max_eigenvalue,
+                                                       solve,
+                                                       trajectory_response)
 
 __all__ = [
     'FunctionalModel',

@@ -14,7 +14,8 @@ from typing import Callable, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from .params import FunctionalModel, ParameterSelection
+from torch_geometric_unlearn.influence.params import (FunctionalModel,
+                                                      ParameterSelection)
 
 
 class HVPMethod(Enum):

@@ -14,8 +14,8 @@ so the model becomes a function of one flat vector :math:`\delta` (zero at
 the current parameters) and of nothing else.  All other parameters are
 passed detached, so no autograd graph is built for them.
 """
-from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple
-from typing import Optional, Sequence, Tuple
+from typing import (Any, Callable, Dict, Iterator, List, Mapping, NamedTuple,
+                    Optional, Sequence, Tuple)
 
 import torch
 from torch import Tensor

@@ -13,7 +13,7 @@ fails silently.
 of the system but the change that :math:`T` steps of a preconditioned
 gradient method make in response to :math:`g`, linearised; it is what an
 early-stopped model would have moved (see
-:mod:`~torch_geometric_unlearn.horizon`).
+:mod:`~torch_geometric_unlearn.influence.horizon`).
 
 Damping is fixed (:obj:`damping=0.1`) or automatic (:obj:`damping="auto"`):
 the largest eigenvalue :math:`\lambda_{\max}` of the undamped operator is
@@ -35,7 +35,8 @@ from typing import List, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from .hvp import LinearOperator, _enum, check_damping
+from torch_geometric_unlearn.influence.hvp import (LinearOperator, _enum,
+                                                   check_damping)
 
 
 class SolverMethod(Enum):
@@ -522,7 +523,7 @@ def trajectory_response(operator: LinearOperator, g: Tensor, horizon: Tensor,
     r"""The change that gradient descent on the quadratic
     :math:`\frac12 x^\top A x - g^\top x` makes from :math:`x = 0` over a
     per-coordinate *horizon* :math:`\tau` (step size times number of
-    steps, see :mod:`~torch_geometric_unlearn.horizon`):
+    steps, see :mod:`~torch_geometric_unlearn.influence.horizon`):
 
     .. math::
         x = \tau^{1/2} \varphi(\tau^{1/2} A \tau^{1/2}) \tau^{1/2} g,

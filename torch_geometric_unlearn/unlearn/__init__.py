@@ -1,0 +1,38 @@
+r"""The unlearners: the recipe that builds one from a user's own training
+loop (:mod:`~torch_geometric_unlearn.unlearn.recipe`), the base class and its
+transaction (:mod:`~torch_geometric_unlearn.unlearn.base`), IFRU for PyG's
+LightGCN and MF (:mod:`~torch_geometric_unlearn.unlearn.ifru`) and for any link
+predictor (:mod:`~torch_geometric_unlearn.unlearn.generic`), the
+baselines (:mod:`~torch_geometric_unlearn.unlearn.baselines`), and what
+serves them: a request queue, certificates, the audit ledger and sharded
+solves."""
+from torch_geometric_unlearn.unlearn.base import (AlreadyForgottenError,
+                                                  RequestError, Unlearner,
+                                                  UnlearnResult)
+from torch_geometric_unlearn.unlearn.baselines import (FineTuneUnlearner,
+                                                       PairedRetrainUnlearner,
+                                                       RetrainUnlearner,
+                                                       WarmRetrainUnlearner)
+from torch_geometric_unlearn.unlearn.generic import (GenericIFRUConfig,
+                                                     GenericIFRUnlearner)
+from torch_geometric_unlearn.unlearn.ifru import IFRUConfig, IFRUnlearner
+from torch_geometric_unlearn.unlearn.queue import RequestQueue
+from torch_geometric_unlearn.unlearn.recipe import Recipe, from_training_loop
+
+__all__ = [
+    'AlreadyForgottenError',
+    'RequestError',
+    'Unlearner',
+    'UnlearnResult',
+    'IFRUConfig',
+    'IFRUnlearner',
+    'GenericIFRUConfig',
+    'GenericIFRUnlearner',
+    'FineTuneUnlearner',
+    'PairedRetrainUnlearner',
+    'RetrainUnlearner',
+    'WarmRetrainUnlearner',
+    'RequestQueue',
+    'Recipe',
+    'from_training_loop',
+]
