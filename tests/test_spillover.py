@@ -7,7 +7,7 @@ from torch_geometric.nn.models import LightGCN
 from torch_geometric.typing import WITH_TORCH_SPARSE
 from torch_geometric.utils import k_hop_subgraph, subgraph
 
-import torch_geometric_unlearn.graph.spillover as spillover
+import torch_geometric_unlearn.graph.tracer as tracer_module
 from torch_geometric_unlearn.data.interactions import to_undirected_homogeneous
 from torch_geometric_unlearn.graph.spillover import (PruningConfig,
                                                      PruningStrategy,
@@ -144,7 +144,7 @@ def test_solve_region_and_subgraph_are_exact(num_layers):
 @pytest.mark.parametrize('dense_frontier', [0., math.inf])
 def test_gather_and_mat_vec_expansion_agree(monkeypatch, dense_frontier):
     # 0 expands every frontier by a sparse mat-vec, inf by a gather.
-    monkeypatch.setattr(spillover, 'DENSE_FRONTIER', dense_frontier)
+    monkeypatch.setattr(tracer_module, 'DENSE_FRONTIER', dense_frontier)
     pairs = random_pairs(11)
     edge_index = homogeneous(pairs)
     tracer = SpilloverTracer(edge_index, NUM_USERS + NUM_ITEMS)

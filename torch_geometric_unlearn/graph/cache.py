@@ -14,7 +14,7 @@ from torch import Tensor
 from torch_geometric_unlearn.data.interactions import (InteractionData,
                                                        pair_keys)
 from torch_geometric_unlearn.graph.propagation import LinearPropagation
-from torch_geometric_unlearn.graph.spillover import SpilloverTracer
+from torch_geometric_unlearn.graph.tracer import SpilloverTracer
 
 
 class GraphCache:

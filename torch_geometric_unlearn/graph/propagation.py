@@ -79,7 +79,7 @@ class LinearPropagation:
                  deg: Optional[Tensor] = None) -> 'LinearPropagation':
         r"""The propagation of an undirected graph held as CSR, with
         :obj:`col` sorted within each row (e.g. the structure of a
-        :class:`~torch_geometric_unlearn.graph.spillover.SpilloverTracer`): no
+        :class:`~torch_geometric_unlearn.graph.tracer.SpilloverTracer`): no
         sort is needed.
 
         Args:

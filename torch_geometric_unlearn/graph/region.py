@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Callable, Optional, Tuple
 import torch
 from torch import Tensor
 
-from torch_geometric_unlearn.graph.spillover import (PruningConfig,
-                                                     SpilloverTracer)
+from torch_geometric_unlearn.graph.pruning import PruningConfig
+from torch_geometric_unlearn.graph.tracer import SpilloverTracer
 
 if TYPE_CHECKING:  # The graph layer sits below the unlearners.
     from torch_geometric_unlearn.unlearn.base import Request

@@ -5,6 +5,7 @@ early-stopped optimiser."""
 from torch_geometric_unlearn.influence.hvp import (HessianOperator, HVPMethod,
                                                    LinearOperator,
                                                    MatrixOperator,
+                                                   estimate_max_eigenvalue,
                                                    to_edge_index)
 from torch_geometric_unlearn.influence.params import (FunctionalModel,
                                                       ParameterSelection)
@@ -12,10 +13,8 @@ from torch_geometric_unlearn.influence.solvers import (OnFailure, SolverConfig,
                                                        SolverDiagnostics,
                                                        SolverError,
                                                        SolverMethod,
-                                                       SolverWarning,
-                                                       estimate_max_eigenvalue,
-                                                       solve,
-                                                       trajectory_response)
+                                                       SolverWarning, solve)
+from torch_geometric_unlearn.influence.trajectory import trajectory_response
 
 __all__ = [
     'FunctionalModel',

@@ -15,8 +15,8 @@ original run by
 where :math:`g` is the request's influence on the gradient, :math:`A` the
 curvature, :math:`\eta P` the optimiser's per-coordinate step size and
 :math:`\tau = T \eta P` the *horizon* (see
-:func:`~torch_geometric_unlearn.influence.solvers.trajectory_response`).  Where
-:math:`\tau \mu \gg 1` this is the Newton step :math:`A^{-1} g` of IFRU;
+:func:`~torch_geometric_unlearn.influence.trajectory.trajectory_response`).
+Where :math:`\tau \mu \gg 1` this is the Newton step :math:`A^{-1} g` of IFRU;
 where training had too little time to follow the curvature it is the
 shorter move that training actually makes.  With :math:`\tau \to \infty`
 (training run to convergence) it is the Newton step.

@@ -8,6 +8,7 @@ one that matters: the Hessian of a scalar function of a flat vector
 allocates the Hessian unless :meth:`~LinearOperator.to_dense` is called.
 """
 import copy
+import math
 from enum import Enum
 from typing import Callable, Optional, Tuple, Union
 
@@ -296,3 +297,29 @@ def _enum(cls, value, what: str):
         options = ', '.join(repr(m.value) for m in cls)
         raise ValueError(f"'{what}' must be one of {options} "
                          f"(got {value!r})") from None
+
+
+def estimate_max_eigenvalue(operator: LinearOperator, max_iter: int = 20,
+                            rtol: float = 1e-3, seed: int = 0) -> float:
+    r"""Estimates the magnitude of the largest-magnitude eigenvalue of a
+    symmetric :obj:`operator` by power iteration, stopping once the Rayleigh
+    quotient changes by less than :obj:`rtol` relatively.  For a positive
+    semi-definite Hessian this is :math:`\lambda_{\max}`.  An estimate from
+    below, enough to set the scale of damping; on an indefinite operator it
+    may be the magnitude of the most negative eigenvalue."""
+    generator = torch.Generator().manual_seed(seed)
+    vec = torch.randn(operator.dim, generator=generator,
+                      dtype=operator.dtype).to(operator.device)
+    vec = vec / vec.norm()
+    estimate = 0.0
+    for _ in range(max_iter):
+        out = operator.matvec(vec)
+        new = float(vec @ out)
+        norm = float(out.norm())
+        if norm == 0 or not math.isfinite(norm):
+            return abs(new)
+        vec = out / norm
+        if abs(new - estimate) <= rtol * abs(new):
+            return abs(new)
+        estimate = new
+    return abs(estimate)

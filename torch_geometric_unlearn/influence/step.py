@@ -13,7 +13,7 @@ from typing import Callable, Optional, Tuple
 
 from torch import Tensor
 
-from torch_geometric_unlearn.graph.spillover import PruningConfig
+from torch_geometric_unlearn.graph.pruning import PruningConfig
 from torch_geometric_unlearn.influence import (LinearOperator, SolverConfig,
                                                SolverDiagnostics, SolverError,
                                                solve)

@@ -26,9 +26,9 @@ import torch
 from torch import Tensor
 
 from torch_geometric_unlearn.data.interactions import remaining_data
+from torch_geometric_unlearn.graph.pruning import PruningConfig
 from torch_geometric_unlearn.graph.region import affected_rows
-from torch_geometric_unlearn.graph.spillover import (PruningConfig,
-                                                     SpilloverTracer)
+from torch_geometric_unlearn.graph.tracer import SpilloverTracer
 from torch_geometric_unlearn.influence import (ParameterSelection,
                                                SolverConfig,
                                                trajectory_response)

@@ -52,9 +52,9 @@ from torch_geometric_unlearn.data.interactions import pair_keys
 from torch_geometric_unlearn.evaluation.metrics import unseen_pairs
 from torch_geometric_unlearn.graph.cache import GraphCache
 from torch_geometric_unlearn.graph.propagation import LinearPropagation
+from torch_geometric_unlearn.graph.pruning import PruningConfig
 from torch_geometric_unlearn.graph.region import Region, affected_rows
-from torch_geometric_unlearn.graph.spillover import (PruningConfig,
-                                                     infer_num_hops)
+from torch_geometric_unlearn.graph.spillover import infer_num_hops
 from torch_geometric_unlearn.influence import (SolverConfig, SolverDiagnostics,
                                                SolverError,
                                                trajectory_response)
