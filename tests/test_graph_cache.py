@@ -10,7 +10,7 @@ from torch_geometric_unlearn.graph.cache import GraphCache
 from torch_geometric_unlearn.graph.spillover import SpilloverTracer
 from torch_geometric_unlearn.training.trainer import (TrainConfig, build_model,
                                                       train)
-from torch_geometric_unlearn.unlearn import ifru
+from torch_geometric_unlearn.unlearn import ifru_update
 from torch_geometric_unlearn.unlearn.base import remaining_data
 from torch_geometric_unlearn.unlearn.ifru import IFRUnlearner
 
@@ -127,7 +127,7 @@ def test_failed_request_leaves_the_cache_alone(data, trained, monkeypatch,
 
     with monkeypatch.context() as patch:
         if stage == 'solve':
-            patch.setattr(ifru, 'trajectory_response', broken)
+            patch.setattr(ifru_update, 'trajectory_response', broken)
         else:  # after the cache and the state moved on
             advance = IFRUnlearner._advance
             patch.setattr(IFRUnlearner, '_advance', lambda self, r: (

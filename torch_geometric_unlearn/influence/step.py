@@ -1,7 +1,7 @@
 r"""Which update an influence unlearner takes, and how its Newton system is
 solved: the choices shared by :class:`~torch_geometric_unlearn.unlearn.ifru.
 IFRUConfig` and
-:class:`~torch_geometric_unlearn.unlearn.generic.GenericIFRUConfig`.
+:class:`~torch_geometric_unlearn.unlearn.config.GenericIFRUConfig`.
 
 A stationarity test (:func:`choose_step`) compares the old objective's
 gradient at the model with the request's influence: at a minimum IFRU's
@@ -52,7 +52,7 @@ def coerce_enum(config, name: str, enum):
 
 def check_solve_options(config):
     r"""Validates the options :class:`IFRUConfig` shares with
-    :class:`~torch_geometric_unlearn.unlearn.generic.GenericIFRUConfig`:
+    :class:`~torch_geometric_unlearn.unlearn.config.GenericIFRUConfig`:
     pruning,
     solver, extra hops and Newton steps."""
     if config.pruning is None:
@@ -71,7 +71,7 @@ def check_solve_options(config):
 
 def check_step_options(config):
     r"""Validates the step options :class:`IFRUConfig` shares with
-    :class:`~torch_geometric_unlearn.unlearn.generic.GenericIFRUConfig`:
+    :class:`~torch_geometric_unlearn.unlearn.config.GenericIFRUConfig`:
     :obj:`step` and :obj:`stationary_tol`."""
     coerce_enum(config, 'step', StepType)
     if isinstance(config.stationary_tol, bool) or not isinstance(
@@ -85,7 +85,7 @@ def choose_step(config, residual: Tensor, influence: Tensor,
                 read_horizon: Callable[[], Optional[Tensor]]
                 ) -> Tuple[bool, Optional[Tensor], float, Optional[str]]:
     r"""The stationarity test of :class:`IFRUConfig` (shared with
-    :class:`~torch_geometric_unlearn.unlearn.generic.GenericIFRUConfig`):
+    :class:`~torch_geometric_unlearn.unlearn.config.GenericIFRUConfig`):
     whether the Newton step runs, from the old objective's gradient
     :obj:`residual` at the model against the request's :obj:`influence`
     on the solved parameters.

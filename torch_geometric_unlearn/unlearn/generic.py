@@ -19,144 +19,29 @@ through the model's message passing
 each product costs about two forward-backward passes of the model.
 """
 import time
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 
 from torch_geometric_unlearn.data.interactions import remaining_data
-from torch_geometric_unlearn.graph.pruning import PruningConfig
 from torch_geometric_unlearn.graph.region import affected_rows
 from torch_geometric_unlearn.graph.tracer import SpilloverTracer
 from torch_geometric_unlearn.influence import (ParameterSelection,
-                                               SolverConfig,
                                                trajectory_response)
 from torch_geometric_unlearn.influence.gauss_newton import (
     CastOperator, GaussNewtonOperator, exact_hessian)
 from torch_geometric_unlearn.influence.horizon import decay_rates, row_horizon
 from torch_geometric_unlearn.influence.objectives import (ExampleLoss,
                                                           ExampleObjective)
-from torch_geometric_unlearn.influence.step import (HessianType, StepType,
-                                                    check_solve_options,
-                                                    check_step_options,
-                                                    choose_step, coerce_enum,
+from torch_geometric_unlearn.influence.step import (HessianType, choose_step,
                                                     solve_hessian)
 from torch_geometric_unlearn.models import LinkModel
 from torch_geometric_unlearn.unlearn.base import (Request, Unlearner,
                                                   check_examples)
 
 __all__ = ['GenericIFRUConfig', 'GenericIFRUnlearner']
-
-
-@dataclass
-class GenericIFRUConfig:
-    r"""Configuration of :class:`GenericIFRUnlearner`, validated on
-    construction.
-
-    Args:
-        step (StepType or str): As in
-            :class:`~torch_geometric_unlearn.unlearn.ifru.IFRUConfig`:
-            :obj:`'auto'` (default) runs the stationarity test (one
-            gradient of the old objective) and takes IFRU's Newton step
-            only at a minimum; an early-stopped model gets the trajectory
-            step (Lanczos on the Gauss-Newton matrix over a horizon read
-            per row from the residual, see
-            :func:`~.influence.horizon.residual_horizon`).
-            :obj:`'newton'` or :obj:`'trajectory'` force one.
-        stationary_tol (float): The threshold of the test.
-        shared (bool or Sequence[str]): Whether the shared (non
-            node-indexed) parameters join the solve: :obj:`False`,
-            :obj:`True` for all of them, or a list of their names as in
-            :meth:`LinkModel.named_parameters`.  The default,
-            :obj:`False`, is measured on 60 users, 80 items, 2-layer models
-            with d=4 and 10 interactions forgotten: freeing the shared
-            weights changed the score closure from 0.80 to 0.88 (GCN) and
-            0.70 to 0.87 (to_hetero) but from 0.63 to 0.10 (SAGE), and at
-            d=8 it closed less than the rows alone in 20 of 26 runs
-            (``benchmarks/generic_l2_sweep.py``).  It also couples every
-            training example to the solve (rows alone need only the
-            examples within reach of the free rows).  Models without
-            node-indexed parameters (fixed features only) need
-            :obj:`True`.
-        spillover (bool): Include the spillover term.
-        pruning (PruningConfig, optional): Which candidate rows to solve
-            for, ranked by IFRU's importance; :obj:`None` (default) keeps
-            all.  Unlike
-            :class:`~torch_geometric_unlearn.unlearn.ifru.IFRUConfig`, nothing
-            is pruned by default: on the d=4 test models, dropping the least
-            important 10% lowered the score closure from 0.63 to
-            0.31 (SAGE), 0.80 to 0.78 (GCN) and 0.70 to 0.70 (to_hetero),
-            and saved at most 38% of the products (SAGE: 23 against 37).
-        extra_hops (int): Candidate rows lie within
-            :obj:`num_hops + extra_hops` hops of the deleted edges (plus
-            the nodes sharing an example with them).
-        exact_gradient (bool): Use :math:`-\nabla L(\theta^*; G', D')`
-            instead of IFRU's direct + spillover form; the two agree at a
-            stationary point.
-        newton_steps (int): Newton steps; later ones use the exact gradient
-            at the updated parameters.
-        hessian (HessianType or str): The Newton step's curvature (the
-            trajectory step always takes the Gauss-Newton matrix):
-            :obj:`'exact'` (autograd Hessian of the new objective),
-            :obj:`'gauss_newton'` (:class:`GaussNewtonOperator`), or
-            :obj:`'auto'` (default): exact, falling back to Gauss-Newton
-            when the exact solve fails (negative curvature or no
-            convergence).  The exact Hessian of the new objective is often
-            indefinite at the old optimum of a nonlinear GNN (deleting
-            edges changes GCN's normalisation and SAGE's means).
-        solver (SolverConfig): The Newton step's linear solver (the
-            trajectory step takes its :obj:`tol` and :obj:`max_iter`); CG
-            to a relative residual of 1e-2 with damping 1e-3 by default
-            (1e-3 took 33-40% more products for closures within 0.01 on
-            the test models).  The small damping guards against the flat
-            directions of output rotations when shared weights are free
-            (scores and L2 are invariant under :math:`W \mapsto W R` for
-            the last layer).
-        dtype (torch.dtype): Precision of the solver's vectors; the model's
-            own dtype is used for its products.  Float64 by default (CG in
-            float32 loses orthogonality on these systems).
-        region (bool): Run the model, for every gradient and product, on
-            the training pairs with an end in the :obj:`num_hops`-hop ball
-            of the nodes the used examples score (exact for a model whose
-            output at a node depends on its :obj:`num_hops`-hop
-            neighbourhood and the degrees there, as GCN, SAGE, GAT and
-            :func:`~torch_geometric.nn.to_hetero` models do); the result
-            reports the ball's :obj:`region_nodes` and
-            :obj:`region_edges`.  :obj:`False` runs the whole graph, for a
-            model that reaches further (e.g. a virtual node or global
-            pooling).  With free shared weights every example is used and
-            the ball is the graph.
-    """
-    step: StepType = StepType.auto
-    stationary_tol: float = 0.1
-    shared: Union[bool, Sequence[str]] = False
-    spillover: bool = True
-    pruning: Optional[PruningConfig] = None
-    extra_hops: int = 1
-    exact_gradient: bool = False
-    newton_steps: int = 1
-    hessian: HessianType = HessianType.auto
-    solver: SolverConfig = field(default_factory=lambda: SolverConfig(
-        method='cg', tol=1e-2, max_iter=300, damping=1e-3))
-    dtype: torch.dtype = torch.float64
-    region: bool = True
-
-    def __post_init__(self):
-        if not isinstance(self.shared, bool) and (
-                isinstance(self.shared, str) or not all(
-                    isinstance(name, str) for name in self.shared)):
-            raise ValueError(f"'shared' must be a bool or a list of "
-                             f"parameter names (got {self.shared!r})")
-        coerce_enum(self, 'hessian', HessianType)
-        check_solve_options(self)
-        check_step_options(self)
-        for name in ('spillover', 'exact_gradient', 'region'):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"'{name}' must be a bool")
-        if self.dtype not in (torch.float32, torch.float64):
-            raise ValueError(f"'dtype' must be torch.float32 or "
-                             f"torch.float64 (got {self.dtype})")
+from torch_geometric_unlearn.unlearn.config import GenericIFRUConfig
 
 
 class GenericIFRUnlearner(Unlearner):

@@ -1,0 +1,264 @@
+r"""The configurations of the IFRU unlearners, each validated on
+construction by the same checks of
+:mod:`~torch_geometric_unlearn.influence.step`:
+:class:`IFRUConfig` for PyG's LightGCN and MF, :class:`GenericIFRUConfig`
+for any :class:`~torch_geometric_unlearn.models.LinkModel`."""
+from dataclasses import dataclass, field
+from typing import Optional, Sequence, Union
+
+import torch
+
+from torch_geometric_unlearn.graph.pruning import PruningConfig
+from torch_geometric_unlearn.influence import SolverConfig
+from torch_geometric_unlearn.influence.step import (GradientType, HessianType,
+                                                    StepType,
+                                                    check_solve_options,
+                                                    check_step_options,
+                                                    coerce_enum)
+
+__all__ = ['IFRUConfig', 'GenericIFRUConfig']
+
+
+@dataclass
+class IFRUConfig:
+    r"""Configuration of
+    :class:`~torch_geometric_unlearn.unlearn.ifru.IFRUnlearner`, validated on
+    construction.
+
+    Args:
+        step (StepType or str): :obj:`'auto'` (default) runs a stationarity
+            test (one gradient): if the old objective's gradient at the
+            model is at most :obj:`stationary_tol` times the request's
+            influence :math:`g` on the solved rows, the model sits at a
+            minimum and the Newton step runs; otherwise (early stopping) the
+            trajectory step.  Without the optimiser's horizon, the
+            trajectory step reads one from the residual; where the residual
+            pulls no row outwards (a model shrinking under its L2, not an
+            early-stopped one) it has no reading and the Newton step runs
+            instead, as the certificate records.  :obj:`'newton'` or
+            :obj:`'trajectory'` force one.  Measured on early-stopped
+            MovieLens-100K and Last.fm models (score changes of the
+            forgotten pairs against paired retrains, see the benchmark
+            docs): the Newton step with the Gauss-Newton fallback closed
+            -1.38 to 0.98 and failed on unregularised models; the
+            trajectory step closed 0.73-0.98.
+        stationary_tol (float): The threshold of the test.  Converged
+            models measured here sit near 0.002, early-stopped ones at
+            1-100 (the lowest for the largest requests).
+        spillover (bool): Include the spillover term; :obj:`False` keeps the
+            direct influence only (SCIF-like).
+        pruning (PruningConfig): Which candidate rows to solve for, ranked
+            by IFRU's importance (see
+            :mod:`~torch_geometric_unlearn.graph.spillover`).  :obj:`None`
+            disables pruning.  The default drops the least important 10%:
+            on MovieLens-100K (LightGCN, 2 layers, 1% deleted, converged
+            model) that gave parameter closure 0.79 against 0.90 unpruned.
+        extra_hops (int): The candidate rows lie within
+            :obj:`num_hops + extra_hops` hops of the deleted edges.  The
+            extra hop reaches the rows coupled to the changed embeddings
+            through the loss (e.g. a deleted item's other users in MF).
+        expected_negatives (bool): In the trajectory step, average each
+            forgotten BPR triple over the negative sampler (uniform over
+            the items its user has no pair with, as the reference trainer
+            draws them every epoch) instead of using its one frozen
+            negative.  On MovieLens-100K MF (1% random) the frozen negative
+            alone made the predicted score changes correlate only 0.46 with
+            the paired retrain's; averaged, 0.91.
+        reset_unsupported (bool): Rows of nodes left only as sampled
+            negatives (an item whose every interaction is forgotten)
+            restart from zero before the step: all they learned from
+            observations came from the forgotten interactions.  On
+            MovieLens-100K MF, forgetting the most popular item, the step
+            from the trained row flipped it (score -2.7 for its former
+            users, paired retrain -0.9; closure 0.66); from zero it closed
+            0.93.  (Nodes left in no example at all are set to their exact
+            optimum, zero, in any case.)
+        gradient (GradientType or str): Right-hand side of the Newton step:
+            :obj:`'stationary'` (IFRU's form) or :obj:`'exact'`
+            (:math:`-\nabla L(\theta; G', D')`).
+        hessian (HessianType or str): Curvature of the Newton step:
+            :obj:`'exact'`; :obj:`'gauss_newton'`; or :obj:`'auto'`
+            (default): Gauss-Newton where the stationarity test finds the
+            model away from a minimum (the exact Hessian is indefinite
+            there), else exact, falling back to Gauss-Newton when the exact
+            solve fails.  The trajectory step always uses Gauss-Newton,
+            which is positive semi-definite wherever the model is.
+        project_gauge (bool): Solve the Newton system off the rotation
+            directions of the free rows (see :class:`GaugeProjection`).  The
+            trajectory response is finite along them without it.
+        newton_steps (int): Newton steps; later steps use the exact
+            gradient at the updated parameters.
+        solver (SolverConfig): The Newton step's linear solver (CG by
+            default) and its damping, tolerance and iteration cap; the
+            trajectory step uses its :obj:`tol` and :obj:`max_iter` for
+            Lanczos.  The default solves undamped (the L2 term and the gauge
+            projection keep the system well posed) to a relative residual
+            of 1e-2.
+        num_hops (int, optional): Receptive field of the model; inferred
+            from it by default.
+        curvature_hops (int, optional): Keep the curvature (the Hessian or
+            Gauss-Newton products of the solve) to the rows' own
+            :obj:`curvature_hops`-hop ball: its propagation and the
+            examples touching it, instead of the exact :obj:`num_hops`-hop
+            region (:obj:`None`, the default).  The gradients and the
+            certificate stay exact; the result reports
+            :obj:`diagnostics['curvature_error']`, the truncated operator's
+            relative error along the step taken.  With few solved rows
+            (e.g. :obj:`PruningConfig('threshold', 1e-2)`) the products then
+            cost what the rows touch, not the graph.  Measured on
+            MovieLens-100K (LightGCN-2, paired retrains): :obj:`0` with
+            the 300 most important rows closed 0.78 / 1.00 of the
+            forgotten pairs' score change (1% random / 5 users) against
+            0.79 / 1.00 exact (see ``benchmarks/request_cost.py``).
+        dtype (torch.dtype): Precision of the update, the gradients and
+            the solver's vectors.  Float64 by default: CG run wholly in
+            float32 lost orthogonality on these ill-conditioned systems (on
+            MovieLens-100K its true residual grew to 200x the right-hand
+            side within 200 iterations).
+        curvature_dtype (torch.dtype): Precision of the Hessian-vector
+            products alone.  Float32 by default: on MovieLens-100K it made
+            the solve 1.6x faster at the same closure (0.817 against 0.818)
+            and iteration count (26 against 25).
+    """
+    step: StepType = StepType.auto
+    stationary_tol: float = 0.1
+    spillover: bool = True
+    pruning: Optional[PruningConfig] = field(
+        default_factory=lambda: PruningConfig('quantile', 0.1))
+    extra_hops: int = 1
+    expected_negatives: bool = True
+    reset_unsupported: bool = True
+    gradient: GradientType = GradientType.stationary
+    hessian: HessianType = HessianType.auto
+    project_gauge: bool = True
+    newton_steps: int = 1
+    solver: SolverConfig = field(default_factory=lambda: SolverConfig(
+        method='cg', tol=1e-2, max_iter=200, damping=0.0))
+    num_hops: Optional[int] = None
+    curvature_hops: Optional[int] = None
+    dtype: torch.dtype = torch.float64
+    curvature_dtype: torch.dtype = torch.float32
+
+    def __post_init__(self):
+        coerce_enum(self, 'gradient', GradientType)
+        coerce_enum(self, 'hessian', HessianType)
+        check_solve_options(self)
+        check_step_options(self)
+        for name in ('num_hops', 'curvature_hops'):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or
+                                      isinstance(value, bool) or value < 0):
+                raise ValueError(f"'{name}' must be a non-negative int "
+                                 f"(got {value!r})")
+
+
+@dataclass
+class GenericIFRUConfig:
+    r"""Configuration of
+    :class:`~torch_geometric_unlearn.unlearn.generic.GenericIFRUnlearner`,
+    validated on
+    construction.
+
+    Args:
+        step (StepType or str): As in
+            :class:`~torch_geometric_unlearn.unlearn.config.IFRUConfig`:
+            :obj:`'auto'` (default) runs the stationarity test (one
+            gradient of the old objective) and takes IFRU's Newton step
+            only at a minimum; an early-stopped model gets the trajectory
+            step (Lanczos on the Gauss-Newton matrix over a horizon read
+            per row from the residual, see
+            :func:`~.influence.horizon.residual_horizon`).
+            :obj:`'newton'` or :obj:`'trajectory'` force one.
+        stationary_tol (float): The threshold of the test.
+        shared (bool or Sequence[str]): Whether the shared (non
+            node-indexed) parameters join the solve: :obj:`False`,
+            :obj:`True` for all of them, or a list of their names as in
+            :meth:`LinkModel.named_parameters`.  The default,
+            :obj:`False`, is measured on 60 users, 80 items, 2-layer models
+            with d=4 and 10 interactions forgotten: freeing the shared
+            weights changed the score closure from 0.80 to 0.88 (GCN) and
+            0.70 to 0.87 (to_hetero) but from 0.63 to 0.10 (SAGE), and at
+            d=8 it closed less than the rows alone in 20 of 26 runs
+            (``benchmarks/generic_l2_sweep.py``).  It also couples every
+            training example to the solve (rows alone need only the
+            examples within reach of the free rows).  Models without
+            node-indexed parameters (fixed features only) need
+            :obj:`True`.
+        spillover (bool): Include the spillover term.
+        pruning (PruningConfig, optional): Which candidate rows to solve
+            for, ranked by IFRU's importance; :obj:`None` (default) keeps
+            all.  Unlike
+            :class:`~torch_geometric_unlearn.unlearn.config.IFRUConfig`,
+            nothing is pruned by default: on the d=4 test models, dropping the
+            least important 10% lowered the score closure from 0.63 to
+            0.31 (SAGE), 0.80 to 0.78 (GCN) and 0.70 to 0.70 (to_hetero),
+            and saved at most 38% of the products (SAGE: 23 against 37).
+        extra_hops (int): Candidate rows lie within
+            :obj:`num_hops + extra_hops` hops of the deleted edges (plus
+            the nodes sharing an example with them).
+        exact_gradient (bool): Use :math:`-\nabla L(\theta^*; G', D')`
+            instead of IFRU's direct + spillover form; the two agree at a
+            stationary point.
+        newton_steps (int): Newton steps; later ones use the exact gradient
+            at the updated parameters.
+        hessian (HessianType or str): The Newton step's curvature (the
+            trajectory step always takes the Gauss-Newton matrix):
+            :obj:`'exact'` (autograd Hessian of the new objective),
+            :obj:`'gauss_newton'` (:class:`GaussNewtonOperator`), or
+            :obj:`'auto'` (default): exact, falling back to Gauss-Newton
+            when the exact solve fails (negative curvature or no
+            convergence).  The exact Hessian of the new objective is often
+            indefinite at the old optimum of a nonlinear GNN (deleting
+            edges changes GCN's normalisation and SAGE's means).
+        solver (SolverConfig): The Newton step's linear solver (the
+            trajectory step takes its :obj:`tol` and :obj:`max_iter`); CG
+            to a relative residual of 1e-2 with damping 1e-3 by default
+            (1e-3 took 33-40% more products for closures within 0.01 on
+            the test models).  The small damping guards against the flat
+            directions of output rotations when shared weights are free
+            (scores and L2 are invariant under :math:`W \mapsto W R` for
+            the last layer).
+        dtype (torch.dtype): Precision of the solver's vectors; the model's
+            own dtype is used for its products.  Float64 by default (CG in
+            float32 loses orthogonality on these systems).
+        region (bool): Run the model, for every gradient and product, on
+            the training pairs with an end in the :obj:`num_hops`-hop ball
+            of the nodes the used examples score (exact for a model whose
+            output at a node depends on its :obj:`num_hops`-hop
+            neighbourhood and the degrees there, as GCN, SAGE, GAT and
+            :func:`~torch_geometric.nn.to_hetero` models do); the result
+            reports the ball's :obj:`region_nodes` and
+            :obj:`region_edges`.  :obj:`False` runs the whole graph, for a
+            model that reaches further (e.g. a virtual node or global
+            pooling).  With free shared weights every example is used and
+            the ball is the graph.
+    """
+    step: StepType = StepType.auto
+    stationary_tol: float = 0.1
+    shared: Union[bool, Sequence[str]] = False
+    spillover: bool = True
+    pruning: Optional[PruningConfig] = None
+    extra_hops: int = 1
+    exact_gradient: bool = False
+    newton_steps: int = 1
+    hessian: HessianType = HessianType.auto
+    solver: SolverConfig = field(default_factory=lambda: SolverConfig(
+        method='cg', tol=1e-2, max_iter=300, damping=1e-3))
+    dtype: torch.dtype = torch.float64
+    region: bool = True
+
+    def __post_init__(self):
+        if not isinstance(self.shared, bool) and (
+                isinstance(self.shared, str) or not all(
+                    isinstance(name, str) for name in self.shared)):
+            raise ValueError(f"'shared' must be a bool or a list of "
+                             f"parameter names (got {self.shared!r})")
+        coerce_enum(self, 'hessian', HessianType)
+        check_solve_options(self)
+        check_step_options(self)
+        for name in ('spillover', 'exact_gradient', 'region'):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"'{name}' must be a bool")
+        if self.dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"'dtype' must be torch.float32 or "
+                             f"torch.float64 (got {self.dtype})")
