@@ -41,8 +41,8 @@ from sparse_backends import median_time  # noqa: E402
 
 from torch_geometric_unlearn import IFRUnlearner, TrainConfig  # noqa: E402
 from torch_geometric_unlearn.data.interactions import pair_keys  # noqa: E402
-from torch_geometric_unlearn.unlearn.distributed import (Shards,  # noqa: E402
-                                                         pair_shards)
+from torch_geometric_unlearn.unlearn.distributed import Shards  # noqa: E402
+from torch_geometric_unlearn.unlearn.distributed import pair_shards
 
 
 def setup(n, folder):

@@ -12,7 +12,7 @@ from test_unlearner import Shift, triples
 from torch_geometric_unlearn.data.interactions import pair_keys
 from torch_geometric_unlearn.data.request_file import read_request
 from torch_geometric_unlearn.training.trainer import build_model
-from torch_geometric_unlearn.unlearn.base import RequestError
+from torch_geometric_unlearn.unlearn.request import RequestError
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[
     HealthCheck.function_scoped_fixture])

@@ -5,7 +5,7 @@ from test_unlearner import Shift, triples
 from torch_geometric_unlearn import RequestQueue
 from torch_geometric_unlearn.data.interactions import pair_keys
 from torch_geometric_unlearn.training.trainer import build_model
-from torch_geometric_unlearn.unlearn.base import RequestError
+from torch_geometric_unlearn.unlearn.request import RequestError
 
 
 class Clock:

@@ -3,9 +3,10 @@ import torch
 
 from torch_geometric_unlearn.data.interactions import pair_keys
 from torch_geometric_unlearn.training.trainer import build_model
-from torch_geometric_unlearn.unlearn.base import (AlreadyForgottenError,
-                                                  RequestError, Unlearner)
+from torch_geometric_unlearn.unlearn.base import Unlearner
 from torch_geometric_unlearn.unlearn.ledger import Ledger
+from torch_geometric_unlearn.unlearn.request import (AlreadyForgottenError,
+                                                     RequestError)
 
 
 class Shift(Unlearner):

@@ -9,14 +9,14 @@ from torch_geometric_unlearn.graph.spillover import (PruningConfig,
 from torch_geometric_unlearn.models import HeteroLinkModel, LinkModel
 from torch_geometric_unlearn.training.trainer import (TrainConfig, TrainResult,
                                                       build_model, train)
-from torch_geometric_unlearn.unlearn.base import (AlreadyForgottenError,
-                                                  RequestError, Unlearner,
-                                                  UnlearnResult)
+from torch_geometric_unlearn.unlearn.base import Unlearner, UnlearnResult
 from torch_geometric_unlearn.unlearn.generic import (GenericIFRUConfig,
                                                      GenericIFRUnlearner)
 from torch_geometric_unlearn.unlearn.ifru import IFRUConfig, IFRUnlearner
 from torch_geometric_unlearn.unlearn.queue import RequestQueue
 from torch_geometric_unlearn.unlearn.recipe import Recipe, from_training_loop
+from torch_geometric_unlearn.unlearn.request import (AlreadyForgottenError,
+                                                     RequestError)
 
 __version__ = '0.1.0'
 

@@ -15,7 +15,7 @@ from torch_geometric_unlearn.graph.pruning import PruningConfig
 from torch_geometric_unlearn.graph.tracer import SpilloverTracer
 
 if TYPE_CHECKING:  # The graph layer sits below the unlearners.
-    from torch_geometric_unlearn.unlearn.base import Request
+    from torch_geometric_unlearn.unlearn.request import Request
 
 
 def affected_rows(tracer: SpilloverTracer, request: 'Request', nodes: Tensor,

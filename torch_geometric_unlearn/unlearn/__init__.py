@@ -6,9 +6,7 @@ predictor (:mod:`~torch_geometric_unlearn.unlearn.generic`), the
 baselines (:mod:`~torch_geometric_unlearn.unlearn.baselines`), and what
 serves them: a request queue, certificates, the audit ledger and sharded
 solves."""
-from torch_geometric_unlearn.unlearn.base import (AlreadyForgottenError,
-                                                  RequestError, Unlearner,
-                                                  UnlearnResult)
+from torch_geometric_unlearn.unlearn.base import Unlearner, UnlearnResult
 from torch_geometric_unlearn.unlearn.baselines import (FineTuneUnlearner,
                                                        PairedRetrainUnlearner,
                                                        RetrainUnlearner,
@@ -18,6 +16,8 @@ from torch_geometric_unlearn.unlearn.generic import (GenericIFRUConfig,
 from torch_geometric_unlearn.unlearn.ifru import IFRUConfig, IFRUnlearner
 from torch_geometric_unlearn.unlearn.queue import RequestQueue
 from torch_geometric_unlearn.unlearn.recipe import Recipe, from_training_loop
+from torch_geometric_unlearn.unlearn.request import (AlreadyForgottenError,
+                                                     RequestError)
 
 __all__ = [
     'AlreadyForgottenError',

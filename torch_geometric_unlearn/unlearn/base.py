@@ -27,18 +27,10 @@ from torch_geometric_unlearn.unlearn.ledger import (Ledger, LedgerEntry,
                                                     data_fingerprint,
                                                     json_value,
                                                     model_fingerprint)
-
-
-class RequestError(ValueError):
-    r"""A deletion request that cannot be carried out; nothing was
-    changed.  In a batch, :attr:`position` is the failing request's index.
-    """
-    position: Optional[int] = None
-
-
-class AlreadyForgottenError(RequestError):
-    r"""The request names interactions that an earlier request already
-    forgot."""
+from torch_geometric_unlearn.unlearn.request import (Request, RequestError,
+                                                     build_request, in_batch,
+                                                     request_arguments,
+                                                     resolve_pairs)
 
 
 @dataclass
@@ -97,25 +89,6 @@ class UnlearnResult:
         r"""The :class:`~.unlearn.certificate.Certificate` of
         the update, for unlearners that issue one (else :obj:`None`)."""
         return self.diagnostics.get('certificate')
-
-
-@dataclass
-class Request:
-    r"""A validated request, as the algorithms see it.
-
-    Args:
-        pairs (torch.Tensor): Forgotten user-item pairs, :obj:`[2, k]`.
-        train_mask (torch.Tensor): Training pairs that remain, :obj:`[N]`.
-        example_mask (torch.Tensor): Training examples that remain,
-            :obj:`[M]`.
-        deleted_edges (torch.Tensor): The forgotten pairs that are edges of
-            the message-passing graph, as homogeneous node pairs
-            :obj:`[2, k']` (items offset by the number of users).
-    """
-    pairs: Tensor
-    train_mask: Tensor
-    example_mask: Tensor
-    deleted_edges: Tensor
 
 
 class Unlearner:
@@ -255,9 +228,9 @@ class Unlearner:
         batch = []
         for position, spec in enumerate(requests):
             try:
-                batch.append(self._resolve(**_request_arguments(spec)))
+                batch.append(self._resolve(**request_arguments(spec)))
             except RequestError as error:
-                raise _in_batch(error, position) from None
+                raise in_batch(error, position) from None
         num_items = self.data.num_items
         keys = torch.unique(torch.cat(
             [pair_keys(p, num_items) for p in batch] +
@@ -271,7 +244,7 @@ class Unlearner:
                     if pairs.size(1):
                         self._request(pairs)
                 except RequestError as error:
-                    raise _in_batch(error, position) from None
+                    raise in_batch(error, position) from None
         result = self._apply(torch.stack([keys // num_items,
                                           keys % num_items]), start)
         result.batch = batch
@@ -385,76 +358,12 @@ class Unlearner:
              pair_keys(request.pairs, data.num_items)]).sort()[0]
 
     def _resolve(self, interactions, users, items, edge_index) -> Tensor:
-        given = [x is not None for x in (interactions, users, items,
-                                         edge_index)]
-        if sum(given) != 1:
-            raise RequestError("Give exactly one of 'interactions', 'users', "
-                               "'items' and 'edge_index'")
-        data = self.data
-        if edge_index is not None:
-            _check_long(edge_index, 'edge_index', 2)
-            if edge_index.numel() and (edge_index.min() < 0 or
-                                       edge_index.max() >= data.num_nodes):
-                raise RequestError(f"'edge_index' holds node ids outside "
-                                   f"[0, {data.num_nodes})")
-            low, high = edge_index.min(0).values, edge_index.max(0).values
-            if ((low >= data.num_users) | (high < data.num_users)).any():
-                raise RequestError("'edge_index' holds a pair that does not "
-                                   "join a user and an item")
-            interactions = torch.stack([low, high - data.num_users])
-        if interactions is not None:
-            interactions = _pairs(interactions)
-            try:
-                data.check_pairs(interactions, 'interactions')
-            except ValueError as e:
-                raise RequestError(str(e)) from None
-            keys = torch.unique(pair_keys(interactions, data.num_items))
-            return torch.stack([keys // data.num_items,
-                                keys % data.num_items])
-
-        ids, row, kind, size = ((users, 0, 'user', data.num_users)
-                                if users is not None else
-                                (items, 1, 'item', data.num_items))
-        _check_long(ids, f'{kind}s', 1)
-        if ids.numel() and (ids.min() < 0 or ids.max() >= size):
-            raise RequestError(f"'{kind}s' holds ids outside [0, {size})")
-        ids = torch.unique(ids)
-        pairs = data.train_index[:, torch.isin(data.train_index[row], ids)]
-        missing = ids[~torch.isin(ids, pairs[row])]
-        if missing.numel():
-            gone = torch.isin(missing, self._forgotten // data.num_items
-                              if row == 0 else self._forgotten %
-                              data.num_items)
-            error = AlreadyForgottenError if gone.all() else RequestError
-            raise error(f"{kind}s {missing[:5].tolist()} have no training "
-                        f"interactions" +
-                        (" left: they were forgotten before" if gone.all()
-                         else ""))
-        keys = pair_keys(pairs, data.num_items).sort()[0]
-        return torch.stack([keys // data.num_items, keys % data.num_items])
+        return resolve_pairs(self.data, self._forgotten, interactions, users,
+                             items, edge_index)
 
     def _request(self, pairs: Tensor) -> Request:
-        data = self.data
-        keys = pair_keys(pairs, data.num_items)
-        train_keys = pair_keys(data.train_index, data.num_items)
-        known = torch.isin(keys, train_keys)
-        if not known.all():
-            bad = pairs[:, ~known]
-            gone = torch.isin(keys[~known], self._forgotten)
-            pretty = [tuple(p) for p in bad[:, :5].t().tolist()]
-            if gone.all():
-                raise AlreadyForgottenError(
-                    f"Interactions {pretty} were already forgotten")
-            raise RequestError(f"Interactions {pretty} (user, item) are not "
-                               f"training interactions")
-        train_mask = ~torch.isin(train_keys, keys)
-        example_mask = ~torch.isin(
-            pair_keys(self.examples[:2], data.num_items), keys)
-        positive = (torch.ones_like(train_mask) if data.train_label is None
-                    else data.train_label == 1)
-        edges = data.train_index[:, ~train_mask & positive]
-        deleted = torch.stack([edges[0], edges[1] + data.num_users])
-        return Request(pairs, train_mask, example_mask, deleted)
+        return build_request(self.data, self.examples, self._forgotten,
+                             pairs)
 
 
 def _figures(diagnostics: Dict[str, Any]) -> Optional[Dict[str, Any]]:
@@ -470,25 +379,6 @@ def _figures(diagnostics: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     return dict(json_value(certificate) or {}, **sizes)
 
 
-def _request_arguments(spec) -> Dict[str, Optional[Tensor]]:
-    # The keyword arguments of Unlearner.unlearn for one request of a batch.
-    names = ('interactions', 'users', 'items', 'edge_index')
-    if not isinstance(spec, Mapping):
-        spec = {'interactions': spec}
-    unknown = set(spec) - set(names)
-    if unknown:
-        raise RequestError(f"unknown keys {sorted(unknown)}; give one of "
-                           f"{list(names)}")
-    return {name: spec.get(name) for name in names}
-
-
-def _in_batch(error: RequestError, position: int) -> RequestError:
-    # The error of one request of a batch, saying which.
-    failed = type(error)(f'request {position}: {error}')
-    failed.position = position
-    return failed
-
-
 def check_l2(l2):
     r"""Raises a :class:`ValueError` unless :obj:`l2` is a stated, finite
     weight :math:`\geq 0`."""
@@ -502,46 +392,6 @@ def check_l2(l2):
     if isinstance(l2, bool) or not isinstance(l2, (int, float)) or \
             not 0 <= l2 < float('inf'):
         raise ValueError(f"'l2' must be a finite float >= 0 (got {l2!r})")
-
-
-def _pairs(interactions) -> Tensor:
-    # User-item pairs as PyG lays them out, [2, k] with a pair per column;
-    # or a (users, items) tuple of two [k] tensors, whose layout is never in
-    # doubt.  [2, 2] is refused: rows of pairs and columns of pairs look
-    # alike there, and the wrong reading forgets the wrong interactions.
-    if isinstance(interactions, (tuple, list)):
-        if len(interactions) != 2:
-            raise RequestError("'interactions' given as a sequence must be "
-                               "(users, items), two [k] tensors")
-        for part, name in zip(interactions, ('users', 'items')):
-            _check_long(part, f'interactions {name}', 1)
-        if interactions[0].numel() != interactions[1].numel():
-            raise RequestError(f"'interactions' (users, items) differ in "
-                               f"length ({interactions[0].numel()} against "
-                               f"{interactions[1].numel()})")
-        return torch.stack(list(interactions))
-    if isinstance(interactions, Tensor) and interactions.dim() == 2 and \
-            interactions.size(1) == 2 and interactions.size(0) != 2:
-        raise RequestError(f"'interactions' must have shape [2, k], a pair "
-                           f"per column as in PyG's edge_label_index (got "
-                           f"{list(interactions.shape)}: rows of pairs? "
-                           f"pass interactions.t())")
-    _check_long(interactions, 'interactions', 2)
-    if interactions.shape == (2, 2):
-        raise RequestError(
-            "A [2, 2] 'interactions' tensor is ambiguous: two pairs as "
-            "columns [[u1, u2], [i1, i2]] or as rows [[u1, i1], [u2, i2]] "
-            "look alike.  Pass (users, items), a tuple of two [2] tensors")
-    return interactions
-
-
-def _check_long(x, what: str, dim: int):
-    if not isinstance(x, Tensor) or x.dtype != torch.long:
-        raise RequestError(f"'{what}' must be a torch.long tensor")
-    if x.dim() != dim or (dim == 2 and x.size(0) != 2):
-        shape = '[2, k]' if dim == 2 else '[n]'
-        raise RequestError(f"'{what}' must have shape {shape} "
-                           f"(got {list(x.shape)})")
 
 
 def check_examples(examples: Tensor, labels: Optional[Tensor],

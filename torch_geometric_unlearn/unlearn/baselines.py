@@ -11,8 +11,8 @@ import torch
 from torch_geometric_unlearn.data.interactions import pair_keys
 from torch_geometric_unlearn.training.trainer import (TrainConfig, TrainResult,
                                                       train)
-from torch_geometric_unlearn.unlearn.base import (Request, Unlearner,
-                                                  remaining_data)
+from torch_geometric_unlearn.unlearn.base import Unlearner, remaining_data
+from torch_geometric_unlearn.unlearn.request import Request
 
 
 class RetrainUnlearner(Unlearner):

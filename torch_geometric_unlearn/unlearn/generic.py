@@ -37,8 +37,8 @@ from torch_geometric_unlearn.influence.objectives import (ExampleLoss,
 from torch_geometric_unlearn.influence.step import (HessianType, choose_step,
                                                     solve_hessian)
 from torch_geometric_unlearn.models import LinkModel
-from torch_geometric_unlearn.unlearn.base import (Request, Unlearner,
-                                                  check_examples)
+from torch_geometric_unlearn.unlearn.base import Unlearner, check_examples
+from torch_geometric_unlearn.unlearn.request import Request
 
 __all__ = ['GenericIFRUConfig', 'GenericIFRUnlearner']
 from torch_geometric_unlearn.unlearn.config import GenericIFRUConfig

@@ -51,13 +51,13 @@ from torch_geometric_unlearn.data.interactions import pair_keys
 from torch_geometric_unlearn.graph.cache import GraphCache
 from torch_geometric_unlearn.graph.spillover import infer_num_hops
 from torch_geometric_unlearn.training.trainer import check_model
-from torch_geometric_unlearn.unlearn.base import (Request, Unlearner,
-                                                  check_examples)
+from torch_geometric_unlearn.unlearn.base import Unlearner, check_examples
 from torch_geometric_unlearn.unlearn.config import IFRUConfig
 from torch_geometric_unlearn.unlearn.distributed import (ShardError, Shards,
                                                          shard_check)
 from torch_geometric_unlearn.unlearn.ifru_update import IFRUpdate
 from torch_geometric_unlearn.unlearn.ledger import data_fingerprint
+from torch_geometric_unlearn.unlearn.request import Request
 
 
 class IFRUnlearner(Unlearner):

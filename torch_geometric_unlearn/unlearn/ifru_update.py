@@ -28,9 +28,9 @@ from torch_geometric_unlearn.influence.horizon import residual_horizon
 from torch_geometric_unlearn.influence.objectives import BatchL2
 from torch_geometric_unlearn.influence.step import (GradientType, HessianType,
                                                     choose_step, solve_hessian)
-from torch_geometric_unlearn.unlearn.base import Request
 from torch_geometric_unlearn.unlearn.certificate import (Certificate,
                                                          forgotten_auc)
+from torch_geometric_unlearn.unlearn.request import Request
 
 __all__ = ['IFRUpdate']
 

@@ -10,8 +10,8 @@ from typing import Callable, Dict, List, Optional
 
 from torch import Tensor
 
-from torch_geometric_unlearn.unlearn.base import (RequestError, Unlearner,
-                                                  UnlearnResult)
+from torch_geometric_unlearn.unlearn.base import Unlearner, UnlearnResult
+from torch_geometric_unlearn.unlearn.request import RequestError
 
 
 class RequestQueue:
