@@ -54,14 +54,14 @@ from torch_geometric_unlearn.data.deletion import (inject_fake_users,
                                                    random_interactions,
                                                    random_users,
                                                    user_interactions)
-from torch_geometric_unlearn.evaluation.benchmark import \
-    summarize as summarize_runs
 from torch_geometric_unlearn.evaluation.fidelity import (change_closure,
                                                          noise_floor,
                                                          probe_pairs,
                                                          score_change)
 from torch_geometric_unlearn.evaluation.metrics import (auc_on_pairs, evaluate,
                                                         hit_ratio, mean_rank)
+from torch_geometric_unlearn.evaluation.report import \
+    summarize as summarize_runs
 from torch_geometric_unlearn.influence import SolverError
 from torch_geometric_unlearn.training.trainer import (TrainConfig, build_model,
                                                       train)

@@ -6,8 +6,11 @@ import pytest
 import torch
 
 from torch_geometric_unlearn.evaluation.benchmark import (
-    BenchmarkConfig, PeakMemory, RequestSpec, format_table, run_benchmark,
-    with_sampled_negatives, write_report)
+    PeakMemory, run_benchmark, with_sampled_negatives)
+from torch_geometric_unlearn.evaluation.config import (BenchmarkConfig,
+                                                       RequestSpec)
+from torch_geometric_unlearn.evaluation.report import (format_table,
+                                                       write_report)
 from torch_geometric_unlearn.training.trainer import TrainConfig
 
 TINY = dict(num_users=60, num_items=90, num_interactions=1500, num_topics=4)

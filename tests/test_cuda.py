@@ -5,8 +5,8 @@ import torch
 
 from torch_geometric_unlearn.data.datasets import synthetic
 from torch_geometric_unlearn.data.deletion import random_interactions
-from torch_geometric_unlearn.evaluation.benchmark import (BenchmarkConfig,
-                                                          run_benchmark)
+from torch_geometric_unlearn.evaluation.benchmark import run_benchmark
+from torch_geometric_unlearn.evaluation.config import BenchmarkConfig
 from torch_geometric_unlearn.influence import SolverConfig
 from torch_geometric_unlearn.training.trainer import (TrainConfig, build_model,
                                                       train)

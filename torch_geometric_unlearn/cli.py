@@ -14,12 +14,11 @@ import torch
 from torch_geometric_unlearn.data.datasets import load_dataset
 from torch_geometric_unlearn.data.deletion import random_interactions
 from torch_geometric_unlearn.data.request_file import read_request
-from torch_geometric_unlearn.evaluation.benchmark import (METHODS,
-                                                          BenchmarkConfig,
-                                                          format_table,
-                                                          run_benchmark,
-                                                          write_report)
+from torch_geometric_unlearn.evaluation.benchmark import run_benchmark
+from torch_geometric_unlearn.evaluation.config import METHODS, BenchmarkConfig
 from torch_geometric_unlearn.evaluation.metrics import evaluate, mean_rank
+from torch_geometric_unlearn.evaluation.report import (format_table,
+                                                       write_report)
 from torch_geometric_unlearn.persist import atomic_open, check_output
 from torch_geometric_unlearn.training.trainer import (TrainConfig, build_model,
                                                       train)

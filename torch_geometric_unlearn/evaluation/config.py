@@ -1,0 +1,146 @@
+r"""The settings of the benchmark (see
+:mod:`~torch_geometric_unlearn.evaluation.benchmark`): which requests, which
+methods, how many repeats; each validated on construction."""
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Sequence
+
+from torch_geometric_unlearn.training.trainer import TrainConfig
+
+__all__ = ['RequestSpec', 'BenchmarkConfig', 'METHODS', 'REFERENCES',
+           'REQUESTS']
+
+
+METHODS = ('ifru', 'ifru-nospill', 'ifru-noprune', 'drop-edges', 'finetune',
+           'warm-retrain', 'retrain', 'paired-retrain')
+# Retrains: references, not candidates.
+
+
+# Retrains: references, not candidates.
+REFERENCES = ('warm-retrain', 'retrain', 'paired-retrain')
+
+
+REQUESTS = ('random', 'users', 'items', 'poison', 'flip')
+
+
+@dataclass
+class RequestSpec:
+    r"""What to forget: :obj:`kind` and :obj:`amount`, written
+    :obj:`'kind:amount'`.
+
+    * :obj:`'random:0.01'` (a fraction, below 1) or :obj:`'random:100'` (a
+      count): random training interactions;
+    * :obj:`'users:5'`, :obj:`'items:5'`: every interaction of random users
+      or items;
+    * :obj:`'poison:0.01'`: fake interactions injected before training (a
+      fraction of the training interactions);
+    * :obj:`'flip:0.01'`: training pairs whose labels were flipped before
+      training (the IFRU paper's protocol; BCE).
+    """
+    kind: str
+    amount: float
+
+    def __post_init__(self):
+        if self.kind not in REQUESTS:
+            raise ValueError(f"Unknown request kind {self.kind!r} (choose "
+                             f"from {list(REQUESTS)})")
+        if not self.amount > 0:
+            raise ValueError(f"The request amount must be positive (got "
+                             f"{self.amount})")
+        whole = float(self.amount).is_integer()
+        if self.kind in ('users', 'items') and not whole:
+            raise ValueError(f"'{self.kind}' needs a whole count (got "
+                             f"{self.amount})")
+        if self.kind in ('poison', 'flip') and self.amount >= 1:
+            raise ValueError(f"'{self.kind}' needs a fraction below 1 (got "
+                             f"{self.amount})")
+
+    @classmethod
+    def parse(cls, spec: str) -> 'RequestSpec':
+        r"""Parses :obj:`'kind:amount'`."""
+        kind, _, amount = spec.partition(':')
+        try:
+            value = float(amount)
+        except ValueError:
+            raise ValueError(f"A request is written 'kind:amount', e.g. "
+                             f"'random:0.01' (got {spec!r})") from None
+        return cls(kind, value)
+
+    def __str__(self) -> str:
+        return f'{self.kind}:{self.amount:g}'
+
+
+@dataclass
+class BenchmarkConfig:
+    r"""Configuration of :func:`run_benchmark`, validated on construction.
+
+    Args:
+        dataset (str): :obj:`'synthetic'`, :obj:`'ml-100k'`,
+            :obj:`'gowalla'` or :obj:`'lastfm'`.
+        data_dir (str, optional): Folder of the real data sets.
+        dataset_options (Dict[str, Any]): Extra keyword arguments of the
+            loader, e.g. the sizes of
+            :func:`~torch_geometric_unlearn.data.datasets.synthetic`.
+        layers (int): LightGCN layers; 0 is matrix factorisation.
+        dim (int): Embedding size.
+        request (RequestSpec or str): What to forget.
+        methods (Sequence[str]): Methods to compare, from :obj:`METHODS`.
+            :obj:`'drop-edges'` keeps the parameters and only predicts with
+            the new graph: the do-nothing baseline, added after the IFRU
+            variants if missing, as it costs nothing.
+            :obj:`'paired-retrain'` is the reference of the score-change
+            closure (see :mod:`~torch_geometric_unlearn.evaluation.fidelity`).
+        repeats (int): Independent runs (seeds :obj:`seed` to
+            :obj:`seed + repeats - 1`).
+        ifru_repeats (int): Timed calls of each IFRU variant per run; the
+            median is reported (the first call of a process pays for
+            warm-up).
+        seed (int): First seed.
+        device (str): Torch device of the model.
+        train (TrainConfig): The reference trainer's settings; its seed is
+            replaced by each run's.
+        converged_fidelity (bool): Also measure the IFRU variants' closure
+            between converged points.
+        progress (bool): Show progress bars.
+    """
+    dataset: str = 'synthetic'
+    data_dir: Optional[str] = None
+    dataset_options: Dict[str, Any] = field(default_factory=dict)
+    layers: int = 2
+    dim: int = 64
+    request: RequestSpec = field(
+        default_factory=lambda: RequestSpec('random', 0.01))
+    methods: Sequence[str] = METHODS
+    repeats: int = 1
+    ifru_repeats: int = 3
+    seed: int = 0
+    device: str = 'cpu'
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(progress=False))
+    converged_fidelity: bool = False
+    progress: bool = True
+
+    def __post_init__(self):
+        if isinstance(self.request, str):
+            self.request = RequestSpec.parse(self.request)
+        self.methods = list(self.methods)
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown or not self.methods:
+            raise ValueError(f"Unknown methods {unknown} (choose from "
+                             f"{list(METHODS)})")
+        if 'drop-edges' not in self.methods:
+            ifru = [i for i, m in enumerate(self.methods)
+                    if m.startswith('ifru')]
+            self.methods.insert(ifru[-1] + 1 if ifru else 0, 'drop-edges')
+        for name in ('repeats', 'ifru_repeats', 'dim'):
+            if getattr(self, name) < 1:
+                raise ValueError(f"'{name}' must be at least 1 (got "
+                                 f"{getattr(self, name)})")
+        if self.layers < 0:
+            raise ValueError(f"'layers' must be non-negative (got "
+                             f"{self.layers})")
+        if self.request.kind == 'flip' and self.train.loss.value != 'bce':
+            raise ValueError("'flip' requests need labelled data and the "
+                             "BCE loss (set the loss to 'bce')")
+        if self.request.kind == 'poison' and self.train.loss.value != 'bpr':
+            raise ValueError("'poison' requests inject implicit interactions:"
+                             " use the BPR loss")
