@@ -135,14 +135,14 @@ def test_missing_matplotlib_is_reported(report, tmp_path, monkeypatch,
                                         capsys):
     import sys
 
-    from torch_geometric_unlearn.cli import _print_benchmark
+    from torch_geometric_unlearn.console import print_benchmark
     monkeypatch.setitem(sys.modules, 'matplotlib', None)  # import fails
     report = dict(report)
     report['files'] = write_report(report, str(tmp_path), 'tiny')
     assert [p.rsplit('.', 1)[1] for p in report['files']] == ['json', 'csv']
     assert 'pip install matplotlib' in json.loads(
         (tmp_path / 'tiny.json').read_text())['plot_skipped']
-    _print_benchmark(report)
+    print_benchmark(report)
     assert ('plot skipped: matplotlib is not installed (pip install '
             'matplotlib)') in capsys.readouterr().out
 

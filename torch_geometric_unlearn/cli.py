@@ -11,14 +11,15 @@ from typing import List, Optional
 
 import torch
 
+from torch_geometric_unlearn.console import (print_benchmark, print_demo,
+                                             print_train, print_unlearn)
 from torch_geometric_unlearn.data.datasets import load_dataset
 from torch_geometric_unlearn.data.deletion import random_interactions
 from torch_geometric_unlearn.data.request_file import read_request
 from torch_geometric_unlearn.evaluation.benchmark import run_benchmark
 from torch_geometric_unlearn.evaluation.config import METHODS, BenchmarkConfig
 from torch_geometric_unlearn.evaluation.metrics import evaluate, mean_rank
-from torch_geometric_unlearn.evaluation.report import (format_table,
-                                                       write_report)
+from torch_geometric_unlearn.evaluation.report import write_report
 from torch_geometric_unlearn.persist import atomic_open, check_output
 from torch_geometric_unlearn.training.trainer import (TrainConfig, build_model,
                                                       train)
@@ -161,16 +162,6 @@ def run_train(args: argparse.Namespace) -> dict:
     }
 
 
-def _print(record: dict):
-    print(f"data:   {record['dataset']}")
-    print(f"model:  {record['model']}, loss {record['loss']}")
-    print(f"epochs: {record['epochs']} (best {record['best_epoch']}), "
-          f"{record['train_seconds']:.1f} s "
-          f"({record['seconds_per_epoch']:.2f} s/epoch)")
-    print('test:   ' + ', '.join(f'{k} {v:.4f}'
-                                 for k, v in record['test'].items()))
-
-
 def run_demo(args: argparse.Namespace) -> dict:
     r"""Trains a model, forgets a random share of its training
     interactions with IFRU and by retraining from scratch, and compares
@@ -217,45 +208,6 @@ def run_demo(args: argparse.Namespace) -> dict:
 
 
 # The demo table: (header, what is better, key, format).
-DEMO_COLUMNS = [
-    ('seconds', 'lower', 'seconds', '{:.2f}'),
-    ('speed-up', 'higher', 'speedup_vs_retrain', '{:.0f}x'),
-    ('recall@20', 'higher', 'recall@20', '{:.4f}'),
-    ('ndcg@20', 'higher', 'ndcg@20', '{:.4f}'),
-    ('forgotten rank', '= retrain', 'deleted_mean_rank', '{:.1f}'),
-    ('rank shift', 'near 1', 'rank_shift', '{:.2f}'),
-]
-
-DEMO_LEGEND = """\
-rows: original = the trained model before the request; ifru = the
-  influence-function update; retrain = training from scratch without the
-  forgotten pairs, the reference; drop edges, no update = the original
-  parameters on the new graph, the do-nothing baseline to beat.
-columns: seconds of unlearn(); speed-up = the retrain's seconds over them;
-  recall@20, ndcg@20 on the test split, new graph; forgotten rank =
-  the forgotten pairs' mean rank among their users' unseen items: higher is
-  more forgotten, but the target is the retrain's value, not the highest;
-  rank shift = how far a method moved that rank, as a share of the
-  retrain's move: 1 = as far as retraining, 0 = not at all, above 1 =
-  overshoot (the forgotten pairs stand out again)."""
-
-
-def _print_demo(record: dict):
-    width = max(len(name) for name in record['methods']) + 2
-    widths = [max(len(h), len(b)) + 2 for h, b, _, _ in DEMO_COLUMNS]
-    print(f"{'method':{width}}" + ''.join(
-        f'{h:>{w}}' for (h, _, _, _), w in zip(DEMO_COLUMNS, widths)))
-    print(f"{'  better:':{width}}" + ''.join(
-        f'{b:>{w}}' for (_, b, _, _), w in zip(DEMO_COLUMNS, widths)))
-    for name, row in record['methods'].items():
-        cells = [('' if row.get(key) is None else fmt.format(row[key]))
-                 for _, _, key, fmt in DEMO_COLUMNS]
-        print(f'{name:{width}}' + ''.join(
-            f'{c:>{w}}' for c, w in zip(cells, widths)))
-    print()
-    print(DEMO_LEGEND)
-
-
 def _benchmark_parser(parser: argparse.ArgumentParser):
     _model_options(parser)
     _run_options(parser)
@@ -317,16 +269,6 @@ def run_benchmark_cmd(args: argparse.Namespace) -> dict:
                          shlex.join(args.argv))
     report['files'] = write_report(report, args.out, name)
     return report
-
-
-def _print_benchmark(report: dict):
-    runs = report['runs']
-    print(f"{runs[0]['data']}, request {report['config']['request']} "
-          f"({runs[0]['request_size']} pairs), {len(runs)} run(s)")
-    print(format_table(report))
-    print('wrote ' + ', '.join(report['files']))
-    if report.get('plot_skipped'):
-        print(f"plot skipped: {report['plot_skipped']}")
 
 
 UNLEARNERS = {
@@ -395,22 +337,6 @@ def _cpu(tensor: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
     return None if tensor is None else tensor.cpu()
 
 
-def _print_unlearn(report: dict):
-    print(f"{report['method']}: forgot {report['forgotten']} interactions "
-          f"in {report['timings']['total']:.2f} s"
-          + (f" ({report['message']})" if report['message'] else ''))
-    if report.get('certificate'):
-        print(f"certificate: {report['certificate']}")
-    for when in ('before', 'after'):
-        print(f'test {when}: ' + ', '.join(
-            f'{k} {v:.4f}' for k, v in report[f'test_{when}'].items()))
-    entry = report.get('ledger_entry')
-    if entry:
-        print(f"ledger: entry {entry['index']}, request "
-              f"{entry['request_id']}, hash {entry['hash'][:16]}")
-    print(f"wrote {report['out']}")
-
-
 def build_parser() -> argparse.ArgumentParser:
     r"""The parser of every command."""
     parser = argparse.ArgumentParser(
@@ -469,10 +395,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     args.argv = sys.argv[1:] if argv is None else list(argv)
 
     run, show = {
-        'demo': (run_demo, _print_demo),
-        'train': (run_train, _print),
-        'benchmark': (run_benchmark_cmd, _print_benchmark),
-        'unlearn': (run_unlearn, _print_unlearn),
+        'demo': (run_demo, print_demo),
+        'train': (run_train, print_train),
+        'benchmark': (run_benchmark_cmd, print_benchmark),
+        'unlearn': (run_unlearn, print_unlearn),
     }[args.command]
     outputs = {'--out': getattr(args, 'out', None),
                '--checkpoint': (args.checkpoint if args.command == 'train'

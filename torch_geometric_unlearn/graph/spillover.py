@@ -42,14 +42,9 @@ from torch_geometric_unlearn.graph.pruning import (PruningConfig,
 from torch_geometric_unlearn.graph.tracer import (SpilloverResult,
                                                   SpilloverTracer)
 
-__all__ = [
-    'PruningStrategy',
-    'PruningConfig',
-    'SpilloverResult',
-    'SpilloverTracer',
-    'trace_spillover',
-    'infer_num_hops',
-]
+# PruningConfig, PruningStrategy, SpilloverResult and SpilloverTracer are
+# re-exported from their modules, documented there.
+__all__ = ['trace_spillover', 'infer_num_hops']
 
 
 def trace_spillover(

@@ -40,7 +40,7 @@ from torch_geometric_unlearn.models import LinkModel
 from torch_geometric_unlearn.unlearn.base import Unlearner, check_examples
 from torch_geometric_unlearn.unlearn.request import Request
 
-__all__ = ['GenericIFRUConfig', 'GenericIFRUnlearner']
+__all__ = ['GenericIFRUnlearner']
 from torch_geometric_unlearn.unlearn.config import GenericIFRUConfig
 
 
