@@ -3,7 +3,7 @@ import json
 
 import pytest
 import torch
-from test_unlearner import Shift, triples
+from test_base import Shift, triples
 
 from torch_geometric_unlearn.checkpoint import Checkpoint
 from torch_geometric_unlearn.cli import main

@@ -1,6 +1,6 @@
 import pytest
 import torch
-from test_unlearner import Shift, triples
+from test_base import Shift, triples
 
 from torch_geometric_unlearn import RequestQueue
 from torch_geometric_unlearn.data.interactions import pair_keys

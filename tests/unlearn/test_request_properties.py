@@ -7,7 +7,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_unlearner import Shift, triples
+from test_base import Shift, triples
 
 from torch_geometric_unlearn.data.interactions import pair_keys
 from torch_geometric_unlearn.data.request_file import read_request

@@ -3,11 +3,11 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from _pyg_loop import BATCH, make_graph, pyg_loop
 from torch.func import functional_call
 from torch_geometric.nn import LightGCN
 
 from torch_geometric_unlearn import IFRUConfig
-from torch_geometric_unlearn.data.datasets import synthetic
 from torch_geometric_unlearn.graph.spillover import PruningConfig
 from torch_geometric_unlearn.influence import SolverConfig
 from torch_geometric_unlearn.influence.objectives import BatchL2
@@ -15,44 +15,10 @@ from torch_geometric_unlearn.unlearn.generic import GenericIFRUnlearner
 from torch_geometric_unlearn.unlearn.ifru import IFRUnlearner
 from torch_geometric_unlearn.unlearn.recipe import Recipe, from_training_loop
 
-BATCH = 150
-
 
 @pytest.fixture(scope='module')
 def graph():
-    # 60 users, 80 items; the training pairs cut to a multiple of the batch
-    # so that every batch of the loop has BATCH pairs.
-    data = synthetic(60, 80, 900, num_topics=4, seed=1)
-    pairs = data.train_index[:, :data.num_train // BATCH * BATCH]
-    num_users = data.num_users
-    train_eli = torch.stack([pairs[0], pairs[1] + num_users])
-    edge_index = torch.cat([train_eli, train_eli.flip(0)], 1)
-    return edge_index, train_eli, num_users, data.num_items
-
-
-def pyg_loop(graph, lambda_reg, node_id, epochs=20, seed=0):
-    r"""PyG's LightGCN example, as a user writes it: returns the model, the
-    optimiser and the negatives of the last epoch (item node ids)."""
-    edge_index, train_eli, num_users, num_items = graph
-    torch.manual_seed(seed)
-    model = LightGCN(num_users + num_items, 4, 1)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
-    last = torch.empty(train_eli.size(1), dtype=torch.long)
-    for _ in range(epochs):
-        for index in torch.randperm(train_eli.size(1)).split(BATCH):
-            pos = train_eli[:, index]
-            neg = torch.stack([pos[0], torch.randint(
-                num_users, num_users + num_items, (index.numel(), ))])
-            edge_label_index = torch.cat([pos, neg], dim=1)
-            pos_rank, neg_rank = model(edge_index, edge_label_index).chunk(2)
-            loss = model.recommendation_loss(
-                pos_rank, neg_rank, lambda_reg=lambda_reg,
-                node_id=edge_label_index.unique() if node_id else None)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            last[index] = neg[1]
-    return model, optimizer, last
+    return make_graph()
 
 
 def batches_holding(graph, node_id_negatives: bool, epochs: int):

@@ -3,7 +3,7 @@ import os
 import pytest
 import torch
 import torch_geometric.typing
-from test_recipe import graph, pyg_loop  # noqa: F401 (a fixture)
+from _pyg_loop import make_graph, pyg_loop
 from torch_geometric import EdgeIndex
 from torch_geometric.typing import SparseTensor
 
@@ -18,6 +18,11 @@ from torch_geometric_unlearn.unlearn.recipe import Recipe, from_training_loop
 # In CI's second environment (the 'full' extra) nothing may skip for want
 # of torch-sparse.
 FULL = os.environ.get('TGU_FULL') == '1'
+
+
+@pytest.fixture(scope='module')
+def graph():
+    return make_graph()
 
 
 def available(form):
