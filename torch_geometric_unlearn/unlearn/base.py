@@ -365,6 +365,20 @@ class Unlearner:
         return build_request(self.data, self.examples, self._forgotten,
                              pairs)
 
+class PhaseTimer:
+    r"""Wall time per named phase of an update: each call
+    :obj:`timer(name)` adds the time since the previous call (or since
+    construction) to :obj:`timings[name]`."""
+    def __init__(self):
+        self.timings: Dict[str, float] = {}
+        self._clock = time.perf_counter()
+
+    def __call__(self, name: str):
+        now = time.perf_counter()
+        self.timings[name] = self.timings.get(name, 0.0) + now - self._clock
+        self._clock = now
+
+
 
 def _figures(diagnostics: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     # What a ledger entry records of an update: its certificate and the

@@ -18,7 +18,6 @@ through the model's message passing
 :class:`~torch_geometric_unlearn.influence.params.ParameterSelection`), so
 each product costs about two forward-backward passes of the model.
 """
-import time
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
@@ -37,7 +36,8 @@ from torch_geometric_unlearn.influence.objectives import (ExampleLoss,
 from torch_geometric_unlearn.influence.step import (HessianType, choose_step,
                                                     solve_hessian)
 from torch_geometric_unlearn.models import LinkModel
-from torch_geometric_unlearn.unlearn.base import Unlearner, check_examples
+from torch_geometric_unlearn.unlearn.base import (PhaseTimer, Unlearner,
+                                                  check_examples)
 from torch_geometric_unlearn.unlearn.request import Request
 
 __all__ = ['GenericIFRUnlearner']
@@ -188,23 +188,14 @@ class GenericIFRUnlearner(Unlearner):
 
     def _update(self, request: Request) -> Tuple[Dict, Dict]:
         model = self.model
-        timings: Dict[str, float] = {}
-        clock = time.perf_counter()
-
-        def lap(name: str):
-            nonlocal clock
-            now = time.perf_counter()
-            timings[name] = timings.get(name, 0.0) + now - clock
-            clock = now
-
         was_training = model.training
         model.eval()  # The objective must be deterministic (no dropout).
         try:
-            return self._step(request, lap, timings)
+            return self._step(request, PhaseTimer())
         finally:
             model.train(was_training)
 
-    def _step(self, request: Request, lap, timings) -> Tuple[Dict, Dict]:
+    def _step(self, request: Request, lap: PhaseTimer) -> Tuple[Dict, Dict]:
         config, data, model = self.config, self.data, self.model
         num_users = data.num_users
         nodes = torch.cat([self.examples[:1], self.examples[1:] + num_users])
@@ -294,7 +285,7 @@ class GenericIFRUnlearner(Unlearner):
             lap('solve')
         self._zero_rows(zeroed)
         lap('apply')
-        return timings, diagnostics
+        return lap.timings, diagnostics
 
     def _region_graphs(self, tracer: SpilloverTracer, used: Tensor, after
                        ) -> Tuple[Any, Any, Tuple[int, int]]:

@@ -7,7 +7,6 @@ influence, the stationarity test and the step's right-hand side),
 :meth:`IFRUpdate.solve` and :meth:`IFRUpdate.certify`; :meth:`IFRUpdate.run`
 runs them in turn and applies the result.
 """
-import time
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
@@ -28,6 +27,7 @@ from torch_geometric_unlearn.influence.horizon import residual_horizon
 from torch_geometric_unlearn.influence.objectives import BatchL2
 from torch_geometric_unlearn.influence.step import (GradientType, HessianType,
                                                     choose_step, solve_hessian)
+from torch_geometric_unlearn.unlearn.base import PhaseTimer
 from torch_geometric_unlearn.unlearn.certificate import (Certificate,
                                                          forgotten_auc)
 from torch_geometric_unlearn.unlearn.request import Request
@@ -59,16 +59,7 @@ class IFRUpdate:
     def run(self) -> Tuple[Dict, Dict]:
         r"""Runs the phases and applies the update to the model; returns
         the timings and diagnostics of :meth:`Unlearner._update`."""
-        request = self.request
-        timings: Dict[str, float] = {}
-        clock = time.perf_counter()
-
-        def lap(name: str):
-            nonlocal clock
-            now = time.perf_counter()
-            timings[name] = timings.get(name, 0.0) + now - clock
-            clock = now
-
+        request, lap = self.request, PhaseTimer()
         self.trace()
         lap('trace')
         self.gradients()
@@ -101,7 +92,7 @@ class IFRUpdate:
         with torch.no_grad():
             self.model.embedding.weight.copy_(self.emb)
         lap('apply')
-        return timings, diagnostics
+        return lap.timings, diagnostics
 
     def _loss(self, index: Tensor, dtype: torch.dtype,
               region: Region) -> BilinearLoss:
