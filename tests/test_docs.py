@@ -1,3 +1,4 @@
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -35,3 +36,21 @@ def test_readme_quick_start_runs_when_pasted(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert 'objective: BPR' in proc.stdout
     assert 'trajectory step' in proc.stdout and ': ok' in proc.stdout
+
+
+def test_readme_module_table_names_every_module():
+    # The table under 'What is in the package' names each module by its
+    # dotted path inside the package, so that it follows the layout.
+    with open(osp.join(ROOT, 'README.md')) as f:
+        readme = f.read()
+    table = readme.split('## What is in the package')[1].split('\n## ')[0]
+    package = osp.join(ROOT, 'torch_geometric_unlearn')
+    missing = []
+    for folder, _, files in os.walk(package):
+        for name in files:
+            if name.endswith('.py') and not name.startswith('__'):
+                path = osp.relpath(osp.join(folder, name[:-3]), package)
+                module = path.replace(os.sep, '.')
+                if f'`{module}`' not in table:
+                    missing.append(module)
+    assert not missing, f'README module table lacks {missing}'
