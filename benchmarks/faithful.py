@@ -4,8 +4,8 @@ package's trainer at its defaults), against paired retrains.
 For every seed a model is trained; for every request it is retrained
 *paired* (same seed, initialisation and negative stream, without the
 request, for the original's number of epochs: see
-:mod:`torch_geometric_unlearn.evaluation.fidelity`), and every method forgets the
-request from a copy of the original.  Reported per method, mean and spread
+:mod:`torch_geometric_unlearn.evaluation.fidelity`), and every method
+forgets the request from a copy of the original.  Reported per method, mean and spread
 over the seeds:
 
 * score-change closure against the paired retrains' mean change, on the

@@ -5,7 +5,7 @@ On a small synthetic graph, for each L2 weight: train the 2-layer SAGE link
 predictor or the to_hetero recommender of ``generic_ml100k.py``, converge
 the fixed objective with and without 10 random interactions (theta_hat and
 theta_hat', both by damped Newton from the trained model, float64), unlearn
-from theta_hat with :class:`GenericIFRUnlearner` and report
+from theta_hat with :class:`IFRUnlearner` (its autograd backend) and report
 
 * the score closure on every user-item pair of the new graph (0: keeping
   theta_hat, 1: theta_hat'), with the default rows-only solve and with the
@@ -35,8 +35,8 @@ from torch_geometric_unlearn.training.link import (converge_link_model,
                                                    train_link_model)
 from torch_geometric_unlearn.training.trainer import TrainConfig
 from torch_geometric_unlearn.unlearn.base import remaining_data
-from torch_geometric_unlearn.unlearn.generic import (GenericIFRUConfig,
-                                                     GenericIFRUnlearner)
+from torch_geometric_unlearn.unlearn.config import IFRUConfig
+from torch_geometric_unlearn.unlearn.ifru import IFRUnlearner
 
 
 def measure(kind, data, l2, args):
@@ -50,8 +50,8 @@ def measure(kind, data, l2, args):
                                 ExampleObjective(record.examples), l2,
                                 tol=1e-9)
     pairs = random_interactions(data, count=args.count, seed=args.seed)
-    request = GenericIFRUnlearner(model, data, record.examples, l2=l2,
-                                  copy_model=True)._request(pairs)
+    request = IFRUnlearner(model, data, record.examples, l2=l2,
+                           copy_model=True)._request(pairs)
     after = remaining_data(data, request.train_mask)
     graph = model.graph(after.train_positive_index)
     target = copy.deepcopy(model)
@@ -70,9 +70,9 @@ def measure(kind, data, l2, args):
     out = {'l2': l2, 'grad_ratio': [ratio, ratio_new],
            'relative_move': float((s_new - s_hat).norm() / s_hat.norm())}
     for name, config in [('rows', {}), ('shared', {'shared': True})]:
-        result = GenericIFRUnlearner(
+        result = IFRUnlearner(
             model, data, record.examples, l2=l2, copy_model=True,
-            config=GenericIFRUConfig(pruning=None, **config)).unlearn(pairs)
+            config=IFRUConfig(pruning=None, **config)).unlearn(pairs)
         out[f'closure_{name}'] = closure_ratio(scores(result.model), s_hat,
                                                s_new)
     return out

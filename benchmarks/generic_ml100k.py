@@ -2,9 +2,9 @@ r"""Unlearning generic PyG recommenders on MovieLens-100K: a 2-layer SAGEConv
 link predictor and a to_hetero SAGE recommender, against retraining.
 
 For each model: train with the reference trainer for link models, forget 1%
-random training interactions with :class:`GenericIFRUnlearner` (default
-settings; without spillover; with the shared weights free) and by
-retraining from scratch (same trainer, same process), and report
+random training interactions (or ``--users`` users' interactions) with
+:class:`IFRUnlearner` (its autograd backend; the ``--variants`` settings)
+and by retraining from scratch (same trainer, same process), and report
 
 * speed: unlearning wall time against the scratch retrain's;
 * utility: Recall@20 / NDCG@20 on the test split, predicting with the new
@@ -61,8 +61,8 @@ from torch_geometric_unlearn.training.link import (converge_link_model,
                                                    train_link_model)
 from torch_geometric_unlearn.training.trainer import TrainConfig
 from torch_geometric_unlearn.unlearn.base import remaining_data
-from torch_geometric_unlearn.unlearn.generic import (GenericIFRUConfig,
-                                                     GenericIFRUnlearner)
+from torch_geometric_unlearn.unlearn.config import IFRUConfig
+from torch_geometric_unlearn.unlearn.ifru import IFRUnlearner
 
 # The unlearner settings measured (``--variants`` picks some).
 VARIANTS = {
@@ -171,7 +171,7 @@ def run(kind, data, args, config):
 
     start = time.perf_counter()
     retrained = copy.deepcopy(model)
-    after = remaining_data(data, GenericIFRUnlearner(
+    after = remaining_data(data, IFRUnlearner(
         model, data, record.examples, l2=config.l2,
         copy_model=True)._request(pairs).train_mask)
     retrain_record = train_link_model(retrained, after, config)
@@ -230,9 +230,9 @@ def run(kind, data, args, config):
             continue
         times = []
         for _ in range(args.repeats):
-            unlearner = GenericIFRUnlearner(
+            unlearner = IFRUnlearner(
                 model, data, record.examples, l2=config.l2, copy_model=True,
-                config=GenericIFRUConfig(**settings), horizon=horizon)
+                config=IFRUConfig(**settings), horizon=horizon)
             start = time.perf_counter()
             result = unlearner.unlearn(pairs)
             times.append(time.perf_counter() - start)
@@ -293,8 +293,8 @@ def fidelity(model, data, record, pairs, config, args):
                                 max_iter=args.converge_iter)
     log(f'theta_hat: gradient ratio {ratio:.1e}, '
         f'{time.perf_counter() - start:.0f} s')
-    request = GenericIFRUnlearner(hat, data, record.examples, record.labels,
-                                  config.l2, copy_model=True)._request(pairs)
+    request = IFRUnlearner(hat, data, record.examples, record.labels,
+                           config.l2, copy_model=True)._request(pairs)
     after = remaining_data(data, request.train_mask)
     target = copy.deepcopy(hat)
     labels = (None if record.labels is None else
@@ -325,9 +325,9 @@ def fidelity(model, data, record, pairs, config, args):
     out['relative_move'] = float((s_new - s_hat).norm() / s_hat.norm())
     for name in args.variants:
         settings = settings_for(name, hat)
-        unlearner = GenericIFRUnlearner(
+        unlearner = IFRUnlearner(
             hat, data, record.examples, record.labels, config.l2,
-            copy_model=True, config=GenericIFRUConfig(**settings))
+            copy_model=True, config=IFRUConfig(**settings))
         begin = time.perf_counter()
         try:
             result = unlearner.unlearn(pairs)

@@ -14,13 +14,13 @@ import time
 import torch
 from torch_geometric.nn import GCNConv, SAGEConv
 
+from torch_geometric_unlearn import IFRUnlearner
 from torch_geometric_unlearn.data.datasets import synthetic
 from torch_geometric_unlearn.data.deletion import random_interactions
 from torch_geometric_unlearn.models import LinkModel
 from torch_geometric_unlearn.training.link import (evaluate_link_model,
                                                    train_link_model)
 from torch_geometric_unlearn.training.trainer import TrainConfig
-from torch_geometric_unlearn.unlearn.generic import GenericIFRUnlearner
 
 parser = argparse.ArgumentParser()
 parser.add_argument('--conv', choices=['gcn', 'sage'], default='gcn')
@@ -62,8 +62,8 @@ print(f'trained on {data}: {record.epochs} epochs, '
       f'{record.wall_time:.1f} s')
 
 request = random_interactions(data, fraction=0.01, seed=0)
-unlearner = GenericIFRUnlearner(model, data, record.examples, l2=config.l2,
-                                copy_model=True)
+unlearner = IFRUnlearner(model, data, record.examples, l2=config.l2,
+                         copy_model=True)
 result = unlearner.unlearn(request)
 solver = result.diagnostics['solver'][0]
 print(f"IFRU: {result.timings['total']:.2f} s, {solver.iterations} CG "

@@ -17,13 +17,13 @@ import torch
 from torch_geometric.data import HeteroData
 from torch_geometric.nn import SAGEConv, to_hetero
 
+from torch_geometric_unlearn import IFRUnlearner
 from torch_geometric_unlearn.data.datasets import synthetic
 from torch_geometric_unlearn.data.deletion import random_interactions
 from torch_geometric_unlearn.models import HeteroLinkModel
 from torch_geometric_unlearn.training.link import (evaluate_link_model,
                                                    train_link_model)
 from torch_geometric_unlearn.training.trainer import TrainConfig
-from torch_geometric_unlearn.unlearn.generic import GenericIFRUnlearner
 
 parser = argparse.ArgumentParser()
 parser.add_argument('--dim', type=int, default=32)
@@ -87,8 +87,8 @@ print(f'trained on {data}: {record.epochs} epochs, '
 # A request names (user, item) pairs of ('user', 'rates', 'item'); both
 # directions leave the graph.
 request = random_interactions(data, fraction=0.01, seed=0)
-unlearner = GenericIFRUnlearner(model, data, record.examples, l2=config.l2,
-                                copy_model=True)
+unlearner = IFRUnlearner(model, data, record.examples, l2=config.l2,
+                         copy_model=True)
 result = unlearner.unlearn(request)
 solver = result.diagnostics['solver'][0]
 print(f"IFRU: {result.timings['total']:.2f} s, {solver.iterations} CG "

@@ -10,9 +10,12 @@ from torch_geometric_unlearn.models import HeteroLinkModel, LinkModel
 from torch_geometric_unlearn.training.trainer import (TrainConfig, TrainResult,
                                                       build_model, train)
 from torch_geometric_unlearn.unlearn.base import Unlearner, UnlearnResult
-from torch_geometric_unlearn.unlearn.generic import (GenericIFRUConfig,
-                                                     GenericIFRUnlearner)
-from torch_geometric_unlearn.unlearn.ifru import IFRUConfig, IFRUnlearner
+from torch_geometric_unlearn.unlearn.config import (GenericIFRUConfig,
+                                                    IFRUConfig)
+from torch_geometric_unlearn.unlearn.generic import (GenericIFRUnlearner,
+                                                     LinkIFRUnlearner)
+from torch_geometric_unlearn.unlearn.ifru import (IFRUnlearner,
+                                                  LightGCNIFRUnlearner)
 from torch_geometric_unlearn.unlearn.queue import RequestQueue
 from torch_geometric_unlearn.unlearn.recipe import Recipe, from_training_loop
 from torch_geometric_unlearn.unlearn.request import (AlreadyForgottenError,
@@ -31,6 +34,8 @@ __all__ = [
     'RequestQueue',
     'IFRUnlearner',
     'IFRUConfig',
+    'LightGCNIFRUnlearner',
+    'LinkIFRUnlearner',
     'GenericIFRUnlearner',
     'GenericIFRUConfig',
     'LinkModel',

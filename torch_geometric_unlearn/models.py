@@ -1,8 +1,8 @@
 r"""The model contract for unlearning any PyG link predictor.
 
-:class:`~torch_geometric_unlearn.unlearn.generic.GenericIFRUnlearner` does not
-need to know how a recommender is built.  It needs four things, which a
-:class:`LinkModel` names:
+:class:`~torch_geometric_unlearn.unlearn.ifru.IFRUnlearner` (its autograd
+backend) does not need to know how a recommender is built.  It needs four
+things, which a :class:`LinkModel` names:
 
 1. **How to score user-item pairs on a graph**: the model is called the way
    PyG's own :class:`~torch_geometric.nn.models.LightGCN` is,

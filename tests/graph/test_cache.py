@@ -12,7 +12,8 @@ from torch_geometric_unlearn.training.trainer import (TrainConfig, build_model,
                                                       train)
 from torch_geometric_unlearn.unlearn import ifru_update
 from torch_geometric_unlearn.unlearn.base import remaining_data
-from torch_geometric_unlearn.unlearn.ifru import IFRUnlearner
+from torch_geometric_unlearn.unlearn.ifru import (IFRUnlearner,
+                                                  LightGCNIFRUnlearner)
 
 L2 = 1.0
 
@@ -129,9 +130,9 @@ def test_failed_request_leaves_the_cache_alone(data, trained, monkeypatch,
         if stage == 'solve':
             patch.setattr(ifru_update, 'trajectory_response', broken)
         else:  # after the cache and the state moved on
-            advance = IFRUnlearner._advance
-            patch.setattr(IFRUnlearner, '_advance', lambda self, r: (
-                advance(self, r), broken()))
+            advance = LightGCNIFRUnlearner._advance
+            patch.setattr(LightGCNIFRUnlearner, '_advance',
+                          lambda self, r: (advance(self, r), broken()))
         with pytest.raises(RuntimeError, match='injected'):
             unlearner.unlearn(second)
     assert all(vars(unlearner)[k] is v for k, v in attributes.items())

@@ -6,7 +6,7 @@ from torch_geometric_unlearn.data.deletion import random_interactions
 from torch_geometric_unlearn.data.interactions import pair_keys
 from torch_geometric_unlearn.training.link import train_link_model
 from torch_geometric_unlearn.training.trainer import TrainConfig
-from torch_geometric_unlearn.unlearn.generic import GenericIFRUnlearner
+from torch_geometric_unlearn.unlearn.generic import LinkIFRUnlearner
 
 # Past its first epochs, where Adam's steps are noise-driven.
 EPOCHS = 30
@@ -53,5 +53,5 @@ def test_the_run_records_its_horizon_per_node_table():
         assert value.shape == model.get_parameter(name).shape
         assert bool((value > 0).all() & torch.isfinite(value).all())
     # What the generic unlearner takes as the run's horizon.
-    GenericIFRUnlearner(model, data, record.examples, l2=1.0,
-                        horizon=record.horizon)
+    LinkIFRUnlearner(model, data, record.examples, l2=1.0,
+                     horizon=record.horizon)

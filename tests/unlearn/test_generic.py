@@ -23,8 +23,11 @@ from torch_geometric_unlearn.training.link import (converge_link_model,
                                                    train_link_model)
 from torch_geometric_unlearn.training.trainer import TrainConfig
 from torch_geometric_unlearn.unlearn.base import remaining_data
-from torch_geometric_unlearn.unlearn.generic import (GenericIFRUConfig,
-                                                     GenericIFRUnlearner)
+from torch_geometric_unlearn.unlearn.config import (GenericIFRUConfig,
+                                                    IFRUConfig)
+from torch_geometric_unlearn.unlearn.generic import (GenericIFRUnlearner,
+                                                     LinkIFRUnlearner)
+from torch_geometric_unlearn.unlearn.ifru import IFRUnlearner
 
 # Per family: embedding size and L2 weight on the summed loss.  Influence
 # functions model a well-posed optimum; with weaker L2 these tiny models
@@ -56,8 +59,8 @@ def converged(request, tiny):
     assert converge_link_model(model, graph, ExampleObjective(
         record.examples), l2, tol=1e-9) <= 1e-9
     pairs = random_interactions(tiny, count=10, seed=0)
-    probe = GenericIFRUnlearner(model, tiny, record.examples, l2=l2,
-                                copy_model=True)
+    probe = IFRUnlearner(model, tiny, record.examples, l2=l2,
+                         copy_model=True)
     req = probe._request(pairs)
     after = remaining_data(tiny, req.train_mask)
     target = copy.deepcopy(model)
@@ -70,9 +73,9 @@ def converged(request, tiny):
 
 def unlearn(converged, tiny, **config):
     family, model, record, pairs, _, _ = converged
-    unlearner = GenericIFRUnlearner(model, tiny, record.examples,
-                                    l2=SETTINGS[family][1], copy_model=True,
-                                    config=GenericIFRUConfig(**config))
+    unlearner = IFRUnlearner(model, tiny, record.examples,
+                             l2=SETTINGS[family][1], copy_model=True,
+                             config=IFRUConfig(**config))
     return unlearner.unlearn(pairs)
 
 
@@ -122,7 +125,7 @@ def test_stationary_and_exact_gradients_agree_at_an_optimum(converged, tiny):
     tight = dict(EXACT, solver=SolverConfig(tol=1e-9, max_iter=2000,
                                             damping=0.0))
     a = flat(unlearn(converged, tiny, **tight).model)
-    b = flat(unlearn(converged, tiny, exact_gradient=True, **tight).model)
+    b = flat(unlearn(converged, tiny, gradient='exact', **tight).model)
     assert (a - b).norm() < 1e-3 * (a - flat(model)).norm()
 
 
@@ -144,10 +147,10 @@ def test_an_early_stopped_model_takes_the_trajectory_step(family, tiny):
     record = train_link_model(model, tiny, TrainConfig(
         progress=False, lr=0.01, batch_size=256, l2=l2, max_epochs=10))
     pairs = random_interactions(tiny, count=10, seed=0)
-    unlearner = GenericIFRUnlearner(
+    unlearner = IFRUnlearner(
         model, tiny, record.examples, l2=l2, copy_model=True,
-        config=GenericIFRUConfig(solver=SolverConfig(tol=1e-12,
-                                                     max_iter=500), **EXACT))
+        config=IFRUConfig(solver=SolverConfig(tol=1e-12,
+                                              max_iter=500), **EXACT))
     request = unlearner._request(pairs)
     after = remaining_data(tiny, request.train_mask)
     result = unlearner.unlearn(pairs)
@@ -200,9 +203,9 @@ def test_an_early_stopped_model_takes_the_trajectory_step(family, tiny):
     given = {name: 0.01 + 0.1 * torch.rand(
         model.get_parameter(name).shape, generator=gen, dtype=torch.float64)
         for name in model.node_params}
-    result = GenericIFRUnlearner(
+    result = IFRUnlearner(
         model, tiny, record.examples, l2=l2, copy_model=True,
-        horizon=given, config=GenericIFRUConfig(
+        horizon=given, config=IFRUConfig(
             solver=SolverConfig(tol=1e-12, max_iter=500), **EXACT)
     ).unlearn(pairs)
     expected = closed_form(torch.cat([given[name].reshape(-1)
@@ -210,9 +213,9 @@ def test_an_early_stopped_model_takes_the_trajectory_step(family, tiny):
     torch.testing.assert_close(moved(result), expected, rtol=0,
                                atol=1e-8 * float(expected.abs().max()))
     # Without a trajectory the Newton step is the old default, and differs.
-    newton = GenericIFRUnlearner(
+    newton = IFRUnlearner(
         model, tiny, record.examples, l2=l2, copy_model=True,
-        config=GenericIFRUConfig(step='newton', **EXACT)).unlearn(pairs)
+        config=IFRUConfig(step='newton', **EXACT)).unlearn(pairs)
     assert newton.diagnostics['step'] == 'newton'
     assert not torch.allclose(flat(newton.model), flat(result.model),
                               atol=1e-3 * float(expected.abs().max()))
@@ -267,9 +270,9 @@ def test_the_region_graph_gives_the_whole_graph_update(family, layers):
     for step in ('trajectory', 'newton'):
         updates, diagnostics = [], None
         for region in (True, False):
-            unlearner = GenericIFRUnlearner(
+            unlearner = IFRUnlearner(
                 model, data, examples, l2=1.0, copy_model=True,
-                config=GenericIFRUConfig(step=step, region=region),
+                config=IFRUConfig(step=step, region=region),
                 horizon=horizon if step == 'trajectory' else None)
             result = unlearner.unlearn((torch.tensor([30]),
                                         torch.tensor([31])))
@@ -318,7 +321,7 @@ def test_forgotten_user_rows_are_zero_and_the_graph_moves_on(tiny):
     record = train_link_model(model, tiny, TrainConfig(
         progress=False, lr=0.01, batch_size=256, l2=10.0, max_epochs=3))
     users = random_users(tiny, 2, seed=0)
-    unlearner = GenericIFRUnlearner(model, tiny, record.examples, l2=10.0)
+    unlearner = IFRUnlearner(model, tiny, record.examples, l2=10.0)
     result = unlearner.unlearn(users=users)
     assert result.diagnostics['zeroed_rows'] == 2
     assert result.model.model.user_emb.weight[users].abs().max() == 0
@@ -336,8 +339,8 @@ def test_solver_failure_leaves_the_model_unchanged(tiny):
     record = train_link_model(model, tiny, TrainConfig(
         progress=False, lr=0.01, l2=10.0, max_epochs=2))
     before = copy.deepcopy(model.state_dict())
-    unlearner = GenericIFRUnlearner(
-        model, tiny, record.examples, l2=10.0, config=GenericIFRUConfig(
+    unlearner = IFRUnlearner(
+        model, tiny, record.examples, l2=10.0, config=IFRUConfig(
             solver=SolverConfig(method='cg', tol=1e-12, max_iter=1)))
     with pytest.raises(SolverError, match='tolerance'):
         unlearner.unlearn(random_interactions(tiny, count=5))
@@ -355,8 +358,8 @@ def test_user_supplied_loss(tiny):
     def squared_error(scores, labels):
         return (scores[0] - labels).pow(2).sum()
 
-    unlearner = GenericIFRUnlearner(model, tiny, examples, ratings, l2=1.0,
-                                    loss=squared_error, copy_model=True)
+    unlearner = IFRUnlearner(model, tiny, examples, ratings, l2=1.0,
+                             loss=squared_error, copy_model=True)
     pairs = random_interactions(tiny, count=3, seed=1)
     result = unlearner.unlearn(pairs)
     assert result.diagnostics['solver'][0].converged
@@ -367,19 +370,19 @@ def test_user_supplied_loss(tiny):
         return (scores[0] - labels).pow(2).mean()
 
     with pytest.raises(ValueError, match='must sum over examples'):
-        GenericIFRUnlearner(model, tiny, examples, ratings, l2=1.0,
-                            loss=mean_error)
+        IFRUnlearner(model, tiny, examples, ratings, l2=1.0,
+                     loss=mean_error)
     # Four negatives per positive need a loss; BPR/BCE do not fit.
     many = torch.cat([examples, torch.randint(tiny.num_items,
                                               (3, examples.size(1)))])
     with pytest.raises(ValueError, match="pass 'loss'"):
-        GenericIFRUnlearner(model, tiny, many, l2=1.0)
+        IFRUnlearner(model, tiny, many, l2=1.0)
 
     def softmax_loss(scores, labels):
         return -scores.log_softmax(0)[0].sum()
 
-    GenericIFRUnlearner(model, tiny, many, l2=1.0, loss=softmax_loss,
-                        copy_model=True).unlearn(pairs)
+    IFRUnlearner(model, tiny, many, l2=1.0, loss=softmax_loss,
+                 copy_model=True).unlearn(pairs)
 
 
 def test_fixed_features_need_shared_weights(tiny):
@@ -397,10 +400,10 @@ def test_fixed_features_need_shared_weights(tiny):
     assert model.node_params == {}
     examples = torch.cat([tiny.train_index, tiny.train_index[1:] * 0])
     with pytest.raises(ValueError, match=r'shared=True'):
-        GenericIFRUnlearner(model, tiny, examples, l2=1.0)
-    result = GenericIFRUnlearner(
+        IFRUnlearner(model, tiny, examples, l2=1.0)
+    result = IFRUnlearner(
         model, tiny, examples, l2=1.0,
-        config=GenericIFRUConfig(shared=True)).unlearn(
+        config=IFRUConfig(shared=True)).unlearn(
             random_interactions(tiny, count=3))
     assert result.diagnostics['solve_dim'] == 4 * 5 + 4
 
@@ -408,15 +411,15 @@ def test_fixed_features_need_shared_weights(tiny):
 def test_plain_modules_are_wrapped_and_others_refused(tiny):
     model = make('gcn', tiny.num_users, tiny.num_items, 4).model
     examples = torch.cat([tiny.train_index, tiny.train_index[1:] * 0])
-    unlearner = GenericIFRUnlearner(model, tiny, examples, l2=1.0,
-                                    copy_model=False)
+    unlearner = IFRUnlearner(model, tiny, examples, l2=1.0,
+                             copy_model=False)
     assert isinstance(unlearner.model, LinkModel)
     assert unlearner.model.model is model
     with pytest.raises(TypeError, match='LinkModel or a torch.nn.Module'):
-        GenericIFRUnlearner('model', tiny, examples, l2=1.0)
+        IFRUnlearner('model', tiny, examples, l2=1.0)
     with pytest.raises(ValueError, match='and 80'):
-        GenericIFRUnlearner(LinkModel(model, tiny.num_users + tiny.num_items
-                                      - 81, 81), tiny, examples, l2=1.0)
+        IFRUnlearner(LinkModel(model, tiny.num_users + tiny.num_items
+                               - 81, 81), tiny, examples, l2=1.0)
 
 
 def test_a_given_horizon_is_validated(tiny):
@@ -429,20 +432,42 @@ def test_a_given_horizon_is_validated(tiny):
                            ({name: torch.zeros(shape)}, 'positive'),
                            ([torch.ones(shape)], 'dict')]:
         with pytest.raises(ValueError, match=match):
-            GenericIFRUnlearner(model, tiny, examples, l2=1.0,
-                                horizon=horizon)
+            IFRUnlearner(model, tiny, examples, l2=1.0,
+                         horizon=horizon)
 
 
 def test_config_validates_itself():
-    assert GenericIFRUConfig(pruning=None).pruning.strategy.value == 'none'
+    assert IFRUConfig(pruning=None).pruning.strategy.value == 'none'
     for kwargs, match in [(dict(hessian='fisher'), 'hessian'),
                           (dict(newton_steps=0), 'newton_steps'),
                           (dict(extra_hops=-1), 'extra_hops'),
                           (dict(shared='conv'), 'shared'),
                           (dict(solver='cg'), 'solver'),
                           (dict(dtype=torch.int64), 'dtype'),
+                          (dict(region='yes'), 'region'),
                           (dict(step='sgd'), 'step'),
                           (dict(stationary_tol=-1.0), 'stationary_tol'),
                           (dict(stationary_tol=True), 'stationary_tol')]:
         with pytest.raises(ValueError, match=match):
-            GenericIFRUConfig(**kwargs)
+            IFRUConfig(**kwargs)
+
+
+def test_the_deprecated_aliases_warn_and_run_the_autograd_backend(tiny):
+    model = make('gcn', tiny.num_users, tiny.num_items, 4)
+    record = train_link_model(model, tiny, TrainConfig(
+        progress=False, lr=0.01, batch_size=256, l2=3.0, max_epochs=3))
+    pairs = random_interactions(tiny, count=10, seed=0)
+    with pytest.warns(DeprecationWarning, match='GenericIFRUConfig'):
+        config = GenericIFRUConfig(exact_gradient=True, step='newton',
+                                   **EXACT)
+    assert config == IFRUConfig(gradient='exact', step='newton', **EXACT)
+    # The old argument order: loss before config.
+    with pytest.warns(DeprecationWarning, match='GenericIFRUnlearner'):
+        old = GenericIFRUnlearner(model, tiny, record.examples, None, 3.0,
+                                  None, config)
+    assert isinstance(old, LinkIFRUnlearner)
+    new = IFRUnlearner(model, tiny, record.examples, l2=3.0, config=config)
+    assert type(new) is LinkIFRUnlearner
+    updates = [flat(u.unlearn(pairs).model) - flat(model)
+               for u in (old, new)]
+    assert updates[1].norm() > 0 and torch.equal(updates[0], updates[1])

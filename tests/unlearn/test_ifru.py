@@ -2,6 +2,7 @@ import copy
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.autograd.functional import hessian, jacobian
 
 from torch_geometric_unlearn.data.datasets import synthetic
@@ -19,11 +20,14 @@ from torch_geometric_unlearn.influence.bilinear import BilinearLoss
 from torch_geometric_unlearn.influence.curvature import (GaugeProjection,
                                                          PropagatedHessian)
 from torch_geometric_unlearn.influence.objectives import example_margin
+from torch_geometric_unlearn.models import LinkModel
 from torch_geometric_unlearn.training.trainer import (TrainConfig, build_model,
                                                       train)
 from torch_geometric_unlearn.unlearn.base import UnlearnResult, remaining_data
 from torch_geometric_unlearn.unlearn.baselines import PairedRetrainUnlearner
-from torch_geometric_unlearn.unlearn.ifru import IFRUConfig, IFRUnlearner
+from torch_geometric_unlearn.unlearn.generic import LinkIFRUnlearner
+from torch_geometric_unlearn.unlearn.ifru import (IFRUConfig, IFRUnlearner,
+                                                  LightGCNIFRUnlearner)
 
 L2 = 1.0
 EXACT = dict(pruning=None, extra_hops=9)
@@ -305,10 +309,46 @@ def test_auto_falls_back_to_gauss_newton_on_any_exact_failure(
                 solver=SolverConfig(method='cg', tol=1e-12, max_iter=1))
 
 
-def test_other_models_get_a_clear_error(tiny):
+def test_the_curvature_backend_is_chosen_from_the_model(converged, tiny):
+    _, model, record = converged
+    lightgcn = IFRUnlearner(model, tiny, record.examples, l2=L2)
+    assert type(lightgcn) is LightGCNIFRUnlearner
+    # The structured backend's defaults: 10% pruned, undamped CG.
+    assert lightgcn.config.pruning == PruningConfig('quantile', 0.1)
+    assert lightgcn.config.solver.damping == 0.0
+    # A loss of the user's own needs autograd, even on a LightGCN.
+    own = IFRUnlearner(model, tiny, record.examples, l2=L2,
+                       loss=lambda scores, labels: -F.logsigmoid(
+                           scores[0] - scores[1]).sum())
+    assert type(own) is LinkIFRUnlearner
+    assert isinstance(own, IFRUnlearner) and isinstance(own.model, LinkModel)
+    # The autograd backend's defaults: nothing pruned, damping 1e-3.
+    assert own.config.pruning.strategy.value == 'none'
+    assert own.config.solver.damping == 1e-3
+    # Both forget, and a copy (as pickling makes it) keeps its class.
+    for unlearner in (lightgcn, own):
+        assert type(copy.deepcopy(unlearner)) is type(unlearner)
+        unlearner.unlearn(tiny.train_index[:, :5])
     with pytest.raises(TypeError, match="needs PyG's LightGCN"):
-        IFRUnlearner(torch.nn.Embedding(tiny.num_nodes, 4), tiny,
-                     torch.zeros(3, 1, dtype=torch.long))
+        LightGCNIFRUnlearner(torch.nn.Embedding(tiny.num_nodes, 4), tiny,
+                             record.examples, l2=L2)
+
+
+def test_a_setting_of_the_other_backend_is_refused(converged, tiny):
+    _, model, record = converged
+    with pytest.raises(ValueError, match=r"\['shared'\] apply to models "
+                                         r"other than LightGCN"):
+        IFRUnlearner(model, tiny, record.examples, l2=L2,
+                     config=IFRUConfig(shared=True))
+    link = LinkModel(model, tiny.num_users, tiny.num_items)
+    with pytest.raises(ValueError, match=r"\['curvature_hops'\] apply to "
+                                         r"LightGCN and MF only"):
+        IFRUnlearner(link, tiny, record.examples, l2=L2,
+                     config=IFRUConfig(curvature_hops=0))
+    with pytest.raises(ValueError, match="'shards' needs the structured"):
+        IFRUnlearner(link, tiny, record.examples, l2=L2, shards=object())
+    with pytest.raises(TypeError, match="'config' must be an IFRUConfig"):
+        IFRUnlearner(model, tiny, record.examples, l2=L2, config={})
 
 
 def test_config_validates_itself():
@@ -317,7 +357,11 @@ def test_config_validates_itself():
                           (dict(hessian='fisher'), 'hessian'),
                           (dict(newton_steps=0), 'newton_steps'),
                           (dict(extra_hops=-1), 'extra_hops'),
-                          (dict(solver='cg'), 'solver')]:
+                          (dict(solver='cg'), 'solver'),
+                          (dict(pruning='some'), 'pruning'),
+                          (dict(project_gauge=1), 'project_gauge'),
+                          (dict(curvature_dtype=torch.int64),
+                           'curvature_dtype')]:
         with pytest.raises(ValueError, match=match):
             IFRUConfig(**kwargs)
 

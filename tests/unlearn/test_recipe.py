@@ -11,8 +11,8 @@ from torch_geometric_unlearn import IFRUConfig
 from torch_geometric_unlearn.graph.spillover import PruningConfig
 from torch_geometric_unlearn.influence import SolverConfig
 from torch_geometric_unlearn.influence.objectives import BatchL2
-from torch_geometric_unlearn.unlearn.generic import GenericIFRUnlearner
-from torch_geometric_unlearn.unlearn.ifru import IFRUnlearner
+from torch_geometric_unlearn.unlearn.generic import LinkIFRUnlearner
+from torch_geometric_unlearn.unlearn.ifru import LightGCNIFRUnlearner
 from torch_geometric_unlearn.unlearn.recipe import Recipe, from_training_loop
 
 
@@ -94,7 +94,7 @@ def test_front_door_matches_an_explicit_newton_step(graph, lambda_reg,
                                    edge_label_index=train_eli,
                                    negatives=last, optimizer=optimizer,
                                    config=newton)
-    assert isinstance(unlearner, IFRUnlearner)
+    assert isinstance(unlearner, LightGCNIFRUnlearner)
     # Forget pairs whose user and item keep other interactions.
     degree = torch.bincount(train_eli.reshape(-1),
                             minlength=num_users + num_items)
@@ -176,7 +176,7 @@ def test_a_custom_loss_takes_the_optimiser_s_horizon(graph):
     recipe = Recipe(loss=margin_loss, lambda_reg=1e-4, batch_size=BATCH)
     unlearner = from_training_loop(model, edge_index, num_users, recipe,
                                    negatives=0, optimizer=optimizer)
-    assert isinstance(unlearner, GenericIFRUnlearner)
+    assert isinstance(unlearner, LinkIFRUnlearner)
     (name, ) = unlearner.model.node_params
     torch.testing.assert_close(
         unlearner.horizon[name], optimizer_horizon(
@@ -208,7 +208,7 @@ def test_bce_and_a_custom_loss(graph):
     bce = from_training_loop(model, edge_index, num_users,
                              Recipe(loss='bce', lambda_reg=1e-3),
                              edge_label_index=labelled, labels=labels)
-    assert isinstance(bce, IFRUnlearner) and bce.labels.numel() == \
+    assert isinstance(bce, LightGCNIFRUnlearner) and bce.labels.numel() == \
         labelled.size(1)
     result = bce.unlearn(edge_index=train_eli[:, :3])
     assert 'BCE with logits' in result.diagnostics['objective']
@@ -219,7 +219,7 @@ def test_bce_and_a_custom_loss(graph):
     custom = from_training_loop(model, edge_index, num_users,
                                 Recipe(loss=margin_loss, lambda_reg=1e-2,
                                        batch_size=BATCH))
-    assert isinstance(custom, GenericIFRUnlearner)
+    assert isinstance(custom, LinkIFRUnlearner)
     # The mean over each batch is the sum over examples, scaled.
     assert custom.l2 == pytest.approx(2e-2 * train_eli.size(1) / BATCH)
     result = custom.unlearn(edge_index=train_eli[:, :3])

@@ -6,6 +6,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from torch_geometric_unlearn.checks import check_pairs
+
 
 @dataclass
 class InteractionData:
@@ -75,15 +77,7 @@ class InteractionData:
         r"""Raises a :class:`ValueError` naming the problem unless
         :obj:`index` is a :obj:`[2, N]` long tensor of valid user-item
         pairs."""
-        if not isinstance(index, Tensor):
-            raise TypeError(f"'{what}' must be a torch.Tensor "
-                            f"(got {type(index).__name__})")
-        if index.dtype != torch.long:
-            raise TypeError(f"'{what}' must have dtype torch.long "
-                            f"(got {index.dtype})")
-        if index.dim() != 2 or index.size(0) != 2:
-            raise ValueError(f"'{what}' must have shape [2, N] "
-                             f"(got {list(index.shape)})")
+        check_pairs(index, what, '[2, N]')
         if index.numel() == 0:
             return
         for row, (kind, size) in enumerate([('user', self.num_users),

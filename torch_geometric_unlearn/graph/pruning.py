@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from torch_geometric.utils.mixin import CastMixin
 
-from torch_geometric_unlearn.graph.checks import is_int, is_number
+from torch_geometric_unlearn.checks import is_int, is_number
 
 __all__ = ['PruningStrategy', 'PruningConfig', 'index_mask']
 

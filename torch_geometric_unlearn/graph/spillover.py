@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import get_num_hops
 
-from torch_geometric_unlearn.graph.checks import check_num_hops
+from torch_geometric_unlearn.checks import check_num_hops
 from torch_geometric_unlearn.graph.pruning import (PruningConfig,
                                                    PruningStrategy)
 from torch_geometric_unlearn.graph.tracer import (SpilloverResult,

@@ -14,7 +14,7 @@ from torch_geometric.index import index2ptr
 from torch_geometric.typing import SparseTensor
 
 from torch_geometric_unlearn.graph.adjacency import to_edge_index
-from torch_geometric_unlearn.graph.checks import (check_examples, check_long,
+from torch_geometric_unlearn.checks import (check_examples, check_long,
                                                   check_num_hops, check_pairs,
                                                   check_range, is_int)
 from torch_geometric_unlearn.graph.pruning import PruningConfig, index_mask

@@ -1,7 +1,7 @@
 r"""Which update an influence unlearner takes, and how its Newton system is
-solved: the choices shared by :class:`~torch_geometric_unlearn.unlearn.ifru.
-IFRUConfig` and
-:class:`~torch_geometric_unlearn.unlearn.config.GenericIFRUConfig`.
+solved, for both curvature backends of
+:class:`~torch_geometric_unlearn.unlearn.ifru.IFRUnlearner` (the choices of
+:class:`~torch_geometric_unlearn.unlearn.config.IFRUConfig`).
 
 A stationarity test (:func:`choose_step`) compares the old objective's
 gradient at the model with the request's influence: at a minimum IFRU's
@@ -51,16 +51,18 @@ def coerce_enum(config, name: str, enum):
 
 
 def check_solve_options(config):
-    r"""Validates the options :class:`IFRUConfig` shares with
-    :class:`~torch_geometric_unlearn.unlearn.config.GenericIFRUConfig`:
-    pruning,
-    solver, extra hops and Newton steps."""
+    r"""Validates the solve options of
+    :class:`~torch_geometric_unlearn.unlearn.config.IFRUConfig`: pruning
+    (:obj:`'auto'` for the backend's default), solver (:obj:`None` for the
+    backend's default), extra hops and Newton steps."""
     if config.pruning is None:
         config.pruning = PruningConfig('none')
-    if not isinstance(config.pruning, PruningConfig):
-        raise ValueError("'pruning' must be a PruningConfig or None")
-    if not isinstance(config.solver, SolverConfig):
-        raise ValueError("'solver' must be a SolverConfig")
+    if not isinstance(config.pruning, PruningConfig) and \
+            config.pruning != 'auto':
+        raise ValueError("'pruning' must be a PruningConfig, 'auto' or None")
+    if config.solver is not None and \
+            not isinstance(config.solver, SolverConfig):
+        raise ValueError("'solver' must be a SolverConfig or None")
     for name, low in (('extra_hops', 0), ('newton_steps', 1)):
         value = getattr(config, name)
         if not isinstance(value, int) or isinstance(value, bool) or \
@@ -70,8 +72,8 @@ def check_solve_options(config):
 
 
 def check_step_options(config):
-    r"""Validates the step options :class:`IFRUConfig` shares with
-    :class:`~torch_geometric_unlearn.unlearn.config.GenericIFRUConfig`:
+    r"""Validates the step options of
+    :class:`~torch_geometric_unlearn.unlearn.config.IFRUConfig`:
     :obj:`step` and :obj:`stationary_tol`."""
     coerce_enum(config, 'step', StepType)
     if isinstance(config.stationary_tol, bool) or not isinstance(
@@ -84,8 +86,9 @@ def check_step_options(config):
 def choose_step(config, residual: Tensor, influence: Tensor,
                 read_horizon: Callable[[], Optional[Tensor]]
                 ) -> Tuple[bool, Optional[Tensor], float, Optional[str]]:
-    r"""The stationarity test of :class:`IFRUConfig` (shared with
-    :class:`~torch_geometric_unlearn.unlearn.config.GenericIFRUConfig`):
+    r"""The stationarity test of
+    :class:`~torch_geometric_unlearn.unlearn.config.IFRUConfig` (both
+    curvature backends):
     whether the Newton step runs, from the old objective's gradient
     :obj:`residual` at the model against the request's :obj:`influence`
     on the solved parameters.

@@ -69,8 +69,8 @@ def train_link_model(model: LinkModel, data: InteractionData,
     Returns:
         TrainResult: With the frozen examples of the best epoch, and as
         :obj:`horizon` the run's horizon per node table (a dict by
-        parameter name, for :class:`~torch_geometric_unlearn.unlearn.generic.
-        GenericIFRUnlearner`), or :obj:`None` where Adam's steps were
+        parameter name, for :class:`~torch_geometric_unlearn.unlearn.ifru.
+        IFRUnlearner`), or :obj:`None` where Adam's steps were
         sign-like.
     """
     config = config or TrainConfig()

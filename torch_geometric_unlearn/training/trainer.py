@@ -136,7 +136,7 @@ class TrainResult:
             horizon off the stationarity residual.  From
             :func:`~torch_geometric_unlearn.training.link.train_link_model`,
             a dict of such tensors by node table name, for
-            :class:`~.unlearn.generic.GenericIFRUnlearner`.
+            :class:`~.unlearn.generic.LinkIFRUnlearner`.
     """
     epochs: int
     best_epoch: int

@@ -11,9 +11,12 @@ from torch_geometric_unlearn.unlearn.baselines import (FineTuneUnlearner,
                                                        PairedRetrainUnlearner,
                                                        RetrainUnlearner,
                                                        WarmRetrainUnlearner)
-from torch_geometric_unlearn.unlearn.generic import (GenericIFRUConfig,
-                                                     GenericIFRUnlearner)
-from torch_geometric_unlearn.unlearn.ifru import IFRUConfig, IFRUnlearner
+from torch_geometric_unlearn.unlearn.config import (GenericIFRUConfig,
+                                                    IFRUConfig)
+from torch_geometric_unlearn.unlearn.generic import (GenericIFRUnlearner,
+                                                     LinkIFRUnlearner)
+from torch_geometric_unlearn.unlearn.ifru import (IFRUnlearner,
+                                                  LightGCNIFRUnlearner)
 from torch_geometric_unlearn.unlearn.queue import RequestQueue
 from torch_geometric_unlearn.unlearn.recipe import Recipe, from_training_loop
 from torch_geometric_unlearn.unlearn.request import (AlreadyForgottenError,
@@ -26,6 +29,8 @@ __all__ = [
     'UnlearnResult',
     'IFRUConfig',
     'IFRUnlearner',
+    'LightGCNIFRUnlearner',
+    'LinkIFRUnlearner',
     'GenericIFRUConfig',
     'GenericIFRUnlearner',
     'FineTuneUnlearner',

@@ -1,9 +1,9 @@
-r"""The configurations of the IFRU unlearners, each validated on
-construction by the same checks of
-:mod:`~torch_geometric_unlearn.influence.step`:
-:class:`IFRUConfig` for PyG's LightGCN and MF, :class:`GenericIFRUConfig`
-for any :class:`~torch_geometric_unlearn.models.LinkModel`."""
-from dataclasses import dataclass, field
+r"""The configuration of
+:class:`~torch_geometric_unlearn.unlearn.ifru.IFRUnlearner`, one for every
+model, validated on construction by the checks of
+:mod:`~torch_geometric_unlearn.influence.step`."""
+import warnings
+from dataclasses import dataclass, replace
 from typing import Optional, Sequence, Union
 
 import torch
@@ -23,7 +23,10 @@ __all__ = ['IFRUConfig', 'GenericIFRUConfig']
 class IFRUConfig:
     r"""Configuration of
     :class:`~torch_geometric_unlearn.unlearn.ifru.IFRUnlearner`, validated on
-    construction.
+    construction.  Most settings apply to every model; those marked
+    *LightGCN and MF* apply to the structured curvature backend only, those
+    marked *other models* to the autograd backend only, and the unlearner
+    refuses a config that changes a setting its backend does not have.
 
     Args:
         step (StepType or str): :obj:`'auto'` (default) runs a stationarity
@@ -47,24 +50,31 @@ class IFRUConfig:
             1-100 (the lowest for the largest requests).
         spillover (bool): Include the spillover term; :obj:`False` keeps the
             direct influence only (SCIF-like).
-        pruning (PruningConfig): Which candidate rows to solve for, ranked
-            by IFRU's importance (see
+        pruning (PruningConfig or str, optional): Which candidate rows to
+            solve for, ranked by IFRU's importance (see
             :mod:`~torch_geometric_unlearn.graph.spillover`).  :obj:`None`
-            disables pruning.  The default drops the least important 10%:
-            on MovieLens-100K (LightGCN, 2 layers, 1% deleted, converged
-            model) that gave parameter closure 0.79 against 0.90 unpruned.
+            disables pruning.  :obj:`'auto'` (default) drops the least
+            important 10% for LightGCN and MF: on MovieLens-100K (2
+            layers, 1% deleted, converged model) that gave parameter
+            closure 0.79 against 0.90 unpruned.  For other models it keeps
+            every candidate: on the d=4 test models, dropping the least
+            important 10% lowered the score closure from 0.63 to 0.31
+            (SAGE), 0.80 to 0.78 (GCN) and 0.70 to 0.70 (to_hetero), and
+            saved at most 38% of the products.
         extra_hops (int): The candidate rows lie within
             :obj:`num_hops + extra_hops` hops of the deleted edges.  The
             extra hop reaches the rows coupled to the changed embeddings
             through the loss (e.g. a deleted item's other users in MF).
-        expected_negatives (bool): In the trajectory step, average each
+        expected_negatives (bool): *LightGCN and MF.*  In the trajectory
+            step, average each
             forgotten BPR triple over the negative sampler (uniform over
             the items its user has no pair with, as the reference trainer
             draws them every epoch) instead of using its one frozen
             negative.  On MovieLens-100K MF (1% random) the frozen negative
             alone made the predicted score changes correlate only 0.46 with
             the paired retrain's; averaged, 0.91.
-        reset_unsupported (bool): Rows of nodes left only as sampled
+        reset_unsupported (bool): *LightGCN and MF.*  Rows of nodes left
+            only as sampled
             negatives (an item whose every interaction is forgotten)
             restart from zero before the step: all they learned from
             observations came from the forgotten interactions.  On
@@ -75,28 +85,40 @@ class IFRUConfig:
             optimum, zero, in any case.)
         gradient (GradientType or str): Right-hand side of the Newton step:
             :obj:`'stationary'` (IFRU's form) or :obj:`'exact'`
-            (:math:`-\nabla L(\theta; G', D')`).
+            (:math:`-\nabla L(\theta; G', D')`); the two agree at a
+            stationary point.
         hessian (HessianType or str): Curvature of the Newton step:
             :obj:`'exact'`; :obj:`'gauss_newton'`; or :obj:`'auto'`
             (default): Gauss-Newton where the stationarity test finds the
             model away from a minimum (the exact Hessian is indefinite
             there), else exact, falling back to Gauss-Newton when the exact
-            solve fails.  The trajectory step always uses Gauss-Newton,
-            which is positive semi-definite wherever the model is.
-        project_gauge (bool): Solve the Newton system off the rotation
+            solve fails (for other models: exact with that fallback).  The
+            exact Hessian of the new objective is often indefinite at the
+            old optimum of a nonlinear GNN (deleting edges changes GCN's
+            normalisation and SAGE's means).  The trajectory step always
+            uses Gauss-Newton, which is positive semi-definite wherever the
+            model is.
+        project_gauge (bool): *LightGCN and MF.*  Solve the Newton system
+            off the rotation
             directions of the free rows (see :class:`GaugeProjection`).  The
             trajectory response is finite along them without it.
         newton_steps (int): Newton steps; later steps use the exact
             gradient at the updated parameters.
-        solver (SolverConfig): The Newton step's linear solver (CG by
-            default) and its damping, tolerance and iteration cap; the
-            trajectory step uses its :obj:`tol` and :obj:`max_iter` for
-            Lanczos.  The default solves undamped (the L2 term and the gauge
-            projection keep the system well posed) to a relative residual
-            of 1e-2.
-        num_hops (int, optional): Receptive field of the model; inferred
-            from it by default.
-        curvature_hops (int, optional): Keep the curvature (the Hessian or
+        solver (SolverConfig, optional): The Newton step's linear solver
+            and its damping, tolerance and iteration cap; the trajectory
+            step uses its :obj:`tol` and :obj:`max_iter` for Lanczos.  By
+            default (:obj:`None`) CG to a relative residual of 1e-2: for
+            LightGCN and MF undamped, at most 200 iterations (the L2 term
+            and the gauge projection keep the system well posed); for other
+            models with damping 1e-3, at most 300 iterations (the damping
+            guards against the flat directions of output rotations when
+            shared weights are free: scores and L2 are invariant under
+            :math:`W \mapsto W R` for the last layer).
+        num_hops (int, optional): *LightGCN and MF.*  Receptive field of
+            the model; inferred from it by default (other models declare it
+            in :class:`~torch_geometric_unlearn.models.LinkModel`).
+        curvature_hops (int, optional): *LightGCN and MF.*  Keep the
+            curvature (the Hessian or
             Gauss-Newton products of the solve) to the rows' own
             :obj:`curvature_hops`-hop ball: its propagation and the
             examples touching it, instead of the exact :obj:`num_hops`-hop
@@ -115,16 +137,38 @@ class IFRUConfig:
             float32 lost orthogonality on these ill-conditioned systems (on
             MovieLens-100K its true residual grew to 200x the right-hand
             side within 200 iterations).
-        curvature_dtype (torch.dtype): Precision of the Hessian-vector
+        curvature_dtype (torch.dtype): *LightGCN and MF.*  Precision of
+            the Hessian-vector
             products alone.  Float32 by default: on MovieLens-100K it made
             the solve 1.6x faster at the same closure (0.817 against 0.818)
             and iteration count (26 against 25).
+        shared (bool or Sequence[str]): *Other models.*  Whether the
+            shared (not node-indexed) parameters join the solve:
+            :obj:`False`, :obj:`True` for all of them, or a list of their
+            names as in :meth:`LinkModel.named_parameters`.  The default,
+            :obj:`False`, is what the measurements support: on
+            MovieLens-100K freeing the last layer or all shared weights
+            helped on one seed and hurt on another (see the benchmark
+            docs), and on the d=4 test models freeing them lowered SAGE's
+            score closure from 0.63 to 0.10.  Rows alone also need only the
+            examples within reach of the free rows.  Models without
+            node-indexed parameters (fixed features only) need
+            :obj:`True`.
+        region (bool): *Other models.*  Run the model, for every gradient
+            and product, on the training pairs with an end in the
+            :obj:`num_hops`-hop ball of the nodes the used examples score
+            (exact for a model whose output at a node depends on its
+            :obj:`num_hops`-hop neighbourhood and the degrees there, as
+            GCN, SAGE, GAT and :func:`~torch_geometric.nn.to_hetero` models
+            do); the result reports the ball's :obj:`region_nodes` and
+            :obj:`region_edges`.  :obj:`False` runs the whole graph, for a
+            model that reaches further (e.g. a virtual node or global
+            pooling).
     """
     step: StepType = StepType.auto
     stationary_tol: float = 0.1
     spillover: bool = True
-    pruning: Optional[PruningConfig] = field(
-        default_factory=lambda: PruningConfig('quantile', 0.1))
+    pruning: Union[PruningConfig, str, None] = 'auto'
     extra_hops: int = 1
     expected_negatives: bool = True
     reset_unsupported: bool = True
@@ -132,12 +176,13 @@ class IFRUConfig:
     hessian: HessianType = HessianType.auto
     project_gauge: bool = True
     newton_steps: int = 1
-    solver: SolverConfig = field(default_factory=lambda: SolverConfig(
-        method='cg', tol=1e-2, max_iter=200, damping=0.0))
+    solver: Optional[SolverConfig] = None
     num_hops: Optional[int] = None
     curvature_hops: Optional[int] = None
     dtype: torch.dtype = torch.float64
     curvature_dtype: torch.dtype = torch.float32
+    shared: Union[bool, Sequence[str]] = False
+    region: bool = True
 
     def __post_init__(self):
         coerce_enum(self, 'gradient', GradientType)
@@ -150,115 +195,61 @@ class IFRUConfig:
                                       isinstance(value, bool) or value < 0):
                 raise ValueError(f"'{name}' must be a non-negative int "
                                  f"(got {value!r})")
-
-
-@dataclass
-class GenericIFRUConfig:
-    r"""Configuration of
-    :class:`~torch_geometric_unlearn.unlearn.generic.GenericIFRUnlearner`,
-    validated on
-    construction.
-
-    Args:
-        step (StepType or str): As in
-            :class:`~torch_geometric_unlearn.unlearn.config.IFRUConfig`:
-            :obj:`'auto'` (default) runs the stationarity test (one
-            gradient of the old objective) and takes IFRU's Newton step
-            only at a minimum; an early-stopped model gets the trajectory
-            step (Lanczos on the Gauss-Newton matrix over a horizon read
-            per row from the residual, see
-            :func:`~.influence.horizon.residual_horizon`).
-            :obj:`'newton'` or :obj:`'trajectory'` force one.
-        stationary_tol (float): The threshold of the test.
-        shared (bool or Sequence[str]): Whether the shared (non
-            node-indexed) parameters join the solve: :obj:`False`,
-            :obj:`True` for all of them, or a list of their names as in
-            :meth:`LinkModel.named_parameters`.  The default,
-            :obj:`False`, is measured on 60 users, 80 items, 2-layer models
-            with d=4 and 10 interactions forgotten: freeing the shared
-            weights changed the score closure from 0.80 to 0.88 (GCN) and
-            0.70 to 0.87 (to_hetero) but from 0.63 to 0.10 (SAGE), and at
-            d=8 it closed less than the rows alone in 20 of 26 runs
-            (``benchmarks/generic_l2_sweep.py``).  It also couples every
-            training example to the solve (rows alone need only the
-            examples within reach of the free rows).  Models without
-            node-indexed parameters (fixed features only) need
-            :obj:`True`.
-        spillover (bool): Include the spillover term.
-        pruning (PruningConfig, optional): Which candidate rows to solve
-            for, ranked by IFRU's importance; :obj:`None` (default) keeps
-            all.  Unlike
-            :class:`~torch_geometric_unlearn.unlearn.config.IFRUConfig`,
-            nothing is pruned by default: on the d=4 test models, dropping the
-            least important 10% lowered the score closure from 0.63 to
-            0.31 (SAGE), 0.80 to 0.78 (GCN) and 0.70 to 0.70 (to_hetero),
-            and saved at most 38% of the products (SAGE: 23 against 37).
-        extra_hops (int): Candidate rows lie within
-            :obj:`num_hops + extra_hops` hops of the deleted edges (plus
-            the nodes sharing an example with them).
-        exact_gradient (bool): Use :math:`-\nabla L(\theta^*; G', D')`
-            instead of IFRU's direct + spillover form; the two agree at a
-            stationary point.
-        newton_steps (int): Newton steps; later ones use the exact gradient
-            at the updated parameters.
-        hessian (HessianType or str): The Newton step's curvature (the
-            trajectory step always takes the Gauss-Newton matrix):
-            :obj:`'exact'` (autograd Hessian of the new objective),
-            :obj:`'gauss_newton'` (:class:`GaussNewtonOperator`), or
-            :obj:`'auto'` (default): exact, falling back to Gauss-Newton
-            when the exact solve fails (negative curvature or no
-            convergence).  The exact Hessian of the new objective is often
-            indefinite at the old optimum of a nonlinear GNN (deleting
-            edges changes GCN's normalisation and SAGE's means).
-        solver (SolverConfig): The Newton step's linear solver (the
-            trajectory step takes its :obj:`tol` and :obj:`max_iter`); CG
-            to a relative residual of 1e-2 with damping 1e-3 by default
-            (1e-3 took 33-40% more products for closures within 0.01 on
-            the test models).  The small damping guards against the flat
-            directions of output rotations when shared weights are free
-            (scores and L2 are invariant under :math:`W \mapsto W R` for
-            the last layer).
-        dtype (torch.dtype): Precision of the solver's vectors; the model's
-            own dtype is used for its products.  Float64 by default (CG in
-            float32 loses orthogonality on these systems).
-        region (bool): Run the model, for every gradient and product, on
-            the training pairs with an end in the :obj:`num_hops`-hop ball
-            of the nodes the used examples score (exact for a model whose
-            output at a node depends on its :obj:`num_hops`-hop
-            neighbourhood and the degrees there, as GCN, SAGE, GAT and
-            :func:`~torch_geometric.nn.to_hetero` models do); the result
-            reports the ball's :obj:`region_nodes` and
-            :obj:`region_edges`.  :obj:`False` runs the whole graph, for a
-            model that reaches further (e.g. a virtual node or global
-            pooling).  With free shared weights every example is used and
-            the ball is the graph.
-    """
-    step: StepType = StepType.auto
-    stationary_tol: float = 0.1
-    shared: Union[bool, Sequence[str]] = False
-    spillover: bool = True
-    pruning: Optional[PruningConfig] = None
-    extra_hops: int = 1
-    exact_gradient: bool = False
-    newton_steps: int = 1
-    hessian: HessianType = HessianType.auto
-    solver: SolverConfig = field(default_factory=lambda: SolverConfig(
-        method='cg', tol=1e-2, max_iter=300, damping=1e-3))
-    dtype: torch.dtype = torch.float64
-    region: bool = True
-
-    def __post_init__(self):
         if not isinstance(self.shared, bool) and (
                 isinstance(self.shared, str) or not all(
                     isinstance(name, str) for name in self.shared)):
             raise ValueError(f"'shared' must be a bool or a list of "
                              f"parameter names (got {self.shared!r})")
-        coerce_enum(self, 'hessian', HessianType)
-        check_solve_options(self)
-        check_step_options(self)
-        for name in ('spillover', 'exact_gradient', 'region'):
+        for name in ('spillover', 'expected_negatives', 'reset_unsupported',
+                     'project_gauge', 'region'):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"'{name}' must be a bool")
-        if self.dtype not in (torch.float32, torch.float64):
-            raise ValueError(f"'dtype' must be torch.float32 or "
-                             f"torch.float64 (got {self.dtype})")
+        for name in ('dtype', 'curvature_dtype'):
+            if getattr(self, name) not in (torch.float32, torch.float64):
+                raise ValueError(f"'{name}' must be torch.float32 or "
+                                 f"torch.float64 (got {getattr(self, name)})")
+
+    def resolve(self, structured: bool) -> 'IFRUConfig':
+        r"""This config for one curvature backend: :obj:`structured` for
+        LightGCN and MF, else the autograd backend.  Fills in the
+        backend's defaults (:obj:`pruning='auto'`, :obj:`solver=None`) and
+        raises a :class:`ValueError` naming a setting the backend does not
+        have that was changed from its default."""
+        own = STRUCTURED_ONLY if not structured else AUTOGRAD_ONLY
+        defaults = IFRUConfig()
+        changed = [name for name in own
+                   if getattr(self, name) != getattr(defaults, name)]
+        if changed:
+            which = ('LightGCN and MF' if not structured else
+                     'models other than LightGCN and MF')
+            raise ValueError(f"{changed} apply to {which} only")
+        pruning, solver = self.pruning, self.solver
+        if pruning == 'auto':
+            pruning = (PruningConfig('quantile', 0.1) if structured else
+                       PruningConfig('none'))
+        if solver is None:
+            solver = (SolverConfig(method='cg', tol=1e-2, max_iter=200,
+                                   damping=0.0) if structured else
+                      SolverConfig(method='cg', tol=1e-2, max_iter=300,
+                                   damping=1e-3))
+        return replace(self, pruning=pruning, solver=solver)
+
+
+#: Settings of the structured backend (LightGCN and MF) alone.
+STRUCTURED_ONLY = ('expected_negatives', 'reset_unsupported', 'project_gauge',
+                   'num_hops', 'curvature_hops', 'curvature_dtype')
+#: Settings of the autograd backend (other models) alone.
+AUTOGRAD_ONLY = ('shared', 'region')
+
+
+def GenericIFRUConfig(*, exact_gradient: bool = False, **kwargs
+                      ) -> IFRUConfig:
+    r"""Deprecated: :class:`IFRUConfig` serves every model now.  Returns
+    :obj:`IFRUConfig(**kwargs)`, with :obj:`exact_gradient=True` as
+    :obj:`gradient='exact'`.  It goes in the next release."""
+    warnings.warn("GenericIFRUConfig is deprecated: use IFRUConfig, which "
+                  "serves every model (exact_gradient=True is "
+                  "gradient='exact')", DeprecationWarning, stacklevel=2)
+    if exact_gradient:
+        kwargs.setdefault('gradient', GradientType.exact)
+    return IFRUConfig(**kwargs)

@@ -18,6 +18,7 @@ through the model's message passing
 :class:`~torch_geometric_unlearn.influence.params.ParameterSelection`), so
 each product costs about two forward-backward passes of the model.
 """
+import warnings
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
@@ -33,20 +34,24 @@ from torch_geometric_unlearn.influence.gauss_newton import (
 from torch_geometric_unlearn.influence.horizon import decay_rates, row_horizon
 from torch_geometric_unlearn.influence.objectives import (ExampleLoss,
                                                           ExampleObjective)
-from torch_geometric_unlearn.influence.step import (HessianType, choose_step,
-                                                    solve_hessian)
+from torch_geometric_unlearn.influence.step import (GradientType, HessianType,
+                                                    choose_step, solve_hessian)
 from torch_geometric_unlearn.models import LinkModel
-from torch_geometric_unlearn.unlearn.base import (PhaseTimer, Unlearner,
-                                                  check_examples)
+from torch_geometric_unlearn.unlearn.base import PhaseTimer, check_examples
 from torch_geometric_unlearn.unlearn.request import Request
 
-__all__ = ['GenericIFRUnlearner']
-from torch_geometric_unlearn.unlearn.config import GenericIFRUConfig
+__all__ = ['LinkIFRUnlearner', 'GenericIFRUnlearner']
+from torch_geometric_unlearn.unlearn.config import IFRUConfig
+from torch_geometric_unlearn.unlearn.ifru import IFRUnlearner
 
 
-class GenericIFRUnlearner(Unlearner):
-    r"""Forgets interactions from any PyG link predictor with IFRU's
-    influence update (direct and spillover influence, pruned rows, CG).
+class LinkIFRUnlearner(IFRUnlearner):
+    r"""The autograd backend of
+    :class:`~torch_geometric_unlearn.unlearn.ifru.IFRUnlearner`, which picks
+    it for any PyG link predictor but LightGCN (and for a LightGCN with a
+    loss of your own): IFRU's influence update (direct and spillover
+    influence, the stationarity test, the trajectory or Newton step) with
+    autograd products through the model on the region's graph.
 
     Afterwards the model predicts with the graph without the forgotten
     interactions: :obj:`result.model(result.model.graph(
@@ -66,9 +71,7 @@ class GenericIFRUnlearner(Unlearner):
         labels (torch.Tensor, optional): Their labels :obj:`[M]`.
         l2 (float): Weight :math:`\lambda` of the L2 term on the summed
             loss, over all parameters.
-        loss (ExampleLoss, optional): The summed loss; BPR or BCE by
-            default.
-        config (GenericIFRUConfig, optional): The settings.
+        config (IFRUConfig, optional): The settings.
         copy_model (bool): Work on a deep copy.
         horizon (Dict[str, torch.Tensor], optional): The training run's
             horizon for the trajectory step, per parameter name (as in
@@ -78,13 +81,16 @@ class GenericIFRUnlearner(Unlearner):
             :func:`~.influence.horizon.optimizer_horizon`).
             Without it, a horizon per row is read off the stationarity
             residual.
+        loss (ExampleLoss, optional): The summed loss; BPR or BCE by
+            default.
 
     Example:
 
     .. code-block:: python
 
         link_model = LinkModel(model, data.num_users, data.num_items)
-        unlearner = GenericIFRUnlearner(link_model, data, record.examples)
+        unlearner = IFRUnlearner(link_model, data, record.examples,
+                                 l2=1.0)
         result = unlearner.unlearn(pairs)
         graph = result.model.graph(result.data.train_positive_index)
         scores = result.model(graph, pairs)
@@ -94,25 +100,30 @@ class GenericIFRUnlearner(Unlearner):
     def __init__(self, model: Union[LinkModel, torch.nn.Module], data,
                  examples: Tensor, labels: Optional[Tensor] = None,
                  l2: Optional[float] = None,
-                 loss: Optional[ExampleLoss] = None,
-                 config: Optional[GenericIFRUConfig] = None,
+                 config: Optional[IFRUConfig] = None,
                  copy_model: bool = True,
-                 horizon: Optional[Dict[str, Tensor]] = None):
+                 horizon: Optional[Dict[str, Tensor]] = None, *,
+                 loss: Optional[ExampleLoss] = None, shards=None):
+        if shards is not None:
+            raise ValueError("'shards' needs the structured backend: "
+                             "sharded examples are for LightGCN and MF")
+        if config is not None and not isinstance(config, IFRUConfig):
+            raise TypeError(f"'config' must be an IFRUConfig (got "
+                            f"{type(config).__name__})")
+        config = (config or IFRUConfig()).resolve(structured=False)
         if isinstance(model, torch.nn.Module) and \
                 not isinstance(model, LinkModel):
             model = LinkModel(model, data.num_users, data.num_items)
         self._loss = loss
         super().__init__(model, data, examples, labels, l2, copy_model)
-        self.config = config or GenericIFRUConfig()
-        if not isinstance(self.config, GenericIFRUConfig):
-            raise ValueError("'config' must be a GenericIFRUConfig")
+        self.config = config
         self.shared = self._shared_names()
         if not self.model.node_params and not self.shared:
             raise ValueError(
                 f"{type(self.model.model).__name__} has no node-indexed "
                 f"parameters (tables with one row per user, item or node) "
                 f"and no shared parameters were freed: nothing to solve "
-                f"for.  Pass GenericIFRUConfig(shared=True), or name the "
+                f"for.  Pass IFRUConfig(shared=True), or name the "
                 f"tables in LinkModel(node_params=...)")
         self.horizon = self._check_horizon(horizon)
 
@@ -270,7 +281,7 @@ class GenericIFRUnlearner(Unlearner):
             lap('solve')
         for step in range(config.newton_steps if selection and newton
                           else 0):
-            if step == 0 and not config.exact_gradient:
+            if step == 0 and config.gradient == GradientType.stationary:
                 grad = influence
             else:
                 grad = -(selection.gradient(lambda m: objective(m, new_graph))
@@ -389,3 +400,21 @@ class GenericIFRUnlearner(Unlearner):
             if index.numel():
                 self.model.get_parameter(name)[index] = 0
 
+
+class GenericIFRUnlearner(LinkIFRUnlearner):
+    r"""Deprecated: :class:`~torch_geometric_unlearn.unlearn.ifru.
+    IFRUnlearner` serves every model now and picks
+    :class:`LinkIFRUnlearner` for this one.  Takes the arguments in the old
+    order (:obj:`loss` before :obj:`config`); it goes in the next release.
+    """
+    def __init__(self, model, data, examples: Tensor,
+                 labels: Optional[Tensor] = None, l2: Optional[float] = None,
+                 loss: Optional[ExampleLoss] = None,
+                 config: Optional[IFRUConfig] = None,
+                 copy_model: bool = True,
+                 horizon: Optional[Dict[str, Tensor]] = None):
+        warnings.warn("GenericIFRUnlearner is deprecated: IFRUnlearner "
+                      "serves every model and picks this backend for it",
+                      DeprecationWarning, stacklevel=2)
+        super().__init__(model, data, examples, labels, l2, config,
+                         copy_model, horizon, loss=loss)

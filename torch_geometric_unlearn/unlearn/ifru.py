@@ -61,35 +61,57 @@ from torch_geometric_unlearn.unlearn.request import Request
 
 
 class IFRUnlearner(Unlearner):
-    r"""Forgets interactions from a trained PyG :class:`LightGCN` (or MF)
-    with IFRU's influence (direct and spillover), pruned to the most
-    important embedding rows and applied by the step that suits the model:
-    the response of its own early-stopped training run, or the Newton step
-    at a minimum (see :class:`IFRUConfig` and
+    r"""Forgets interactions from a trained PyG recommender with IFRU's
+    influence (direct and spillover), pruned to the most important rows and
+    applied by the step that suits the model: the response of its own
+    early-stopped training run, or the Newton step at a minimum (see
+    :class:`~torch_geometric_unlearn.unlearn.config.IFRUConfig` and
     :mod:`~torch_geometric_unlearn.influence.horizon`).
+
+    The curvature backend is chosen from the model, and the instance is
+    the class of that backend:
+
+    * PyG's :class:`LightGCN` (matrix factorisation is
+      :obj:`LightGCN(num_layers=0)`): :class:`LightGCNIFRUnlearner`, with
+      closed-form, autograd-free products in the space of final embeddings,
+      the gauge projection, the per-request certificate, per-row L2 and
+      sharded examples;
+    * any other :class:`~torch_geometric_unlearn.models.LinkModel` or module
+      (GCN, SAGE, :func:`~torch_geometric.nn.to_hetero`, your own), or a
+      LightGCN with a :obj:`loss` of your own:
+      :class:`~torch_geometric_unlearn.unlearn.generic.LinkIFRUnlearner`,
+      with autograd products through the model on the region's graph.
 
     Rows of nodes left with no edge and no training example (e.g. a user
     who asked to be forgotten) are set to their exact optimum, zero,
-    instead of being solved for.  Every result carries a
-    :class:`~torch_geometric_unlearn.unlearn.certificate.Certificate`.
+    instead of being solved for.
 
-    See :class:`~torch_geometric_unlearn.unlearn.base.Unlearner` for the
-    arguments; :obj:`config` is an :class:`IFRUConfig`.
+    See :class:`~torch_geometric_unlearn.unlearn.base.Unlearner` for
+    :obj:`model`, :obj:`data`, :obj:`examples`, :obj:`labels`, :obj:`l2`
+    and :obj:`copy_model`.
 
     Args:
-        horizon (torch.Tensor, optional): The training run's horizon
-            :math:`\tau`, the shape of the embedding table: what
-            :func:`~torch_geometric_unlearn.training.trainer.train` records as
-            :obj:`TrainResult.horizon`, or
-            :func:`~.influence.horizon.optimizer_horizon` of
-            your own optimiser.  Without it the trajectory step estimates a
+        config (IFRUConfig, optional): The settings, for either backend.
+        horizon (torch.Tensor or Dict[str, torch.Tensor], optional): The
+            training run's horizon :math:`\tau`.  For LightGCN a tensor of
+            the embedding table's shape: what
+            :func:`~torch_geometric_unlearn.training.trainer.train` records
+            as :obj:`TrainResult.horizon`, or
+            :func:`~.influence.horizon.optimizer_horizon` of your own
+            optimiser.  For other models a dict of tensors by parameter name
+            (see :class:`~torch_geometric_unlearn.unlearn.generic.
+            LinkIFRUnlearner`).  Without it the trajectory step estimates a
             horizon per row from the stationarity residual, which closed
             less of the gap to retraining in the benchmarks.
-        shards (Shards, optional): :obj:`examples` is this process's shard
-            of the training examples, and the other ranks of the
-            :class:`~torch_geometric_unlearn.unlearn.distributed.Shards` hold
-            the rest: every sum over examples is all-reduced, and every rank
-            applies the same requests to the same result (see
+        loss (ExampleLoss, optional): A summed loss of your own over the
+            examples' scores (autograd backend only); BPR or BCE by
+            default.
+        shards (Shards, optional): LightGCN and MF only: :obj:`examples` is
+            this process's shard of the training examples, and the other
+            ranks of the
+            :class:`~torch_geometric_unlearn.unlearn.distributed.Shards`
+            hold the rest: every sum over examples is all-reduced, and
+            every rank applies the same requests to the same result (see
             :mod:`~torch_geometric_unlearn.unlearn.distributed`).
 
     Example:
@@ -104,6 +126,30 @@ class IFRUnlearner(Unlearner):
         scores = result.model(result.edge_index, edge_label_index)
     """
     method = 'ifru'
+
+    def __new__(cls, *args, **kwargs):
+        if cls is IFRUnlearner:
+            model = args[0] if args else kwargs.get('model')
+            if isinstance(model, LightGCN) and kwargs.get('loss') is None:
+                cls = LightGCNIFRUnlearner
+            else:  # Imported here: that module builds on this one.
+                from torch_geometric_unlearn.unlearn.generic import \
+                    LinkIFRUnlearner
+                cls = LinkIFRUnlearner
+        return super().__new__(cls)
+
+
+class LightGCNIFRUnlearner(IFRUnlearner):
+    r"""The structured backend of :class:`IFRUnlearner`, for PyG's
+    :class:`LightGCN` and MF: gradients and Hessian-vector products in the
+    space of final embeddings, mapped by the linear propagation (see
+    :mod:`~torch_geometric_unlearn.unlearn.ifru_update`), so message
+    passing is never differentiated twice.  Every result carries a
+    :class:`~torch_geometric_unlearn.unlearn.certificate.Certificate`.
+    :class:`IFRUnlearner` picks it for a LightGCN; it takes the same
+    arguments but :obj:`loss`.
+    """
+    method = 'ifru'
     per_row_l2 = True
 
     def __init__(self, model, data, examples, labels=None,
@@ -113,15 +159,20 @@ class IFRUnlearner(Unlearner):
                  horizon: Optional[Tensor] = None, *,
                  shards: Optional[Shards] = None):
         if not isinstance(model, LightGCN):
-            raise TypeError(f"IFRUnlearner needs PyG's LightGCN (matrix "
-                            f"factorisation is LightGCN(num_layers=0)), got "
-                            f"{type(model).__name__}")
+            raise TypeError(f"LightGCNIFRUnlearner needs PyG's LightGCN "
+                            f"(matrix factorisation is "
+                            f"LightGCN(num_layers=0)), got "
+                            f"{type(model).__name__}: IFRUnlearner picks "
+                            f"the backend for other models")
         if shards is not None and not isinstance(shards, Shards):
             raise TypeError(f"'shards' must be a Shards (got "
                             f"{type(shards).__name__})")
         self._shards = shards
         super().__init__(model, data, examples, labels, l2, copy_model)
-        self.config = config or IFRUConfig()
+        if config is not None and not isinstance(config, IFRUConfig):
+            raise TypeError(f"'config' must be an IFRUConfig (got "
+                            f"{type(config).__name__})")
+        self.config = (config or IFRUConfig()).resolve(structured=True)
         self.num_hops = (infer_num_hops(self.model)
                          if self.config.num_hops is None else
                          self.config.num_hops)
@@ -219,7 +270,7 @@ class IFRUnlearner(Unlearner):
         self._next_cache = (request, update.new_cache)
         return timings, diagnostics
 
-    def prepare(self) -> 'IFRUnlearner':
+    def prepare(self) -> 'LightGCNIFRUnlearner':
         r"""Builds now what the unlearner keeps across requests (the
         tracer's CSR, the propagation matrices, the examples' node ids;
         see :class:`~torch_geometric_unlearn.graph.cache.GraphCache`),

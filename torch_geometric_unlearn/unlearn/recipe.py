@@ -56,9 +56,8 @@ from torch_geometric_unlearn.influence.horizon import optimizer_horizon
 from torch_geometric_unlearn.influence.objectives import BatchL2
 from torch_geometric_unlearn.models import LinkModel
 from torch_geometric_unlearn.unlearn.base import Unlearner
-from torch_geometric_unlearn.unlearn.generic import (GenericIFRUConfig,
-                                                     GenericIFRUnlearner)
-from torch_geometric_unlearn.unlearn.ifru import IFRUConfig, IFRUnlearner
+from torch_geometric_unlearn.unlearn.config import IFRUConfig
+from torch_geometric_unlearn.unlearn.ifru import IFRUnlearner
 
 __all__ = ['Recipe', 'from_training_loop']
 
@@ -79,9 +78,8 @@ class Recipe:
             :obj:`loss(pos_rank, neg_rank)` (both :obj:`[B]`) when there
             are negatives and as :obj:`loss(scores, labels)` for labelled
             pairs, reduced over the batch by :obj:`reduction`.  A callable
-            runs on the autograd unlearner
-            (:class:`~.unlearn.generic.GenericIFRUnlearner`,
-            Newton step).
+            runs on the autograd backend
+            (:class:`~.unlearn.generic.LinkIFRUnlearner`).
         lambda_reg (float): The :obj:`lambda_reg` of
             :obj:`recommendation_loss`: each batch adds
             :math:`\lambda_{\text{reg}} \lVert E \rVert^2 / B` over the
@@ -149,20 +147,19 @@ def from_training_loop(model: torch.nn.Module, edge_index: Tensor,
                        labels: Optional[Tensor] = None,
                        negatives: Union[int, Tensor] = 0,
                        optimizer: Optional[torch.optim.Optimizer] = None,
-                       config: Optional[Union[IFRUConfig,
-                                              GenericIFRUConfig]] = None,
+                       config: Optional[IFRUConfig] = None,
                        copy_model: bool = True) -> Unlearner:
     r"""An unlearner for a model trained in your own loop, from the model,
     graph and loss as that loop used them.
 
-    PyG's :class:`~torch_geometric.nn.models.LightGCN` (or MF,
-    :obj:`num_layers=0`) with :obj:`'bpr'` or :obj:`'bce'` gets
-    :class:`~torch_geometric_unlearn.unlearn.ifru.IFRUnlearner` (the trajectory
-    step on early-stopped models, per-row L2 weights as
-    :obj:`recipe.l2` gives them).  Any other model, or a callable loss,
-    gets :class:`~torch_geometric_unlearn.unlearn.generic.GenericIFRUnlearner`
-    with the model wrapped as a
-    :class:`~torch_geometric_unlearn.models.LinkModel` called as
+    The unlearner is an
+    :class:`~torch_geometric_unlearn.unlearn.ifru.IFRUnlearner`.  PyG's
+    :class:`~torch_geometric.nn.models.LightGCN` (or MF,
+    :obj:`num_layers=0`) with :obj:`'bpr'` or :obj:`'bce'` gets its
+    structured backend (the trajectory step on early-stopped models,
+    per-row L2 weights as :obj:`recipe.l2` gives them).  Any other model,
+    or a callable loss, gets the autograd backend with the model wrapped
+    as a :class:`~torch_geometric_unlearn.models.LinkModel` called as
     :obj:`model(edge_index, edge_label_index)`.
 
     Forget with :obj:`unlearner.unlearn(edge_index=pairs)` (node ids, items
@@ -203,8 +200,7 @@ def from_training_loop(model: torch.nn.Module, edge_index: Tensor,
             see :func:`~.influence.horizon.optimizer_horizon`):
             it gives the trajectory step the run's horizon.  Without it the
             horizon is read off the model's gradient.
-        config (IFRUConfig or GenericIFRUConfig, optional): Settings of the
-            unlearner chosen.
+        config (IFRUConfig, optional): Settings of the unlearner.
         copy_model (bool): Work on a copy, leaving :obj:`model` as it is
             (default).
 
@@ -266,9 +262,9 @@ def from_training_loop(model: torch.nn.Module, edge_index: Tensor,
                 name: link_model.get_parameter(name)
                 for name in link_model.node_params}, pairs.size(1))
         notes.append(f'horizon: {note}')
-        unlearner = GenericIFRUnlearner(
+        unlearner = IFRUnlearner(
             link_model, data, examples, None if triples else labels, l2,
-            _summed(recipe, triples), config, copy_model, horizon)
+            config, copy_model, horizon, loss=_summed(recipe, triples))
     unlearner.objective_note = '; '.join(notes)
     unlearner.adjacency_form = form
     return unlearner

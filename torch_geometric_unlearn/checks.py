@@ -1,4 +1,4 @@
-r"""Argument checks shared by the graph modules: each raises a
+r"""Argument checks shared by the data and graph modules: each raises a
 :class:`TypeError` or :class:`ValueError` that names the argument and what
 was wrong with it."""
 import numbers
@@ -37,9 +37,11 @@ def check_long(index, what: str, shape: str, ok: bool):
                          f"(got {list(index.shape)})")
 
 
-def check_pairs(index, what: str):
+def check_pairs(index, what: str, shape: str = '[2, n]'):
+    r"""Raises unless :obj:`index` is a long tensor of two rows; the
+    message calls that shape :obj:`shape`."""
     ok = isinstance(index, Tensor) and index.dim() == 2 and index.size(0) == 2
-    check_long(index, what, '[2, n]', ok)
+    check_long(index, what, shape, ok)
 
 
 def check_range(index: Tensor, num_nodes: int, what: str):
