@@ -73,6 +73,9 @@ VARIANTS = {
     'ifru-shared': {'shared': True},
     'ifru-last': {'shared': '.conv2.'},  # the last layer's weights free
     'ifru-whole': {'region': False},  # every product on the whole graph
+    # All weights free, three Newton steps: Newton's method on the new
+    # objective, for the converged point.
+    'ifru-shared-3': {'shared': True, 'newton_steps': 3},
 }
 
 
@@ -337,7 +340,7 @@ def fidelity(model, data, record, pairs, config, args):
         solver = result.diagnostics['solver'][0]
         out[name] = {
             'seconds': time.perf_counter() - begin,
-            'hvps': solver.num_hvps,
+            'hvps': sum(s.num_hvps for s in result.diagnostics['solver']),
             'message': solver.message,
             'param_closure': closure_ratio(flat(result.model), flat(hat),
                                            flat(target)),

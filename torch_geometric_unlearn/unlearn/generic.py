@@ -207,14 +207,37 @@ class LinkIFRUnlearner(IFRUnlearner):
             model.train(was_training)
 
     def _step(self, request: Request, lap: PhaseTimer) -> Tuple[Dict, Dict]:
+        # The phases of IFRUnlearner's structured backend, by autograd:
+        # trace (rows and the region's graphs), gradient (the influence and
+        # the step), solve, apply.
+        work = self._trace(request)
+        lap('trace')
+        if work.selection is not None:
+            self._gradients(work)
+        lap('gradient')
+        if not work.newton:
+            self._zero_rows(work.zeroed)
+            self._trajectory(work)
+            lap('solve')
+        for step in range(self.config.newton_steps
+                          if work.selection and work.newton else 0):
+            self._newton(work, step)
+            lap('solve')
+        self._zero_rows(work.zeroed)
+        lap('apply')
+        return lap.timings, work.diagnostics
+
+    def _trace(self, request: Request) -> '_LinkWork':
+        # The rows to solve for (and to zero), the examples in play and
+        # the region's graphs they are scored on.
         config, data, model = self.config, self.data, self.model
-        num_users = data.num_users
+        num_users, work = data.num_users, _LinkWork()
         nodes = torch.cat([self.examples[:1], self.examples[1:] + num_users])
         tracer = SpilloverTracer(data.edge_index, data.num_nodes)
-        direct, changed, rows = affected_rows(
+        direct, work.changed, rows = affected_rows(
             tracer, request, nodes, num_users, model.num_hops,
             config.extra_hops, config.pruning)
-
+        work.request = request
         keep = request.example_mask
         after = remaining_data(data, request.train_mask)
 
@@ -224,28 +247,29 @@ class LinkIFRUnlearner(IFRUnlearner):
         isolated = torch.ones(data.num_nodes, dtype=torch.bool)
         isolated[after.edge_index.view(-1)] = False
         isolated[nodes[:, keep].reshape(-1)] = False
-        zeroed = direct[isolated[direct]]
+        work.zeroed = zeroed = direct[isolated[direct]]
         rows = rows[~isolated[rows]]
 
-        selection = self._selection(rows)
+        work.selection = selection = self._selection(rows)
         # Only examples within reach of the free rows enter the gradients
         # and the Hessian; with free shared weights, all of them do.
         touching = torch.ones(nodes.size(1), dtype=torch.bool)
         if not self.shared:
             reach = tracer.k_hop(rows, model.num_hops)
             touching = reach[nodes].any(0)
+        work.touching = touching.nonzero().view(-1)
         remaining = (keep & touching).nonzero().view(-1)
         used = touching | ~keep
-        used[changed] = True
-        old_graph, new_graph, region = self._region_graphs(
+        used[work.changed] = True
+        work.old_graph, work.new_graph, region = self._region_graphs(
             tracer, nodes[:, used].reshape(-1), after)
-        lap('trace')
-
-        diagnostics = {
+        work.objective = self.objective(remaining)
+        work.newton = True
+        work.diagnostics = {
             'num_hops': model.num_hops,
             'direct_nodes': direct.numel(),
             'deleted_edges': request.deleted_edges.size(1),
-            'changed_examples': changed.numel(),
+            'changed_examples': work.changed.numel(),
             'solve_rows': rows.numel(),
             'shared_params': len(self.shared),
             'solve_dim': 0 if selection is None else selection.dim,
@@ -255,48 +279,50 @@ class LinkIFRUnlearner(IFRUnlearner):
             'zeroed_rows': zeroed.numel(),
             'solver': [],
         }
-        objective = self.objective(remaining)
-        newton = True
-        if selection is not None:
-            influence = self._gradient(selection, request, changed,
-                                       old_graph, new_graph)
-            newton, horizon = self._choose_step(
-                selection, influence, touching.nonzero().view(-1), old_graph,
-                diagnostics)
-        if not newton:
-            self._zero_rows(zeroed)
-            lap('gradient')
-            operator = CastOperator(GaussNewtonOperator(
-                selection, objective, new_graph, self.l2), config.dtype)
-            try:
-                delta, record = trajectory_response(
-                    operator, influence.to(config.dtype), horizon,
-                    config.solver.tol, config.solver.max_iter,
-                    eps=torch.finfo(selection.dtype).eps)
-            finally:
-                operator.release()
-            record.curvature = HessianType.gauss_newton.value
-            selection.apply_(delta)
-            diagnostics['solver'].append(record)
-            lap('solve')
-        for step in range(config.newton_steps if selection and newton
-                          else 0):
-            if step == 0 and config.gradient == GradientType.stationary:
-                grad = influence
-            else:
-                grad = -(selection.gradient(lambda m: objective(m, new_graph))
-                         + self.l2 * selection.values())
-            # Zero only now: the stationary gradient is taken at theta*.
-            self._zero_rows(zeroed)
-            lap('gradient')
-            delta, record = self._solve(selection, objective, new_graph,
-                                        grad.to(config.dtype))
-            selection.apply_(delta)
-            diagnostics['solver'].append(record)
-            lap('solve')
-        self._zero_rows(zeroed)
-        lap('apply')
-        return lap.timings, diagnostics
+        return work
+
+    def _gradients(self, work: '_LinkWork'):
+        # The request's influence, and the step the stationarity test picks.
+        work.influence = self._gradient(work.selection, work.request,
+                                        work.changed, work.old_graph,
+                                        work.new_graph)
+        work.newton, work.horizon = self._choose_step(
+            work.selection, work.influence, work.touching, work.old_graph,
+            work.diagnostics)
+
+    def _trajectory(self, work: '_LinkWork'):
+        # The trajectory step: Lanczos on the Gauss-Newton matrix.
+        config, selection = self.config, work.selection
+        operator = CastOperator(GaussNewtonOperator(
+            selection, work.objective, work.new_graph, self.l2),
+            config.dtype)
+        try:
+            delta, record = trajectory_response(
+                operator, work.influence.to(config.dtype), work.horizon,
+                config.solver.tol, config.solver.max_iter,
+                eps=torch.finfo(selection.dtype).eps)
+        finally:
+            operator.release()
+        record.curvature = HessianType.gauss_newton.value
+        selection.apply_(delta)
+        work.diagnostics['solver'].append(record)
+
+    def _newton(self, work: '_LinkWork', step: int):
+        # One Newton step; later ones use the exact gradient at the
+        # updated parameters.
+        selection, objective, graph = (work.selection, work.objective,
+                                       work.new_graph)
+        if step == 0 and self.config.gradient == GradientType.stationary:
+            grad = work.influence
+        else:
+            grad = -(selection.gradient(lambda m: objective(m, graph)) +
+                     self.l2 * selection.values())
+        # Zero only now: the stationary gradient is taken at theta*.
+        self._zero_rows(work.zeroed)
+        delta, record = self._solve(selection, objective, graph,
+                                    grad.to(self.config.dtype))
+        selection.apply_(delta)
+        work.diagnostics['solver'].append(record)
 
     def _region_graphs(self, tracer: SpilloverTracer, used: Tensor, after
                        ) -> Tuple[Any, Any, Tuple[int, int]]:
@@ -418,3 +444,11 @@ class GenericIFRUnlearner(LinkIFRUnlearner):
                       DeprecationWarning, stacklevel=2)
         super().__init__(model, data, examples, labels, l2, config,
                          copy_model, horizon, loss=loss)
+
+
+class _LinkWork:
+    r"""What the phases of :meth:`LinkIFRUnlearner._update` hand on: set by
+    :meth:`~LinkIFRUnlearner._trace` (the request, rows to zero, the free
+    parameters, the examples in play, the region's graphs, the
+    diagnostics) and :meth:`~LinkIFRUnlearner._gradients` (the influence,
+    the step and its horizon)."""
