@@ -133,10 +133,11 @@ class IFRUConfig:
             forgotten pairs' score change (1% random / 5 users) against
             0.79 / 1.00 exact (see ``benchmarks/request_cost.py``).
         dtype (torch.dtype): Precision of the update, the gradients and
-            the solver's vectors.  Float64 by default: CG run wholly in
-            float32 lost orthogonality on these ill-conditioned systems (on
-            MovieLens-100K its true residual grew to 200x the right-hand
-            side within 200 iterations).
+            the solver's vectors (for other models, of the solver's vectors:
+            their products run in the model's own dtype).  Float64 by
+            default: CG run wholly in float32 lost orthogonality on these
+            ill-conditioned systems (on MovieLens-100K its true residual
+            grew to 200x the right-hand side within 200 iterations).
         curvature_dtype (torch.dtype): *LightGCN and MF.*  Precision of
             the Hessian-vector
             products alone.  Float32 by default: on MovieLens-100K it made
@@ -219,9 +220,9 @@ class IFRUConfig:
         backend's defaults (:obj:`pruning='auto'`, :obj:`solver=None`) and
         raises a :class:`ValueError` naming a setting the backend does not
         have that was changed from its default."""
-        own = STRUCTURED_ONLY if not structured else AUTOGRAD_ONLY
+        foreign = STRUCTURED_ONLY if not structured else AUTOGRAD_ONLY
         defaults = IFRUConfig()
-        changed = [name for name in own
+        changed = [name for name in foreign
                    if getattr(self, name) != getattr(defaults, name)]
         if changed:
             which = ('LightGCN and MF' if not structured else

@@ -167,12 +167,13 @@ class LightGCNIFRUnlearner(IFRUnlearner):
         if shards is not None and not isinstance(shards, Shards):
             raise TypeError(f"'shards' must be a Shards (got "
                             f"{type(shards).__name__})")
-        self._shards = shards
-        super().__init__(model, data, examples, labels, l2, copy_model)
         if config is not None and not isinstance(config, IFRUConfig):
             raise TypeError(f"'config' must be an IFRUConfig (got "
                             f"{type(config).__name__})")
-        self.config = (config or IFRUConfig()).resolve(structured=True)
+        config = (config or IFRUConfig()).resolve(structured=True)
+        self._shards = shards
+        super().__init__(model, data, examples, labels, l2, copy_model)
+        self.config = config
         self.num_hops = (infer_num_hops(self.model)
                          if self.config.num_hops is None else
                          self.config.num_hops)
