@@ -155,9 +155,9 @@ class IFRUConfig:
             Newton step), the retrain's move of the shared weights is what
             the rows alone leave open: for SAGE on MovieLens-100K at L2 300
             the default closed 0.05 of the score gap, :obj:`True` with
-            :obj:`newton_steps=3` 0.99.  Rows alone also need only the
-            examples within reach of the free rows.  Models without
-            node-indexed parameters (fixed features only) need
+            :obj:`newton_steps=3` 0.99 (:obj:`to_hetero`: 0.59 and 0.99).  Rows
+            alone also need only the examples within reach of the free rows.
+            Models without node-indexed parameters (fixed features only) need
             :obj:`True`.
         region (bool): *Other models.*  Run the model, for every gradient
             and product, on the training pairs with an end in the
