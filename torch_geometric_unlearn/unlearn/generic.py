@@ -207,9 +207,9 @@ class LinkIFRUnlearner(IFRUnlearner):
             model.train(was_training)
 
     def _step(self, request: Request, lap: PhaseTimer) -> Tuple[Dict, Dict]:
-        # The phases of IFRUnlearner's structured backend, by autograd:
-        # trace (rows and the region's graphs), gradient (the influence and
-        # the step), solve, apply.
+        # The phases IFRUpdate runs for LightGCN, here by autograd: trace
+        # (rows and the region's graphs), gradient (the influence and the
+        # step), solve, apply.
         work = self._trace(request)
         lap('trace')
         if work.selection is not None:
