@@ -16,67 +16,97 @@ each example and :math:`B` its item side (:math:`e_j - e_i` for a BPR triple
       + B^\top (w \odot AV + c\,\delta \odot AF), \quad
     \delta = (AV \odot BF + AF \odot BV)\mathbf{1}.
 
-The Gauss-Newton product keeps only the :math:`c\,\delta` terms.  A product
-is a few row gathers (:math:`AX`, :math:`BX`) and the scatters
-:math:`A^\top Y`, :math:`B^\top Y` as :meth:`~torch.Tensor.index_add_` into
-one output: no autograd graph and no index structure to build.  The
-examples are processed in chunks, which bounds the temporary memory.  The
-scatters were sparse CSR products with stored transposes before; each chunk
-then wrote a dense :obj:`[N, d]` result, which dominated at scale (10^6
-synthetic interactions: 8.6 s against 0.69 s per product; MovieLens-100K:
-0.025 s either way, see ``benchmarks/request_cost.py``).
+The Gauss-Newton product keeps only the :math:`c\,\delta` terms.
+
+Every term is a sum over the (user, item) pairs the examples score, so it
+is computed on those pairs, held once as a symmetric sparse pattern
+:math:`S` on the rows of :math:`F` (each pair :math:`(u, x)` and its
+mirror :math:`(x, u)`): the dot products :math:`x_r \cdot y_c` on every
+entry are one sampled dense product
+(:func:`torch.sparse.sampled_addmm`), an example's margin or
+:math:`\delta` is a signed sum of its entries' scalars, and every
+scatter back to the rows is one sparse-dense product :math:`D X` with the
+pattern's values :math:`D` spread from the examples' scalars.  No
+:obj:`[M, d]` tensor per example is formed or kept: a product reads the
+rows of :math:`F` and of the vector once per entry, in fused kernels.
+Row gathers and :meth:`~torch.Tensor.index_add_` scatters per example
+took longer (see ``benchmarks/bilinear_products.py``).
 """
-from typing import Callable, List, Optional
+import warnings
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch_geometric.index import index2ptr
 
-CHUNK = 8192
 
-
-class _Chunk:
-    # A slice of the examples: the rows that A and B gather from.
-    def __init__(self, examples: Tensor, labels: Optional[Tensor],
-                 num_users: int, num_nodes: int,
+class _Pattern:
+    # The (user, item) pairs of the examples as a symmetric CSR pattern on
+    # the rows of F, and each example's entries in it.
+    def __init__(self, examples: Tensor, num_users: int, num_nodes: int,
                  node_map: Optional[Tensor]):
-        self.user = examples[0]
-        self.items = examples[1:] + num_users  # (i,) or (i, j)
+        user = examples[0]
+        items = examples[1:] + num_users  # (i,) or (i, j)
         if node_map is not None:
-            self.user, self.items = node_map[self.user], node_map[self.items]
-            if self.user.min() < 0 or self.items.min() < 0:
+            user, items = node_map[user], node_map[items]
+            if user.numel() and (user.min() < 0 or items.min() < 0):
                 raise ValueError("'node_map' leaves a node of the examples "
                                  "without a local id")
-        # index_add_ checks its indices, but index_select on CUDA does not.
-        if max(int(self.user.max()), int(self.items.max())) >= num_nodes:
+        if user.numel() and max(int(user.max()),
+                                int(items.max())) >= num_nodes:
             raise ValueError(f"The examples reach beyond the {num_nodes} "
                              f"rows of F")
-        self.labels = labels
+        self.num_nodes = num_nodes
+        # m = F_u . F_i for a pair, F_u . (F_j - F_i) for a triple.
+        self.sign = (1.0, ) if items.size(0) == 1 else (-1.0, 1.0)
+        num = items.numel()
+        users = user.expand_as(items).reshape(-1)
+        items = items.reshape(-1)
+        key, inverse = torch.unique(torch.cat([users * num_nodes + items,
+                                               items * num_nodes + users]),
+                                    return_inverse=True)
+        self.rowptr = index2ptr(key.div(num_nodes, rounding_mode='floor'),
+                                num_nodes)
+        self.col = key % num_nodes
+        # Entry (u, x_s) of every example's item side s, and its mirror.
+        self.slot = inverse[:num].view(len(self.sign), -1)
+        self.mirror = inverse[num:].view(len(self.sign), -1)
 
-    def a(self, x: Tensor) -> Tensor:
-        return x.index_select(0, self.user)
+    def matrix(self, values: Tensor) -> Tensor:
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', '.*Sparse.*')
+            return torch.sparse_csr_tensor(
+                self.rowptr, self.col, values,
+                (self.num_nodes, self.num_nodes), check_invariants=False)
 
-    def b(self, x: Tensor) -> Tensor:
-        out = x.index_select(0, self.items[0])
-        if self.items.size(0) == 2:  # m = F_u . (F_j - F_i)
-            out = x.index_select(0, self.items[1]).sub_(out)
+    def dots(self, x: Tensor, y: Tensor) -> Tensor:
+        # x_r . y_c on every entry (r, c), [P].
+        zeros = x.new_zeros(self.col.numel())
+        return torch.sparse.sampled_addmm(self.matrix(zeros), x, y.t(),
+                                          beta=0.0).values()
+
+    def margin(self, dots: Tensor, mirrored: bool = False) -> Tensor:
+        # Every example's signed sum of its entries' scalars, [M]: with
+        # 'mirrored', each entry's plus its mirror's.
+        out = dots.new_zeros(self.slot.size(1))
+        for sign, slot, mirror in zip(self.sign, self.slot, self.mirror):
+            out.add_(dots[slot], alpha=sign)
+            if mirrored:
+                out.add_(dots[mirror], alpha=sign)
         return out
 
-    def add_a_t(self, out: Tensor, y: Tensor):
-        # out += A^T y
-        out.index_add_(0, self.user, y)
+    def spread(self, weight: Tensor) -> Tensor:
+        # The pattern's values D for per-example weights w, [P]: D X is
+        # A^T (w . B X) + B^T (w . A X).
+        out = weight.new_zeros(self.col.numel())
+        for sign, slot, mirror in zip(self.sign, self.slot, self.mirror):
+            out.index_add_(0, slot, weight, alpha=sign)
+            out.index_add_(0, mirror, weight, alpha=sign)
+        return out
 
-    def add_b_t(self, out: Tensor, y: Tensor):
-        # out += B^T y
-        if self.items.size(0) == 2:
-            out.index_add_(0, self.items[0], y, alpha=-1)
-            out.index_add_(0, self.items[1], y)
-        else:
-            out.index_add_(0, self.items[0], y)
-
-    def slope(self, margin: Tensor) -> Tensor:
-        slope = torch.sigmoid(margin)
-        return slope if self.labels is None else slope - self.labels
+    def mm(self, values: Tensor, x: Tensor) -> Tensor:
+        return torch.sparse.mm(self.matrix(values), x)
 
 
 class BilinearLoss:
@@ -88,7 +118,8 @@ class BilinearLoss:
         labels (torch.Tensor, optional): BCE labels :obj:`[M]`.
         num_users (int): Offset of the item rows.
         num_nodes (int): Rows of :math:`F`.
-        dtype (torch.dtype): dtype of the products.
+        dtype (torch.dtype): dtype of the labels; the products run in the
+            dtype of the embeddings they are given.
         node_map (torch.Tensor, optional): Row of :math:`F` of every node
             (items offset by :obj:`num_users`), to work on a region of the
             graph: rows :obj:`[0, num_nodes)` of a local table.
@@ -102,32 +133,31 @@ class BilinearLoss:
                  node_map: Optional[Tensor] = None,
                  reduce: Optional[Callable[[Tensor], Tensor]] = None):
         self.reduce = reduce
-        labels = None if labels is None else labels.to(dtype)
-        self.chunks: List[_Chunk] = []
-        for start in range(0, examples.size(1), CHUNK):
-            part = slice(start, start + CHUNK)
-            self.chunks.append(
-                _Chunk(examples[:, part], None if labels is None else
-                       labels[part], num_users, num_nodes, node_map))
+        self.labels = None if labels is None else labels.to(dtype)
+        self.pattern = _Pattern(examples, num_users, num_nodes, node_map)
+
+    def _margin(self, final: Tensor) -> Tensor:
+        return self.pattern.margin(self.pattern.dots(final, final))
+
+    def slope(self, margin: Tensor) -> Tensor:
+        r""":math:`\ell'(m)` for the examples' margins :obj:`[M]`."""
+        slope = torch.sigmoid(margin)
+        return slope if self.labels is None else \
+            slope - self.labels.to(slope.dtype)
 
     def loss(self, final: Tensor) -> Tensor:
         r"""The summed loss, a scalar."""
-        total = final.new_zeros(())
-        for chunk in self.chunks:
-            margin = torch.einsum('md,md->m', chunk.a(final), chunk.b(final))
-            total = total + F.softplus(margin).sum()
-            if chunk.labels is not None:
-                total = total - (chunk.labels * margin).sum()
+        margin = self._margin(final)
+        total = F.softplus(margin).sum()
+        if self.labels is not None:
+            total = total - (self.labels.to(margin.dtype) * margin).sum()
         return total if self.reduce is None else self.reduce(total)
 
     def grad(self, final: Tensor) -> Tensor:
         r"""The gradient with respect to :obj:`final` :obj:`[N, d]`."""
-        out = torch.zeros_like(final)
-        for chunk in self.chunks:
-            af, bf = chunk.a(final), chunk.b(final)
-            weight = chunk.slope(torch.einsum('md,md->m', af, bf)).view(-1, 1)
-            chunk.add_a_t(out, bf.mul_(weight))
-            chunk.add_b_t(out, af.mul_(weight))
+        pattern = self.pattern
+        weight = pattern.spread(self.slope(self._margin(final)))
+        out = pattern.mm(weight, final)
         return out if self.reduce is None else self.reduce(out)
 
     def curvature(self, final: Tensor,
@@ -139,36 +169,25 @@ class BilinearLoss:
 
 class Curvature:
     r"""Hessian-vector products of a :class:`BilinearLoss` at fixed final
-    embeddings; the per-example gathers are computed once."""
+    embeddings; the examples' margins and loss derivatives are computed
+    once."""
     def __init__(self, loss: BilinearLoss, final: Tensor,
                  gauss_newton: bool):
-        self.chunks, self.reduce = loss.chunks, loss.reduce
-        self.af, self.bf, self.first, self.second = [], [], [], []
-        for chunk in self.chunks:
-            af, bf = chunk.a(final), chunk.b(final)
-            margin = torch.einsum('md,md->m', af, bf)
-            prob = torch.sigmoid(margin)
-            self.af.append(af)
-            self.bf.append(bf)
-            self.second.append((prob * (1 - prob)).view(-1, 1))
-            self.first.append(None if gauss_newton else chunk.slope(margin)
-                              .view(-1, 1))
+        self.pattern, self.final, self.reduce = (loss.pattern, final,
+                                                 loss.reduce)
+        margin = loss._margin(final)
+        prob = torch.sigmoid(margin)
+        self.second = prob * (1 - prob)
+        self.first = (None if gauss_newton else
+                      self.pattern.spread(loss.slope(margin)))
 
     def matvec(self, vec: Tensor) -> Tensor:
         r"""The product with :obj:`vec` :obj:`[N, d]`."""
-        out = torch.zeros_like(vec)
-        for chunk, af, bf, first, second in zip(self.chunks, self.af,
-                                                self.bf, self.first,
-                                                self.second):
-            av, bv = chunk.a(vec), chunk.b(vec)
-            delta = (torch.einsum('md,md->m', av, bf) +
-                     torch.einsum('md,md->m', af, bv)).view(-1, 1) * second
-            if first is not None:
-                chunk.add_a_t(out, torch.addcmul(bv.mul_(first), delta, bf))
-                chunk.add_b_t(out, torch.addcmul(av.mul_(first), delta, af))
-            else:
-                chunk.add_a_t(out, delta * bf)
-                chunk.add_b_t(out, delta * af)
+        pattern = self.pattern
+        delta = pattern.margin(pattern.dots(vec, self.final), mirrored=True)
+        out = pattern.mm(pattern.spread(delta.mul_(self.second)), self.final)
+        if self.first is not None:
+            out += pattern.mm(self.first, vec)
         return out if self.reduce is None else self.reduce(out)
 
 

@@ -316,7 +316,9 @@ class IFRUpdate:
         else:
             self.kept, self.c_prop, self.c_index, self.c_local = \
                 self.touched, self.prop_new.to(cdt), None, self.local
-            self.curvature_loss = self._loss(self.touched, cdt, self.space)
+            # The gradients' examples: products run in the dtype of the
+            # embeddings they are given.
+            self.curvature_loss = self.loss_touched
 
     def solve(self, diagnostics: Dict):
         # The step's solve(s); every step moves the rows and, within L
@@ -362,7 +364,7 @@ class IFRUpdate:
         if self.c_index is not None and diagnostics['solver']:
             diagnostics['curvature_error'] = self._curvature_error(
                 (prop_new.to(cdt), final_new.to(cdt), local,
-                 self._loss(self.touched, cdt, self.space)),
+                 self.loss_touched),
                 (self.c_prop, final_new[self.c_index].to(cdt), self.c_local,
                  self.curvature_loss), l2,
                 (emb[rows_dev] - self.start).reshape(-1),
