@@ -35,6 +35,35 @@ def test_ifru_on_cuda_matches_cpu(num_layers):
                                atol=1e-5)
 
 
+@pytest.mark.parametrize('kind', ['bpr', 'bce'])
+def test_bilinear_products_on_cuda_match_cpu(kind):
+    # The sampled dense product and the sparse-dense product of the pair
+    # pattern run on cuSPARSE there.
+    from torch_geometric_unlearn.influence.bilinear import BilinearLoss
+    gen = torch.Generator().manual_seed(0)
+    num_users, num_items, num = 40, 60, 3000
+    user = torch.randint(num_users, (1, num), generator=gen)
+    items = torch.randint(num_items, (2 if kind == 'bpr' else 1, num),
+                          generator=gen)
+    examples = torch.cat([user, items])
+    labels = (None if kind == 'bpr' else
+              torch.randint(2, (num, ), generator=gen))
+    final = torch.randn(num_users + num_items, 8, generator=gen,
+                        dtype=torch.float64)
+    vec = torch.randn(final.shape, generator=gen, dtype=torch.float64)
+    out = []
+    for device in ('cpu', 'cuda'):
+        loss = BilinearLoss(examples.to(device), None if labels is None
+                            else labels.to(device), num_users,
+                            final.size(0), torch.float64)
+        f, v = final.to(device), vec.to(device)
+        out.append([loss.grad(f).cpu(), loss.loss(f).cpu(),
+                    loss.curvature(f).matvec(v).cpu(),
+                    loss.curvature(f, gauss_newton=True).matvec(v).cpu()])
+    for cuda, cpu in zip(out[1], out[0]):
+        torch.testing.assert_close(cuda, cpu, rtol=1e-10, atol=1e-10)
+
+
 def test_benchmark_runs_on_cuda():
     config = BenchmarkConfig(
         dataset_options=dict(num_users=60, num_items=90,
