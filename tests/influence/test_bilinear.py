@@ -99,3 +99,29 @@ def test_expected_negative_grad_matches_brute_force(chunk):
     got = bilinear.expected_negative_grad(final, pairs, num_users, keys,
                                           weight, chunk=chunk)
     torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize('kind', ['bpr', 'bce'])
+@pytest.mark.parametrize('size', [1e-2, 1e-5])
+def test_gradient_change_keeps_float32_accuracy(kind, size):
+    # grad(F) - grad(F - dF) from the margins' and slopes' changes: to
+    # float64 round-off in float64, and to about 1e-7 of its size in
+    # float32 however small dF, where the difference of two float32
+    # gradients loses 1e-5 of it (dF of 1e-2) to 1e-2 (1e-5).
+    loss, _, final = make_problem(kind, 50, 80, 4000, 8, seed=4)
+    change = size * torch.randn(final.shape, dtype=final.dtype,
+                                generator=torch.Generator().manual_seed(5))
+    expected = loss.grad(final) - loss.grad(final - change)
+    grad, got = loss.gradient_change(final, change)
+    torch.testing.assert_close(grad, loss.grad(final), rtol=0, atol=0)
+    torch.testing.assert_close(got, expected, rtol=0,
+                               atol=1e-13 * float(loss.grad(final).abs()
+                                                  .max()))
+
+    def error(y):
+        return float((y.double() - expected).norm() / expected.norm())
+
+    single = final.float()
+    assert error(loss.gradient_change(single, change.float())[1]) < 1e-6
+    naive = loss.grad(single) - loss.grad(single - change.float())
+    assert error(naive) > (1e-6 if size > 1e-3 else 1e-3)

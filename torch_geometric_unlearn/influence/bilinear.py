@@ -33,7 +33,7 @@ Row gathers and :meth:`~torch.Tensor.index_add_` scatters per example
 took longer (see ``benchmarks/bilinear_products.py``).
 """
 import warnings
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -159,6 +159,36 @@ class BilinearLoss:
         weight = pattern.spread(self.slope(self._margin(final)))
         out = pattern.mm(weight, final)
         return out if self.reduce is None else self.reduce(out)
+
+    def gradient_change(self, final: Tensor,
+                        change: Tensor) -> Tuple[Tensor, Tensor]:
+        r"""The gradient at :math:`F` = :obj:`final` and how much it exceeds
+        the gradient at :math:`F - \Delta F` (:obj:`change`), both
+        :obj:`[N, d]`.
+
+        The difference is formed from every margin's change
+        :math:`\Delta m = (A\Delta F \odot BF + AF \odot B\Delta F -
+        A\Delta F \odot B\Delta F)\mathbf{1}` and the slope's,
+        :math:`\sigma(m) - \sigma(m - \Delta m) = \sigma(m)\,
+        \sigma(\Delta m - m)\,(1 - e^{-\Delta m})`, as
+        :math:`A^\top(\Delta w \odot BF) + B^\top(\Delta w \odot AF)` plus
+        the gradient's bilinear part at :math:`w(F - \Delta F)` along
+        :math:`\Delta F`: never as the difference of two nearly equal
+        gradients, so it keeps its relative accuracy in float32.
+        """
+        pattern = self.pattern
+        margin = pattern.margin(pattern.dots(final, final))
+        step = (pattern.margin(pattern.dots(change, final), mirrored=True) -
+                pattern.margin(pattern.dots(change, change)))
+        slope = self.slope(margin)
+        shift = (torch.sigmoid(margin) * torch.sigmoid(step - margin) *
+                 -torch.expm1(-step))
+        grad = pattern.mm(pattern.spread(slope), final)
+        out = (pattern.mm(pattern.spread(shift), final) +
+               pattern.mm(pattern.spread(slope - shift), change))
+        if self.reduce is not None:
+            grad, out = self.reduce(grad), self.reduce(out)
+        return grad, out
 
     def curvature(self, final: Tensor,
                   gauss_newton: bool = False) -> 'Curvature':

@@ -278,8 +278,8 @@ class LightGCNIFRUnlearner(IFRUnlearner):
         which the first request would otherwise build: e.g. when a
         deletion service loads the model.  Returns :obj:`self`."""
         cache = self._graph_cache()
-        cache.propagation(self.model.alpha, self.config.dtype)
-        cache.propagation(self.model.alpha, self.config.dtype,
+        cache.propagation(self.model.alpha, self.config.gradient_dtype)
+        cache.propagation(self.model.alpha, self.config.gradient_dtype,
                           self.model.embedding.weight.device)
         return self
 

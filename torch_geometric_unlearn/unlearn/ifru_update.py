@@ -14,7 +14,8 @@ from torch import Tensor
 
 from torch_geometric_unlearn.data.interactions import remaining_data
 from torch_geometric_unlearn.evaluation.metrics import unseen_pairs
-from torch_geometric_unlearn.graph.propagation import LinearPropagation
+from torch_geometric_unlearn.graph.propagation import (LinearPropagation,
+                                                       PropagationChange)
 from torch_geometric_unlearn.graph.region import Region, affected_rows
 from torch_geometric_unlearn.influence import (SolverDiagnostics, SolverError,
                                                trajectory_response)
@@ -26,7 +27,8 @@ from torch_geometric_unlearn.influence.curvature import (GaugeProjection,
 from torch_geometric_unlearn.influence.horizon import residual_horizon
 from torch_geometric_unlearn.influence.objectives import BatchL2
 from torch_geometric_unlearn.influence.step import (GradientType, HessianType,
-                                                    choose_step, solve_hessian)
+                                                    StepType, choose_step,
+                                                    solve_hessian)
 from torch_geometric_unlearn.unlearn.base import PhaseTimer
 from torch_geometric_unlearn.unlearn.certificate import (Certificate,
                                                          forgotten_auc)
@@ -224,52 +226,95 @@ class IFRUpdate:
         self.l2 = self._l2_rows(self.new_data, self.rows_dev, dtype)
 
     def gradients(self):
-        # The old objective's gradient at the model (its residual), the new
-        # one's, and the request's influence, their difference: the direct
-        # and spillover terms (unchanged examples cancel exactly).  Then
-        # the step, and the right-hand side it solves with.
-        config, dtype, emb = self.config, self.config.dtype, self.emb
-        device, space, local = emb.device, self.space, self.local
-        rows, rows_dev, l2 = self.rows, self.rows_dev, self.l2
-        alpha = self.model.alpha
-        prop_old, prop_new = (
-            c.propagation(alpha, dtype).restrict(
-                self.ball, space.node_map, space.size).to(device=device)
-            for c in (self.cache, self.new_cache))
-        self.prop_new = prop_new
-        self.full_prop_new = self.new_cache.propagation(alpha, dtype, device)
-        self.full_old = self.cache.propagation(alpha, dtype, device)(emb)
-        final_old = space.gather(self.full_old)
-        self.final_new = final_new = space.gather(self.full_prop_new(emb))
-        self.loss_touched = loss_touched = self._loss(self.touched, dtype,
-                                                      space)
-        loss_removed = self._loss(self.removed, dtype, space)
-        self.start = start = emb[rows_dev].clone()
-
-        frozen_direct = loss_removed.grad(final_old)
-        residual = prop_old(loss_touched.grad(final_old) + frozen_direct)[
-            local] + self.l2_old * start
-        new_grad = self._grad(prop_new, final_new, loss_touched)[local] + \
-            l2 * start
-        influence = (residual - new_grad if config.spillover else
-                     prop_old(frozen_direct)[local])
-
-        given = self.unlearner.horizon
+        # The old objective's gradient at the model (its residual), the
+        # request's influence (the old minus the new objective's gradient:
+        # the direct and spillover terms; unchanged examples cancel
+        # exactly) and the new objective's gradient.  Then the step, and
+        # the right-hand side it solves with.
+        config = self.config
+        dtype = (config.dtype if config.step == StepType.newton else
+                 config.gradient_dtype)
+        residual, influence = self._influence(dtype)
+        rows, rows_dev, given = self.rows, self.rows_dev, \
+            self.unlearner.horizon
 
         def read_horizon() -> Optional[Tensor]:
             if rows.numel() == 0:
                 return None
+            start = self.start.to(dtype)
             return (residual_horizon(residual, start) if given is None
                     else given[rows_dev].to(dtype))
 
+        choice = choose_step(config, residual, influence, read_horizon)
+        # The Newton step's test and right-hand side read the old gradient
+        # where it cancels: wherever rounding the residual (100 ulps of the
+        # terms it sums) could pick it, the phase runs in 'dtype'.
+        scale = float(influence.norm())
+        slack = (100 * torch.finfo(dtype).eps * self.scale / scale
+                 if scale > 0 else float('inf'))
+        if dtype != config.dtype and (
+                choice[0] or choice[2] - slack <= config.stationary_tol):
+            dtype = config.dtype
+            residual, influence = self._influence(dtype)
+            choice = choose_step(config, residual, influence, read_horizon)
         self.newton, self.horizon, self.stationarity, self.route_fallback = \
-            choose_step(config, residual, influence, read_horizon)
+            choice
+        self._right_hand_side(influence, dtype)
+
+    def _influence(self, dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
+        # The residual and the influence on the rows, in 'dtype' (and what
+        # later phases read).  The influence is (P - P')c + P'(dg + g_R)
+        # for the old and new propagations P, P', the removed examples'
+        # gradient g_R, c = g_R + the kept ones' at F = PE, and its change
+        # dg from F' = P'E: no two nearly equal gradients are subtracted.
+        config, space, local = self.config, self.space, self.local
+        device, alpha = self.emb.device, self.model.alpha
+        whole = PropagationChange.removing(
+            self.cache.propagation(alpha, dtype, device),
+            self.new_cache.propagation(alpha, dtype, device),
+            self.request.deleted_edges)
+        region = whole.restrict(*(
+            c.propagation(alpha, dtype).restrict(
+                self.ball, space.node_map, space.size).to(device=device)
+            for c in (self.cache, self.new_cache)), self.ball,
+            space.node_map, space.size)
+        self.prop_old, self.prop_new = region.old, region.new
+        self.full_prop_new = whole.new
+        self.full_old, full_change = whole(self.emb.to(dtype))
+        final_old = space.gather(self.full_old)
+        change = space.gather(full_change)
+        self.final_new = final_old - change
+        self.loss_touched = self._loss(self.touched, dtype, space)
+        self.frozen_direct = self._loss(self.removed, dtype, space).grad(
+            final_old)
+        self.start = start = self.emb[self.rows_dev].clone()
+        kept, kept_change = self.loss_touched.gradient_change(final_old,
+                                                              change)
+        total, total_change = region(kept + self.frozen_direct)
+        decay = (self.l2_old * start).to(dtype)
+        residual = total[local] + decay
+        influence = (total_change + region.new(
+            kept_change + self.frozen_direct))[local] + (
+                (self.l2_old - self.l2) * start).to(dtype)
+        self.new_grad = residual - influence
+        self.scale = float(total[local].norm()) + float(decay.norm())
+        if not config.spillover:
+            influence = region.old(self.frozen_direct)[local]
+        return residual, influence
+
+    def _right_hand_side(self, influence: Tensor, dtype: torch.dtype):
+        # The expected negatives' correction, the zeroed and reset rows,
+        # and the right-hand side of the step, in the solve's dtype.
+        config, emb, space, local = self.config, self.emb, self.space, \
+            self.local
+        device, rows, rows_dev, l2 = emb.device, self.rows, self.rows_dev, \
+            self.l2
         if not self.newton and config.expected_negatives and \
                 self.examples.size(0) == 3 and self.removed.numel():
-            influence = influence + prop_old(self._expected_direct(
-                self.removed, self.full_old, space, frozen_direct))[local]
-
-        self.before = new_grad
+            influence = influence + self.prop_old(self._expected_direct(
+                self.removed, self.full_old, space,
+                self.frozen_direct))[local]
+        new_grad, final_new = self.new_grad, self.final_new
         zeroed, reset = self.zeroed, self.reset
         emb[zeroed.to(device)] = 0
         inside = space.node_map[zeroed]
@@ -278,19 +323,23 @@ class IFRUpdate:
         if reset.numel():
             shift = torch.zeros_like(final_new)
             is_reset = torch.isin(rows, reset).to(device)
-            shift[local[is_reset]] = -emb[rows_dev[is_reset]]
+            shift[local[is_reset]] = -emb[rows_dev[is_reset]].to(dtype)
             emb[rows_dev[is_reset]] = 0
-            final_new += prop_new(shift)
-            moved = self._grad(prop_new, final_new, loss_touched)[local] + \
-                l2 * emb[rows_dev]
+            moved_final = self.prop_new(shift)
+            final_new += moved_final
+            grad, grad_change = self.loss_touched.gradient_change(
+                final_new, moved_final)
+            moved = self.prop_new(grad)[local] + (l2 * emb[rows_dev]).to(
+                dtype)
             # Kept rows: the influence, corrected for the reset rows'
             # coupling; reset rows: the new objective's pull from zero.
-            rhs = influence - (moved - new_grad)
+            rhs = influence - (self.prop_new(grad_change)[local] + (
+                l2 * (emb[rows_dev] - self.start)).to(dtype))
             rhs[is_reset] = -moved[is_reset]
             new_grad = moved
         if self.newton and config.gradient == GradientType.exact:
             rhs = -new_grad
-        self.rhs = rhs
+        self.before, self.rhs = self.new_grad, rhs.to(config.dtype)
 
     def curvature(self):
         # The curvature's region: the whole region, or (curvature_hops)
@@ -358,7 +407,7 @@ class IFRUpdate:
             step_vec = step_vec.view(rows.numel(), -1)
             emb[rows_dev] += step_vec
             delta = torch.zeros_like(final_new)
-            delta[local] = step_vec
+            delta[local] = step_vec.to(delta.dtype)
             final_new += prop_new(delta)
             diagnostics['solver'].append(record)
         if self.c_index is not None and diagnostics['solver']:
@@ -390,7 +439,7 @@ class IFRUpdate:
         # through the update, where the region holds every node (on real
         # graphs it does), else one propagation.
         if space.size < prop.num_nodes:
-            return prop(emb)
+            return prop(emb.to(final.dtype))
         return torch.empty_like(final).index_copy_(
             0, space.nodes.to(final.device), final)
 
