@@ -132,9 +132,10 @@ class IFRUConfig:
             the 300 most important rows closed 0.78 / 1.00 of the
             forgotten pairs' score change (1% random / 5 users) against
             0.79 / 1.00 exact (see ``benchmarks/request_cost.py``).
-        dtype (torch.dtype): Precision of the update, the gradients and
-            the solver's vectors (for other models, of the solver's vectors:
-            their products run in the model's own dtype).  Float64 by
+        dtype (torch.dtype): Precision of the update and the solver's
+            vectors (for LightGCN and MF the gradients run in
+            :obj:`gradient_dtype`; for other models the products run in the
+            model's own dtype).  Float64 by
             default: CG run wholly in float32 lost orthogonality on these
             ill-conditioned systems (on MovieLens-100K its true residual
             grew to 200x the right-hand side within 200 iterations).
@@ -148,10 +149,12 @@ class IFRUConfig:
             request.  The influence, the old objective's gradient minus
             the new one's, is formed from the change of the propagation and
             of every example's loss slope, never as a difference of the two
-            gradients, so float32 (the default) keeps it to about 1e-7 of
-            its size however small the request (where the difference of
-            two float32 gradients lost 1e-5 of it on MovieLens-100K and
-            1.4% for a change 1e-5 of the embeddings).  At a minimum the
+            gradients, so float32 (the default) keeps it to below 1e-6 of
+            its size however small the request, where the difference of
+            two float32 gradients loses more than 1e-3 of it once the
+            change is 1e-5 of the embeddings (see the tests of
+            :meth:`BilinearLoss.gradient_change` and
+            :class:`PropagationChange`).  At a minimum the
             old gradient itself is a sum that cancels, so where the
             stationarity test in this precision cannot rule out the Newton
             step, the phase runs again in :obj:`dtype`.
