@@ -64,9 +64,8 @@ class LinearPropagation:
         self.rowptr, self.col, self.deg = rowptr, col, deg
         self.adj = None
         if self.num_layers > 0:
-            inv_sqrt = deg.to(dtype).pow(-0.5).masked_fill(deg == 0, 0)
-            row = ptr2index(rowptr, col.numel())
-            value = inv_sqrt[row] * inv_sqrt[col]
+            value = _normalized(deg, ptr2index(rowptr, col.numel()), col,
+                                dtype)
             with warnings.catch_warnings():
                 warnings.filterwarnings('ignore', '.*Sparse.*')
                 self.adj = torch.sparse_csr_tensor(
@@ -238,6 +237,8 @@ class PropagationChange:
         if new.num_nodes != num or new.num_layers != old.num_layers:
             raise ValueError("'old' and 'new' must propagate the same nodes "
                              "over the same number of layers")
+        if old.num_layers == 0:
+            return cls(old, new, None)
         removed = removed.to(old.col.device)
         gone = torch.unique(torch.cat([removed[0] * num + removed[1],
                                        removed[1] * num + removed[0]]))
@@ -246,8 +247,6 @@ class PropagationChange:
         changed = old_deg != new_deg
         changed[gone // num] = True
         rows = changed.nonzero().view(-1)
-        if old.num_layers == 0:
-            return cls(old, new, None)
         # The entries in the rows of the changed nodes, and their mirrors
         # in the other rows (the graph is undirected); parallel copies of
         # an edge stay separate entries, as in the CSR.
@@ -311,7 +310,8 @@ class PropagationChange:
         return out, change
 
 
-def _normalized(deg: Tensor, row: Tensor, col: Tensor) -> Tensor:
-    # The symmetric normalisation of the entries (row, col) in float64.
-    inv_sqrt = deg.to(torch.float64).pow(-0.5).masked_fill(deg == 0, 0)
+def _normalized(deg: Tensor, row: Tensor, col: Tensor,
+                dtype: torch.dtype = torch.float64) -> Tensor:
+    # The symmetric normalisation of the entries (row, col) in 'dtype'.
+    inv_sqrt = deg.to(dtype).pow(-0.5).masked_fill(deg == 0, 0)
     return inv_sqrt[row] * inv_sqrt[col]

@@ -177,7 +177,7 @@ class BilinearLoss:
         gradients, so it keeps its relative accuracy in float32.
         """
         pattern = self.pattern
-        margin = pattern.margin(pattern.dots(final, final))
+        margin = self._margin(final)
         step = (pattern.margin(pattern.dots(change, final), mirrored=True) -
                 pattern.margin(pattern.dots(change, change)))
         slope = self.slope(margin)

@@ -224,6 +224,8 @@ class IFRUpdate:
         self.l2_old = self._l2_rows(data, self.rows_dev, dtype)
         # The new objective's.
         self.l2 = self._l2_rows(self.new_data, self.rows_dev, dtype)
+        # Its products run in the dtype of the embeddings they are given.
+        self.loss_touched = self._loss(self.touched, dtype, self.space)
 
     def gradients(self):
         # The old objective's gradient at the model (its residual), the
@@ -284,7 +286,6 @@ class IFRUpdate:
         final_old = space.gather(self.full_old)
         change = space.gather(full_change)
         self.final_new = final_old - change
-        self.loss_touched = self._loss(self.touched, dtype, space)
         self.frozen_direct = self._loss(self.removed, dtype, space).grad(
             final_old)
         self.start = start = self.emb[self.rows_dev].clone()
@@ -365,8 +366,6 @@ class IFRUpdate:
         else:
             self.kept, self.c_prop, self.c_index, self.c_local = \
                 self.touched, self.prop_new.to(cdt), None, self.local
-            # The gradients' examples: products run in the dtype of the
-            # embeddings they are given.
             self.curvature_loss = self.loss_touched
 
     def solve(self, diagnostics: Dict):
