@@ -8,16 +8,18 @@ from torch_geometric_unlearn.influence.objectives import (example_margin,
                                                           margin_loss)
 
 
-def make_problem(kind, num_users, num_items, num, dim, seed):
-    gen = torch.Generator().manual_seed(seed)
+def make_examples(kind, num_users, num_items, num, gen):
     user = torch.randint(num_users, (num, ), generator=gen)
     items = torch.randint(num_items, (2, num), generator=gen)
-    labels = None
     if kind == 'bpr':
-        examples = torch.cat([user.view(1, -1), items])
-    else:
-        examples = torch.stack([user, items[0]])
-        labels = torch.randint(2, (num, ), generator=gen)
+        return torch.cat([user.view(1, -1), items]), None
+    return (torch.stack([user, items[0]]),
+            torch.randint(2, (num, ), generator=gen))
+
+
+def make_problem(kind, num_users, num_items, num, dim, seed):
+    gen = torch.Generator().manual_seed(seed)
+    examples, labels = make_examples(kind, num_users, num_items, num, gen)
     final = torch.randn(num_users + num_items, dim, generator=gen,
                         dtype=torch.float64)
     loss = BilinearLoss(examples, labels, num_users, num_users + num_items,
@@ -125,3 +127,34 @@ def test_gradient_change_keeps_float32_accuracy(kind, size):
     assert error(loss.gradient_change(single, change.float())[1]) < 1e-6
     naive = loss.grad(single) - loss.grad(single - change.float())
     assert error(naive) > (1e-6 if size > 1e-3 else 1e-3)
+
+
+@pytest.mark.parametrize('kind', ['bpr', 'bce'])
+def test_a_subset_on_the_whole_pattern_matches_its_own_loss(kind):
+    # The examples left after a deletion, on the pattern of all of them,
+    # against a loss built for them alone and against autograd; some pairs
+    # are left without an example.
+    gen = torch.Generator().manual_seed(1)
+    examples, labels = make_examples(kind, 5, 6, 30, gen)
+    final = torch.randn(11, 3, generator=gen, dtype=torch.float64)
+    whole = BilinearLoss(examples, labels, 5, 11, torch.float64)
+    mask = torch.rand(30, generator=gen) < 0.5
+    examples = examples[:, mask]
+    labels = None if labels is None else labels[mask]
+    own = BilinearLoss(examples, labels, 5, 11, torch.float64)
+    subset = whole.subset(mask)
+    assert subset.pattern.col.numel() > own.pattern.col.numel()
+    vec, change = torch.randn_like(final), 1e-2 * torch.randn_like(final)
+    assert float(subset.loss(final)) == pytest.approx(float(own.loss(final)))
+    torch.testing.assert_close(subset.grad(final), own.grad(final))
+    for gauss_newton in (False, True):
+        torch.testing.assert_close(
+            subset.curvature(final, gauss_newton).matvec(vec),
+            own.curvature(final, gauss_newton).matvec(vec))
+    for got, expected in zip(subset.gradient_change(final, change),
+                             own.gradient_change(final, change)):
+        torch.testing.assert_close(got, expected)
+    x = final.clone().requires_grad_()
+    reference = margin_loss(example_margin(x, examples, 5), labels)
+    torch.testing.assert_close(subset.grad(final),
+                               torch.autograd.grad(reference, x)[0])

@@ -13,6 +13,7 @@ from torch_geometric_unlearn.evaluation.metrics import (
     closure_ratio, converge, fixed_objective, membership_inference_auc,
     pair_scores, unseen_pairs)
 from torch_geometric_unlearn.graph.propagation import LinearPropagation
+from torch_geometric_unlearn.graph.region import Region
 from torch_geometric_unlearn.graph.spillover import (PruningConfig,
                                                      SpilloverTracer)
 from torch_geometric_unlearn.influence import SolverConfig, SolverError
@@ -659,6 +660,47 @@ def test_curvature_hops_at_the_receptive_field_is_the_exact_path(tiny):
         same, diagnostics = weight(curvature_hops=hops)
         assert torch.equal(same, exact)
         assert diagnostics['curvature_hops'] == 2
+
+
+@pytest.mark.parametrize('interactions,sparse', [(3000, False), (500, True)])
+def test_a_region_numbered_as_the_whole_graph_gives_the_same_update(
+        monkeypatch, interactions, sparse):
+    # Numbering a region as the whole graph (full propagations, node ids)
+    # against ball first (restricted propagations, local ids): the same
+    # update and certificate, where the region is most of the graph and
+    # where it is a small part of it.
+    data = synthetic(300, 400, interactions, num_topics=4, seed=2)
+    model = build_model(data, 8, 2)
+    record = train(model, data, TrainConfig(progress=False, l2=L2,
+                                            max_epochs=10, batch_size=256))
+    pairs = random_interactions(data, count=3, seed=0)
+    start = model.embedding.weight.detach()
+    rows = PruningConfig('top_n', 5) if sparse else 'auto'
+
+    def run(whole: float):
+        monkeypatch.setattr(Region, 'WHOLE', whole)
+        result = IFRUnlearner(model, data, record.examples, l2=L2,
+                              horizon=record.horizon, config=IFRUConfig(
+                                  pruning=rows,
+                                  gradient_dtype=torch.float64,
+                                  curvature_dtype=torch.float64)
+                              ).unlearn(pairs)
+        return result.model.embedding.weight.detach(), result
+
+    whole, a = run(0.0)
+    ball_first, b = run(float('inf'))
+    held = a.diagnostics['region_nodes']
+    assert held == b.diagnostics['region_nodes']
+    assert (held < data.num_nodes / 2) if sparse else \
+        (held > 0.9 * data.num_nodes)
+    assert a.certificate.step == 'trajectory'
+    step = (ball_first - start).norm()
+    assert float(step) > 0
+    assert float((whole - ball_first).norm() / step) < 1e-10
+    for name in ('gradient_before', 'gradient_after',
+                 'forgotten_auc_after'):
+        assert getattr(a.certificate, name) == pytest.approx(
+            getattr(b.certificate, name), rel=1e-9)
 
 
 def test_truncated_curvature_reports_its_error_and_stays_close():

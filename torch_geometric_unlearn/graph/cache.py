@@ -47,6 +47,11 @@ class GraphCache:
         self.order = order
         self._props: Dict[Tuple, LinearPropagation] = {}
         self._known: Optional[Tensor] = None
+        #: The loss of the examples in :attr:`order` on the whole graph (a
+        #: :class:`~torch_geometric_unlearn.influence.bilinear.
+        #: BilinearLoss`): set by the first request that needs it, and
+        #: carried over by :meth:`advance` on the same pattern.
+        self.loss = None
 
     def holds(self, data: InteractionData, examples: Tensor) -> bool:
         r"""Whether this cache describes :obj:`data` and :obj:`examples`
@@ -94,6 +99,10 @@ class GraphCache:
         if deleted_edges.size(1):
             tracer = tracer.remove_edges(tracer.find_edges(deleted_edges)[1])
         position = torch.cumsum(example_mask, 0) - 1
-        order = position[self.order[example_mask[self.order]]]
-        return GraphCache(data, examples, tracer,
-                          self.nodes[:, example_mask], order)
+        kept = example_mask[self.order]
+        order = position[self.order[kept]]
+        out = GraphCache(data, examples, tracer, self.nodes[:, example_mask],
+                         order)
+        if self.loss is not None:
+            out.loss = self.loss.subset(kept.to(self.loss.pattern.col.device))
+        return out

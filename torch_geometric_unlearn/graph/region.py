@@ -77,6 +77,13 @@ class Region:
     the other nodes of the examples used (on any rank, with
     :obj:`union`).
 
+    A region that holds at least :obj:`WHOLE` of the graph's nodes (on
+    the small-world graphs of recommenders, every request's does) is
+    numbered as the whole graph instead: local ids are node ids and
+    :obj:`size` is the number of nodes.  The whole graph's propagations
+    and final embeddings then serve it as they are, with no re-indexing
+    per request; the nodes outside the set are never read.
+
     Args:
         ball (torch.Tensor): Mask of the ball, :obj:`[num_nodes]`.
         extra (torch.Tensor): The other nodes, :obj:`[k]` (any order,
@@ -84,6 +91,11 @@ class Region:
         num_nodes (int): Number of nodes.
         union (Callable, optional): Merges a node mask over ranks.
     """
+    #: The share of the nodes from which a region is the whole graph:
+    #: restricting to 90% of a graph saves little of a product's work, and
+    #: re-indexing costs a pass over its edges.
+    WHOLE = 0.9
+
     def __init__(self, ball: Tensor, extra: Tensor, num_nodes: int,
                  union: Optional[Callable[[Tensor], Tensor]] = None):
         extra_mask = torch.zeros(num_nodes, dtype=torch.bool)
@@ -91,12 +103,15 @@ class Region:
         if union is not None:
             extra_mask = union(extra_mask)
         extra_mask &= ~ball
-        self.nodes = torch.cat([ball.nonzero().view(-1),
-                                extra_mask.nonzero().view(-1)])
-        self.ball_size = int(ball.sum())
+        self.ball = ball
+        #: The number of nodes in the set.
+        self.held = int(ball.sum()) + int(extra_mask.sum())
+        self.whole = self.held >= self.WHOLE * num_nodes
+        self.nodes = (torch.arange(num_nodes) if self.whole else torch.cat(
+            [ball.nonzero().view(-1), extra_mask.nonzero().view(-1)]))
         self.size = self.nodes.numel()
         self.node_map = torch.full((num_nodes, ), -1, dtype=torch.long)
         self.node_map[self.nodes] = torch.arange(self.size)
 
     def gather(self, x: Tensor) -> Tensor:
-        return x[self.nodes.to(x.device)]
+        return x if self.whole else x[self.nodes.to(x.device)]

@@ -32,6 +32,7 @@ rows of :math:`F` and of the vector once per entry, in fused kernels.
 Row gathers and :meth:`~torch.Tensor.index_add_` scatters per example
 took longer (see ``benchmarks/bilinear_products.py``).
 """
+import copy
 import warnings
 from typing import Callable, Optional, Tuple
 
@@ -72,6 +73,13 @@ class _Pattern:
         # Entry (u, x_s) of every example's item side s, and its mirror.
         self.slot = inverse[:num].view(len(self.sign), -1)
         self.mirror = inverse[num:].view(len(self.sign), -1)
+
+    def select(self, mask: Tensor) -> '_Pattern':
+        # The examples in 'mask' [M] alone, on the same entries: those no
+        # example scores any more take the value zero in every product.
+        out = copy.copy(self)
+        out.slot, out.mirror = self.slot[:, mask], self.mirror[:, mask]
+        return out
 
     def matrix(self, values: Tensor) -> Tensor:
         with warnings.catch_warnings():
@@ -135,6 +143,17 @@ class BilinearLoss:
         self.reduce = reduce
         self.labels = None if labels is None else labels.to(dtype)
         self.pattern = _Pattern(examples, num_users, num_nodes, node_map)
+
+    def subset(self, mask: Tensor) -> 'BilinearLoss':
+        r"""The loss of the examples in :obj:`mask` :obj:`[M]` alone, on
+        this loss's pattern: none is built, and the pairs that no example
+        left scores stay in it with weight zero.  So a pattern built once
+        for every training example serves every request's kept examples."""
+        out = copy.copy(self)
+        out.pattern = self.pattern.select(mask)
+        if self.labels is not None:
+            out.labels = self.labels[mask]
+        return out
 
     def _margin(self, final: Tensor) -> Tensor:
         return self.pattern.margin(self.pattern.dots(final, final))

@@ -50,6 +50,7 @@ from torch_geometric.nn import LightGCN
 from torch_geometric_unlearn.data.interactions import pair_keys
 from torch_geometric_unlearn.graph.cache import GraphCache
 from torch_geometric_unlearn.graph.spillover import infer_num_hops
+from torch_geometric_unlearn.influence.bilinear import BilinearLoss
 from torch_geometric_unlearn.training.trainer import check_model
 from torch_geometric_unlearn.unlearn.base import Unlearner, check_examples
 from torch_geometric_unlearn.unlearn.config import IFRUConfig
@@ -273,15 +274,31 @@ class LightGCNIFRUnlearner(IFRUnlearner):
 
     def prepare(self) -> 'LightGCNIFRUnlearner':
         r"""Builds now what the unlearner keeps across requests (the
-        tracer's CSR, the propagation matrices, the examples' node ids;
-        see :class:`~torch_geometric_unlearn.graph.cache.GraphCache`),
-        which the first request would otherwise build: e.g. when a
-        deletion service loads the model.  Returns :obj:`self`."""
+        tracer's CSR, the propagation matrices, the examples' node ids and
+        pair pattern; see
+        :class:`~torch_geometric_unlearn.graph.cache.GraphCache`), which
+        the first request would otherwise build: e.g. when a deletion
+        service loads the model.  Returns :obj:`self`."""
         cache = self._graph_cache()
         cache.propagation(self.model.alpha, self.config.gradient_dtype)
         cache.propagation(self.model.alpha, self.config.gradient_dtype,
                           self.model.embedding.weight.device)
+        self._whole_loss(cache)
         return self
+
+    def _whole_loss(self, cache: GraphCache) -> BilinearLoss:
+        # The loss of every example on the whole graph, in the cache's
+        # order: its pattern serves every request whose region is the
+        # whole graph (see Region), through BilinearLoss.subset.
+        if cache.loss is None:
+            device = self.model.embedding.weight.device
+            labels = (None if self.labels is None else
+                      self.labels[cache.order].to(device))
+            cache.loss = BilinearLoss(
+                self.examples[:, cache.order].to(device), labels,
+                self.data.num_users, self.data.num_nodes, self.config.dtype,
+                reduce=self._sum)
+        return cache.loss
 
     def _graph_cache(self) -> GraphCache:
         # The structures of the current graph, kept across requests.

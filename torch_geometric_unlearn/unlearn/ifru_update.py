@@ -76,7 +76,7 @@ class IFRUpdate:
             'solve_dim': self.rows.numel() * self.emb.size(1),
             'zeroed_rows': self.zeroed.numel(),
             'reset_rows': self.reset.numel(),
-            'region_nodes': self.space.size,
+            'region_nodes': self.space.held,
             'region_examples': self.unlearner._count(self.touched.numel()),
             'step': 'newton' if self.newton else 'trajectory',
             'stationarity': self.stationarity,
@@ -101,9 +101,10 @@ class IFRUpdate:
         device = self.model.embedding.weight.device
         labels = (None if self.labels is None else
                   self.labels[index].to(device))
+        node_map = None if region.whole else region.node_map.to(device)
         return BilinearLoss(self.examples[:, index].to(device), labels,
                             self.data.num_users, region.size, dtype,
-                            region.node_map.to(device), self._sum)
+                            node_map, self._sum)
 
     @staticmethod
     def _grad(prop: LinearPropagation, final: Tensor, *losses) -> Tensor:
@@ -167,8 +168,9 @@ class IFRUpdate:
         if self._shards is not None:
             self._shards.sum_(average)
         out = torch.zeros_like(frozen)
-        ball = region.nodes[:region.ball_size].to(full.device)
-        out[:region.ball_size] = average[ball].to(out.dtype)
+        ball = region.ball.nonzero().view(-1)
+        out[region.node_map[ball].to(full.device)] = average[
+            ball.to(full.device)].to(out.dtype)
         return out - frozen
 
     def trace(self):
@@ -187,8 +189,6 @@ class IFRUpdate:
             config.extra_hops, config.pruning, self._union)
         keep = request.example_mask
         self.new_data = remaining_data(data, request.train_mask)
-        self.new_cache = cache.advance(request.deleted_edges, self.new_data,
-                                       self.examples[:, keep], keep)
 
         # Nodes left in no example have the exact optimum zero.  Nodes left
         # only as sampled negatives keep nothing they learned from
@@ -213,8 +213,8 @@ class IFRUpdate:
         self.ball = ball = tracer.k_hop(rows, self.num_hops)
         # In the cache's item order: the products' scatters then write
         # to nearby rows (1.4-3x faster products and gradients measured).
-        remaining = cache.order[keep[cache.order]]
-        self.touched = remaining[ball[nodes[:, remaining]].any(0)]
+        in_order = keep[cache.order] & ball[nodes[:, cache.order]].any(0)
+        self.touched = cache.order[in_order]
         self.removed = (~keep).nonzero().view(-1)
         self.space = Region(ball, nodes[:, torch.cat([
             self.touched, self.removed])].reshape(-1), data.num_nodes,
@@ -225,7 +225,13 @@ class IFRUpdate:
         # The new objective's.
         self.l2 = self._l2_rows(self.new_data, self.rows_dev, dtype)
         # Its products run in the dtype of the embeddings they are given.
-        self.loss_touched = self._loss(self.touched, dtype, self.space)
+        if self.space.whole:
+            self.loss_touched = self.unlearner._whole_loss(cache).subset(
+                in_order.to(device))
+        else:
+            self.loss_touched = self._loss(self.touched, dtype, self.space)
+        self.new_cache = cache.advance(request.deleted_edges, self.new_data,
+                                       self.examples[:, keep], keep)
 
     def gradients(self):
         # The old objective's gradient at the model (its residual), the
@@ -275,7 +281,7 @@ class IFRUpdate:
             self.cache.propagation(alpha, dtype, device),
             self.new_cache.propagation(alpha, dtype, device),
             self.request.deleted_edges)
-        region = whole.restrict(*(
+        region = whole if space.whole else whole.restrict(*(
             c.propagation(alpha, dtype).restrict(
                 self.ball, space.node_map, space.size).to(device=device)
             for c in (self.cache, self.new_cache)), self.ball,
@@ -437,6 +443,8 @@ class IFRUpdate:
         # P E on every node: the region's final embeddings, kept exact
         # through the update, where the region holds every node (on real
         # graphs it does), else one propagation.
+        if space.whole:
+            return final
         if space.size < prop.num_nodes:
             return prop(emb.to(final.dtype))
         return torch.empty_like(final).index_copy_(
