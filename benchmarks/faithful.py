@@ -27,7 +27,8 @@ Methods: ``ifru`` (the defaults, given the trainer's horizon),
 ``ifru-residual`` (the defaults without the horizon: what a model from a
 foreign training loop gets), ``ifru-newton`` (the Newton step with the
 Gauss-Newton fallback, frozen negatives, no reset: the default before),
-``drop-edges`` (the parameters kept, the new graph used) and the paired
+``ifru-local`` (the request-local variant of ``request_cost.py``, given
+the horizon; only when named in ``--methods``), ``drop-edges`` (the parameters kept, the new graph used) and the paired
 retrain itself.  With ``--same-rule`` the paired retrain is also run with
 the validation early stopping applied again, to show why the benchmark
 fixes the number of epochs.
@@ -62,6 +63,7 @@ from torch_geometric_unlearn.evaluation.metrics import (auc_on_pairs, evaluate,
                                                         hit_ratio, mean_rank)
 from torch_geometric_unlearn.evaluation.report import \
     summarize as summarize_runs
+from torch_geometric_unlearn.graph.pruning import PruningConfig
 from torch_geometric_unlearn.influence import SolverError
 from torch_geometric_unlearn.training.trainer import (TrainConfig, build_model,
                                                       train)
@@ -71,6 +73,9 @@ from torch_geometric_unlearn.unlearn.ifru import IFRUConfig, IFRUnlearner
 
 REQUEST_SEED = 100
 METHODS = ('ifru', 'ifru-residual', 'ifru-newton', 'drop-edges')
+#: The request-local variant (see request_cost.py).
+LOCAL = IFRUConfig(pruning=PruningConfig('threshold', 1e-2),
+                   curvature_hops=0)
 NEWTON = IFRUConfig(step='newton', expected_negatives=False,
                     reset_unsupported=False)
 
@@ -111,6 +116,9 @@ def unlearner(method: str, model, data, record, l2: float):
         return IFRUnlearner(*args, copy_model=True, horizon=record.horizon)
     if method == 'ifru-residual':
         return IFRUnlearner(*args, copy_model=True)
+    if method == 'ifru-local':
+        return IFRUnlearner(*args, config=LOCAL, copy_model=True,
+                            horizon=record.horizon)
     return IFRUnlearner(*args, config=NEWTON, copy_model=True)
 
 
@@ -361,7 +369,7 @@ def main(argv=None):
                         "most popular items), attack:FRACTION (fake users, "
                         "a fraction of the real ones), flip (ifru-ml100k)")
     parser.add_argument('--methods', nargs='+', default=list(METHODS),
-                        choices=METHODS)
+                        choices=METHODS + ('ifru-local', ))
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
     parser.add_argument('--repeats', type=int, default=3,
                         help='timed calls per IFRU variant (median)')

@@ -127,7 +127,10 @@ class IFRUConfig:
             :obj:`diagnostics['curvature_error']`, the truncated operator's
             relative error along the step taken.  With few solved rows
             (e.g. :obj:`PruningConfig('threshold', 1e-2)`) the products then
-            cost what the rows touch, not the graph.  Measured on
+            cost what the rows touch, not the graph.  Where that ball still
+            holds 90% of the region's examples or more, the truncation
+            would save little and the exact region runs instead
+            (:obj:`diagnostics['curvature_hops']` gives the hops used).  Measured on
             MovieLens-100K (LightGCN-2, paired retrains): :obj:`0` with
             the 300 most important rows closed 0.78 / 1.00 of the
             forgotten pairs' score change (1% random / 5 users) against
