@@ -28,10 +28,12 @@ Methods: ``ifru`` (the defaults, given the trainer's horizon),
 foreign training loop gets), ``ifru-newton`` (the Newton step with the
 Gauss-Newton fallback, frozen negatives, no reset: the default before),
 ``ifru-local`` (the request-local variant of ``request_cost.py``, given
-the horizon; only when named in ``--methods``), ``drop-edges`` (the parameters kept, the new graph used) and the paired
-retrain itself.  With ``--same-rule`` the paired retrain is also run with
-the validation early stopping applied again, to show why the benchmark
-fixes the number of epochs.
+the horizon; only when named in ``--methods``), ``drop-edges`` (the
+parameters kept, the new graph used) and the paired retrain itself.  With
+``--same-rule`` the paired retrain is also run with the validation early
+stopping applied again, to show why the benchmark fixes the number of
+epochs.  ``--dataset synthetic-1e5`` is the 10^5-interaction graph of
+``request_cost.py``, where the local variant keeps few rows.
 
 Example::
 
@@ -49,7 +51,8 @@ from typing import Any, Dict, List
 
 import torch
 
-from torch_geometric_unlearn.data.datasets import ifru_ml100k, load_dataset
+from torch_geometric_unlearn.data.datasets import (ifru_ml100k, load_dataset,
+                                                   synthetic)
 from torch_geometric_unlearn.data.deletion import (inject_fake_users,
                                                    item_interactions,
                                                    random_interactions,
@@ -90,7 +93,10 @@ def scenario(args, kind: str, amount: float):
         attack = ifru_ml100k(args.data_dir)
         flipped = attack.data.train_label[-attack.request.size(1):]
         return attack.data, attack.request, 1 - flipped, None
-    data = load_dataset(args.dataset, args.data_dir)
+    data = (synthetic(num_users=3333, num_items=5000,
+                      num_interactions=100_000, seed=0)
+            if args.dataset == 'synthetic-1e5' else
+            load_dataset(args.dataset, args.data_dir))
     if kind == 'random':
         return data, random_interactions(data, fraction=amount,
                                          seed=REQUEST_SEED), None, None
@@ -354,7 +360,8 @@ def table(result: Dict[str, Any]) -> str:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--dataset', default='ml-100k',
-                        choices=['ml-100k', 'lastfm', 'ifru-ml100k'])
+                        choices=['ml-100k', 'lastfm', 'ifru-ml100k',
+                                 'synthetic-1e5'])
     parser.add_argument('--data-dir', default=os.environ.get('TGU_DATA_DIR'))
     parser.add_argument('--layers', type=int, default=2)
     parser.add_argument('--dim', type=int, default=64)

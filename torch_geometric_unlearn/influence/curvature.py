@@ -48,8 +48,8 @@ class PropagatedHessian(LinearOperator):
         self.curvature = loss.curvature(final, gauss_newton)
 
     def _apply(self, vec: Tensor) -> Tensor:
-        # index_copy_ and index_select: 2.5x faster than indexing with
-        # 'rows' on a graph of 10^6 interactions (90 against 36 ms).
+        # index_copy_ and index_select: these copies alone took 36 against
+        # 90 ms with indexing by 'rows' (10^6 interactions, in isolation).
         vec = vec.view(self.rows.numel(), -1)
         full = vec.new_zeros(self.shape, dtype=self.compute_dtype)
         full.index_copy_(0, self.rows, vec.to(full.dtype))

@@ -118,6 +118,20 @@ def choose_step(config, residual: Tensor, influence: Tensor,
     return newton, horizon, stationarity, route_fallback
 
 
+def newton_hint(stationarity: float, config) -> str:
+    r"""What to change when the Newton step fails, given the stationarity
+    the test measured and the config."""
+    tol = config.stationary_tol
+    if stationarity > tol:
+        return (f"The Newton step assumes a minimum of the training "
+                f"objective, but this model is not at one (stationarity "
+                f"{stationarity:.3g} > {tol}, e.g. early-stopped): the "
+                f"default IFRUConfig(step='auto') takes the trajectory "
+                f"step there")
+    return ("Raise SolverConfig(max_iter=...) or its damping, or check "
+            "that 'l2' is the weight the model was trained with")
+
+
 def solve_hessian(build: Callable[[HessianType], Tuple[LinearOperator,
                                                       Tensor]],
                   hessian: HessianType, config: SolverConfig

@@ -130,10 +130,10 @@ class IFRUConfig:
             cost what the rows touch, not the graph.  Where that ball still
             holds 90% of the region's examples or more, the truncation
             would save little and the exact region runs instead
-            (:obj:`diagnostics['curvature_hops']` gives the hops used).  Measured on
-            MovieLens-100K (LightGCN-2, paired retrains): :obj:`0` with
-            the 300 most important rows closed 0.78 / 1.00 of the
-            forgotten pairs' score change (1% random / 5 users) against
+            (:obj:`diagnostics['curvature_hops']` gives the hops used).
+            Measured on MovieLens-100K (LightGCN-2, paired retrains):
+            :obj:`0` with the 300 most important rows closed 0.78 / 1.00 of
+            the forgotten pairs' score change (1% random / 5 users) against
             0.79 / 1.00 exact (see ``benchmarks/request_cost.py``).
         dtype (torch.dtype): Precision of the update and the solver's
             vectors (for LightGCN and MF the gradients run in

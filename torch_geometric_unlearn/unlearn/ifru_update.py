@@ -28,6 +28,7 @@ from torch_geometric_unlearn.influence.horizon import residual_horizon
 from torch_geometric_unlearn.influence.objectives import BatchL2
 from torch_geometric_unlearn.influence.step import (GradientType, HessianType,
                                                     StepType, choose_step,
+                                                    newton_hint,
                                                     solve_hessian)
 from torch_geometric_unlearn.unlearn.base import PhaseTimer
 from torch_geometric_unlearn.unlearn.certificate import (Certificate,
@@ -409,7 +410,8 @@ class IFRUpdate:
                         l2, self.stationarity)
                 except SolverError as error:
                     raise SolverError(
-                        f'{error}.  {self._newton_hint(self.stationarity)}',
+                        f'{error}.  '
+                        f'{newton_hint(self.stationarity, config)}',
                         error.diagnostics, error.solution) from None
             else:
                 operator = PropagatedHessian(
@@ -435,31 +437,45 @@ class IFRUpdate:
                 (emb[rows_dev] - self.start).reshape(-1),
                 diagnostics['solver'][-1].curvature)
 
-    def certify(self, solver: List[SolverDiagnostics]) -> Certificate:
-        emb, rows_dev = self.emb, self.rows_dev
-        return self._certificate(
-            self.request, self.newton, self.stationarity, solver,
-            self.route_fallback,
-            before=self.before,
-            after=self._grad(self.prop_new, self.final_new,
-                             self.loss_touched)[self.local] +
-            self.l2 * emb[rows_dev],
-            start=self.start, end=emb[rows_dev], full_old=self.full_old,
-            full_new=self._full(self.final_new, self.space,
-                                self.full_prop_new, emb))
+    def certify(self, records: List[SolverDiagnostics]) -> Certificate:
+        data, emb, rows = self.data, self.emb, self.rows_dev
+        edges = self.request.deleted_edges
+        positives = torch.stack([edges[0], edges[1] - data.num_users])
+        unseen = unseen_pairs(data, positives)
+        after = self._grad(self.prop_new, self.final_new, self.loss_touched)[
+            self.local] + self.l2 * emb[rows]
+        full_new = self._full(self.final_new, self.space, self.full_prop_new,
+                              emb)
+        last = records[-1] if records else None
+        fallback = [f for f in (self.route_fallback,
+                                last.fallback if last else None) if f]
+        return Certificate(
+            step='newton' if self.newton else 'trajectory',
+            curvature=last.curvature if last else 'none',
+            horizon=('infinite' if self.newton else 'residual'
+                     if self.unlearner.horizon is None else 'optimizer'),
+            stationarity=self.stationarity,
+            solve_residual=last.residual if last else 0.0,
+            solve_tol=self.config.solver.tol,
+            products=sum(r.num_hvps for r in records),
+            gradient_before=float(self.before.norm()),
+            gradient_after=float(after.norm()),
+            step_norm=float((emb[rows] - self.start).norm() /
+                            self.start.norm().clamp(min=1e-300)),
+            forgotten_auc_before=forgotten_auc(self.full_old, positives,
+                                               unseen, data.num_users),
+            forgotten_auc_after=forgotten_auc(full_new, positives, unseen,
+                                              data.num_users),
+            fallback='; then '.join(fallback) or None,
+            objective=self.unlearner.objective_note)
 
     @staticmethod
     def _full(final: Tensor, space: Region, prop: LinearPropagation,
               emb: Tensor) -> Tensor:
         # P E on every node: the region's final embeddings, kept exact
-        # through the update, where the region holds every node (on real
-        # graphs it does), else one propagation.
-        if space.whole:
-            return final
-        if space.size < prop.num_nodes:
-            return prop(emb.to(final.dtype))
-        return torch.empty_like(final).index_copy_(
-            0, space.nodes.to(final.device), final)
+        # through the update, where the region is numbered as the whole
+        # graph (on real graphs it is), else one propagation.
+        return final if space.whole else prop(emb.to(final.dtype))
 
     def _curvature_error(self, exact, truncated, l2, vec: Tensor,
                          curvature: str) -> float:
@@ -472,47 +488,3 @@ class IFRUpdate:
                     for parts in (exact, truncated)]
         return float((products[1] - products[0]).norm() /
                      products[0].norm().clamp(min=1e-300))
-
-    def _newton_hint(self, stationarity: float) -> str:
-        # What to change when the Newton step fails.
-        tol = self.config.stationary_tol
-        if stationarity > tol:
-            return (f"The Newton step assumes a minimum of the training "
-                    f"objective, but this model is not at one (stationarity "
-                    f"{stationarity:.3g} > {tol}, e.g. early-stopped): the "
-                    f"default IFRUConfig(step='auto') takes the trajectory "
-                    f"step there")
-        return ("Raise SolverConfig(max_iter=...) or its damping, or check "
-                "that 'l2' is the weight the model was trained with")
-
-    def _certificate(self, request: Request, newton: bool,
-                     stationarity: float, records,
-                     route_fallback: Optional[str], before: Tensor,
-                     after: Tensor, start: Tensor, end: Tensor,
-                     full_old: Tensor, full_new: Tensor) -> Certificate:
-        data = self.data
-        edges = request.deleted_edges
-        positives = torch.stack([edges[0], edges[1] - data.num_users])
-        unseen = unseen_pairs(data, positives)
-        last = records[-1] if records else None
-        fallback = [f for f in (route_fallback,
-                                last.fallback if last else None) if f]
-        return Certificate(
-            step='newton' if newton else 'trajectory',
-            curvature=last.curvature if last else 'none',
-            horizon=('infinite' if newton else 'residual'
-                     if self.unlearner.horizon is None else 'optimizer'),
-            stationarity=stationarity,
-            solve_residual=last.residual if last else 0.0,
-            solve_tol=self.config.solver.tol,
-            products=sum(r.num_hvps for r in records),
-            gradient_before=float(before.norm()),
-            gradient_after=float(after.norm()),
-            step_norm=float((end - start).norm() /
-                            start.norm().clamp(min=1e-300)),
-            forgotten_auc_before=forgotten_auc(full_old, positives, unseen,
-                                               data.num_users),
-            forgotten_auc_after=forgotten_auc(full_new, positives, unseen,
-                                              data.num_users),
-            fallback='; then '.join(fallback) or None,
-            objective=self.unlearner.objective_note)
