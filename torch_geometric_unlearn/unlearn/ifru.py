@@ -286,18 +286,25 @@ class LightGCNIFRUnlearner(IFRUnlearner):
         self._whole_loss(cache)
         return self
 
+    def _loss(self, index: Tensor, dtype: torch.dtype, num_nodes: int,
+              node_map: Optional[Tensor] = None) -> BilinearLoss:
+        # The loss of the examples 'index' on the model's device, on the
+        # rows of a region (local ids from 'node_map') or of every node.
+        device = self.model.embedding.weight.device
+        labels = (None if self.labels is None else
+                  self.labels[index].to(device))
+        return BilinearLoss(
+            self.examples[:, index].to(device), labels, self.data.num_users,
+            num_nodes, dtype, None if node_map is None else
+            node_map.to(device), self._sum)
+
     def _whole_loss(self, cache: GraphCache) -> BilinearLoss:
         # The loss of every example on the whole graph, in the cache's
         # order: its pattern serves every request whose region is the
         # whole graph (see Region), through BilinearLoss.subset.
         if cache.loss is None:
-            device = self.model.embedding.weight.device
-            labels = (None if self.labels is None else
-                      self.labels[cache.order].to(device))
-            cache.loss = BilinearLoss(
-                self.examples[:, cache.order].to(device), labels,
-                self.data.num_users, self.data.num_nodes, self.config.dtype,
-                reduce=self._sum)
+            cache.loss = self._loss(cache.order, self.config.dtype,
+                                    self.data.num_nodes)
         return cache.loss
 
     def _graph_cache(self) -> GraphCache:

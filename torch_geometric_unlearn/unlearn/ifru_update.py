@@ -99,13 +99,9 @@ class IFRUpdate:
 
     def _loss(self, index: Tensor, dtype: torch.dtype,
               region: Region) -> BilinearLoss:
-        device = self.model.embedding.weight.device
-        labels = (None if self.labels is None else
-                  self.labels[index].to(device))
-        node_map = None if region.whole else region.node_map.to(device)
-        return BilinearLoss(self.examples[:, index].to(device), labels,
-                            self.data.num_users, region.size, dtype,
-                            node_map, self._sum)
+        return self.unlearner._loss(index, dtype, region.size,
+                                    None if region.whole else
+                                    region.node_map)
 
     @staticmethod
     def _grad(prop: LinearPropagation, final: Tensor, *losses) -> Tensor:
