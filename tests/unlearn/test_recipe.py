@@ -157,6 +157,8 @@ def test_default_front_door_takes_the_trajectory_step(graph):
     result = unlearner.unlearn(users=torch.tensor([3]))
     note = result.diagnostics['objective']
     assert 'drawn with seed 0' in note and "horizon: Adam's state" in note
+    assert 'negatives drawn from every item' in note
+    assert unlearner.config.negative_sampler == 'all'
     assert result.certificate.step == 'trajectory'
     assert result.certificate.horizon == 'optimizer'
     assert result.certificate.objective == note
@@ -297,6 +299,8 @@ def test_recipe_validates_itself():
                           (dict(lambda_reg=0.0, batch_size=0), 'batch_size'),
                           (dict(lambda_reg=0.0, reduction='max'),
                            'reduction'),
+                          (dict(lambda_reg=0.0, negative_sampler='popular'),
+                           'negative_sampler'),
                           (dict(lambda_reg=float('nan')), 'lambda_reg')]:
         with pytest.raises(ValueError, match=match):
             Recipe(**kwargs)
@@ -305,3 +309,20 @@ def test_recipe_validates_itself():
             torch.nn.Linear(2, 2), torch.tensor([[0], [1]]), 1,
             Recipe(loss=lambda p, n: p.sum(), lambda_reg=1.0,
                    node_id=True), num_items=1)
+
+
+def test_the_negative_sampler_is_stated_once(graph):
+    # The recipe says where the loop drew its negatives; a config that
+    # says otherwise is refused, one that agrees or is silent is taken.
+    edge_index, _, num_users, _ = graph
+    model, optimizer, _ = pyg_loop(graph, 1e-4, True, epochs=1)
+    recipe = Recipe(lambda_reg=1e-4, batch_size=BATCH,
+                    negative_sampler='unseen')
+    for config in (None, IFRUConfig(), IFRUConfig(negative_sampler='unseen')):
+        unlearner = from_training_loop(model, edge_index, num_users, recipe,
+                                       config=config)
+        assert unlearner.config.negative_sampler == 'unseen'
+        assert 'items the user has no pair with' in unlearner.objective_note
+    with pytest.raises(ValueError, match=r'Recipe\(negative_sampler'):
+        from_training_loop(model, edge_index, num_users, recipe,
+                           config=IFRUConfig(negative_sampler='all'))

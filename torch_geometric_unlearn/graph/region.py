@@ -90,6 +90,8 @@ class Region:
             repeats allowed).
         num_nodes (int): Number of nodes.
         union (Callable, optional): Merges a node mask over ranks.
+        whole (bool, optional): Number the region as the whole graph
+            whatever it holds (:obj:`None`: from :obj:`WHOLE`).
     """
     #: The share of the nodes from which a region is the whole graph:
     #: restricting to 90% of a graph saves little of a product's work, and
@@ -97,7 +99,8 @@ class Region:
     WHOLE = 0.9
 
     def __init__(self, ball: Tensor, extra: Tensor, num_nodes: int,
-                 union: Optional[Callable[[Tensor], Tensor]] = None):
+                 union: Optional[Callable[[Tensor], Tensor]] = None,
+                 whole: Optional[bool] = None):
         extra_mask = torch.zeros(num_nodes, dtype=torch.bool)
         extra_mask[extra] = True
         if union is not None:
@@ -106,7 +109,8 @@ class Region:
         self.ball = ball
         #: The number of nodes in the set.
         self.held = int(ball.sum()) + int(extra_mask.sum())
-        self.whole = self.held >= self.WHOLE * num_nodes
+        self.whole = (self.held >= self.WHOLE * num_nodes if whole is None
+                      else whole)
         self.nodes = (torch.arange(num_nodes) if self.whole else torch.cat(
             [ball.nonzero().view(-1), extra_mask.nonzero().view(-1)]))
         self.size = self.nodes.numel()

@@ -41,6 +41,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.index import index2ptr
 
+from torch_geometric_unlearn.influence import expected
+
 
 class _Pattern:
     # The (user, item) pairs of the examples as a symmetric CSR pattern on
@@ -240,67 +242,11 @@ class Curvature:
         return out if self.reduce is None else self.reduce(out)
 
 
-def expected_negative_grad(final: Tensor, pairs: Tensor, num_users: int,
-                           known: Tensor, weight: Optional[Tensor] = None,
-                           chunk: int = 1 << 22) -> Tensor:
-    r"""The gradient with respect to the final embeddings :math:`F` of
-
-    .. math::
-        \sum_p w_p\, \mathbb{E}_j\, \mathrm{softplus}(F_{u_p} \cdot F_j -
-        F_{u_p} \cdot F_{i_p}),
-
-    the BPR loss of positive pairs :math:`(u_p, i_p)` averaged over a
-    negative :math:`j` drawn uniformly from the items :math:`u_p` has no
-    known pair with, as a trainer that resamples negatives sees it.  A
-    frozen triple :math:`(u, i, j)` is one draw of this average.
-
-    Args:
-        final (torch.Tensor): :math:`F` of every node, :obj:`[N, d]`
-            (items offset by :obj:`num_users`).
-        pairs (torch.Tensor): The pairs :math:`(u_p, i_p)`, :obj:`[2, k]`.
-        num_users (int): Number of users.
-        known (torch.Tensor): Sorted keys (see
-            :func:`~torch_geometric_unlearn.data.interactions.pair_keys`) of
-            the pairs a negative avoids.
-        weight (torch.Tensor, optional): :math:`w_p`, :obj:`[k]`;
-            1 by default.
-        chunk (int): Pairs times items scored at once.
-
-    Returns:
-        torch.Tensor: The gradient, :obj:`[N, d]`.
-    """
-    num_items = final.size(0) - num_users
-    items = final[num_users:]
-    out = torch.zeros_like(final)
-    if weight is None:
-        weight = final.new_ones(pairs.size(1))
-    start = torch.searchsorted(known, torch.arange(
-        num_users + 1, device=known.device) * num_items)
-    step = max(1, chunk // num_items)
-    for lo in range(0, pairs.size(1), step):
-        user, item = pairs[0, lo:lo + step], pairs[1, lo:lo + step]
-        fu, fi = final[user], items[item]
-        margin = fu @ items.t() - (fu * fi).sum(1, keepdim=True)
-        prob = torch.sigmoid(margin)
-        # Known pairs are never drawn.
-        count = start[user + 1] - start[user]
-        row = torch.repeat_interleave(torch.arange(user.numel(),
-                                                   device=user.device), count)
-        first = torch.repeat_interleave(start[user], count)
-        offset = torch.arange(row.numel(), device=user.device) - \
-            torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
-        prob[row, known[first + offset] % num_items] = 0
-        prob *= (weight[lo:lo + step] /
-                 (num_items - count).clamp(min=1)).view(-1, 1)
-        total = prob.sum(1, keepdim=True)
-        out.index_add_(0, user, -total * fi)
-        out.index_add_(0, item + num_users, -total * fu)
-        # A user's pairs share the products with the item table: summing
-        # their rows first makes a request of whole users (k pairs of u
-        # users) cost u, not k, row-times-table products.
-        users, slot = torch.unique(user, return_inverse=True)
-        summed = prob.new_zeros(users.numel(), num_items).index_add_(
-            0, slot, prob)
-        out.index_add_(0, users, summed @ items)
-        out[num_users:] += summed.t() @ final[users]
-    return out
+def expected_negative_grad(*args, **kwargs) -> Tensor:
+    r"""Deprecated: moved to
+    :func:`torch_geometric_unlearn.influence.expected.expected_negative_grad`;
+    this alias goes in the next release."""
+    warnings.warn("torch_geometric_unlearn.influence.bilinear."
+                  "expected_negative_grad moved to torch_geometric_unlearn."
+                  "influence.expected", DeprecationWarning, stacklevel=2)
+    return expected.expected_negative_grad(*args, **kwargs)

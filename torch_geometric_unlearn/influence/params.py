@@ -212,7 +212,7 @@ class ParameterSelection:
         return torch.cat(parts)
 
     def gather_grad(self) -> Tensor:
-        r"""The selected entries of the model's :obj:`.grad` attributes
+        r"""The selected entries of the model's ``.grad`` attributes
         (zero where a gradient is missing), shape :obj:`[dim]`."""
         grads = {}
         for name in self.names:

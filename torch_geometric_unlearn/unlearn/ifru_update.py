@@ -19,8 +19,8 @@ from torch_geometric_unlearn.graph.propagation import (LinearPropagation,
 from torch_geometric_unlearn.graph.region import Region, affected_rows
 from torch_geometric_unlearn.influence import (SolverDiagnostics, SolverError,
                                                trajectory_response)
-from torch_geometric_unlearn.influence.bilinear import (BilinearLoss,
-                                                        expected_negative_grad)
+from torch_geometric_unlearn.influence.bilinear import BilinearLoss
+from torch_geometric_unlearn.influence.expected import ExpectedBPR
 from torch_geometric_unlearn.influence.curvature import (GaugeProjection,
                                                          ProjectedOperator,
                                                          PropagatedHessian)
@@ -149,26 +149,15 @@ class IFRUpdate:
                                f'{config.stationary_tol})')
         return step, record
 
-    def _expected_direct(self, removed: Tensor, full: Tensor,
-                         region: Region, frozen: Tensor) -> Tensor:
-        # The forgotten triples' F-gradient averaged over the negative
-        # sampler, minus their frozen one, on the region (ball rows only:
-        # nothing outside the ball reaches the solved rows).  Computed in
-        # the curvature's precision: it scores every item for every
-        # forgotten pair.
-        data = self.data
-        known = self.cache.known()
-        average = expected_negative_grad(
-            full.to(self.config.curvature_dtype),
-            self.examples[:2, removed].to(full.device), data.num_users,
-            known.to(full.device))
-        if self._shards is not None:
-            self._shards.sum_(average)
-        out = torch.zeros_like(frozen)
-        ball = region.ball.nonzero().view(-1)
-        out[region.node_map[ball].to(full.device)] = average[
-            ball.to(full.device)].to(out.dtype)
-        return out - frozen
+    def _expected(self, index: Tensor) -> ExpectedBPR:
+        # The BPR loss of the examples 'index' averaged over the trainer's
+        # negative sampler, on every node (it scores every item).
+        sampler = self.config.negative_sampler
+        known = (self.cache.known().to(self.emb.device)
+                 if sampler == 'unseen' else None)
+        return ExpectedBPR(self.examples[:2, index].to(self.emb.device),
+                           self.data.num_users, self.data.num_items, known,
+                           reduce=self._sum)
 
     def trace(self):
         # What the request touches: the rows to solve for (and to zero or
@@ -214,9 +203,15 @@ class IFRUpdate:
             nodes[:, cache.order]].any(0)
         self.touched = cache.order[in_order]
         self.removed = (~keep).nonzero().view(-1)
+        self.keep, self.expect = keep, False
+        # The trajectory step's expected objective couples every user with
+        # every item: its gradients need the whole graph.
+        self.may_expect = (config.expected_negatives and
+                           config.step != StepType.newton and
+                           self.examples.size(0) == 3)
         self.space = Region(ball, nodes[:, torch.cat([
             self.touched, self.removed])].reshape(-1), data.num_nodes,
-            self._union)
+            self._union, whole=True if self.may_expect else None)
         self.local = self.space.node_map[rows].to(device)
         self.rows_dev = rows.to(device)
         self.l2_old = self._l2_rows(data, self.rows_dev, dtype)
@@ -265,6 +260,11 @@ class IFRUpdate:
             choice = choose_step(config, residual, influence, read_horizon)
         self.newton, self.horizon, self.stationarity, self.route_fallback = \
             choice
+        if self.may_expect and not self.newton:
+            # The trajectory step follows the trainer's average over its
+            # negative sampler (IFRUConfig.expected_negatives).
+            self.expect = True
+            residual, influence = self._influence(dtype)
         self._right_hand_side(influence, dtype)
 
     def _influence(self, dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
@@ -290,35 +290,34 @@ class IFRUpdate:
         final_old = space.gather(self.full_old)
         change = space.gather(full_change)
         self.final_new = final_old - change
-        self.frozen_direct = self._loss(self.removed, dtype, space).grad(
-            final_old)
         self.start = start = self.emb[self.rows_dev].clone()
-        kept, kept_change = self.loss_touched.gradient_change(final_old,
-                                                              change)
-        total, total_change = region(kept + self.frozen_direct)
+        if self.expect:  # numbered as the whole graph (see trace)
+            self.kept_loss = self._expected(self.keep.nonzero().view(-1))
+            self.direct_grad = self._expected(self.removed).grad(final_old)
+        else:
+            self.kept_loss = self.loss_touched
+            self.direct_grad = self._loss(self.removed, dtype, space).grad(
+                final_old)
+        kept, kept_change = self.kept_loss.gradient_change(final_old, change)
+        total, total_change = region(kept + self.direct_grad)
         decay = (self.l2_old * start).to(dtype)
         residual = total[local] + decay
         influence = (total_change + region.new(
-            kept_change + self.frozen_direct))[local] + (
+            kept_change + self.direct_grad))[local] + (
                 (self.l2_old - self.l2) * start).to(dtype)
         self.new_grad = residual - influence
         self.scale = float(total[local].norm()) + float(decay.norm())
         if not config.spillover:
-            influence = region.old(self.frozen_direct)[local]
+            influence = region.old(self.direct_grad)[local]
         return residual, influence
 
     def _right_hand_side(self, influence: Tensor, dtype: torch.dtype):
-        # The expected negatives' correction, the zeroed and reset rows,
-        # and the right-hand side of the step, in the solve's dtype.
+        # The zeroed and reset rows, and the right-hand side of the step,
+        # in the solve's dtype.
         config, emb, space, local = self.config, self.emb, self.space, \
             self.local
         device, rows, rows_dev, l2 = emb.device, self.rows, self.rows_dev, \
             self.l2
-        if not self.newton and config.expected_negatives and \
-                self.examples.size(0) == 3 and self.removed.numel():
-            influence = influence + self.prop_old(self._expected_direct(
-                self.removed, self.full_old, space,
-                self.frozen_direct))[local]
         new_grad, final_new = self.new_grad, self.final_new
         zeroed, reset = self.zeroed, self.reset
         emb[zeroed.to(device)] = 0
@@ -332,7 +331,7 @@ class IFRUpdate:
             emb[rows_dev[is_reset]] = 0
             moved_final = self.prop_new(shift)
             final_new += moved_final
-            grad, grad_change = self.loss_touched.gradient_change(
+            grad, grad_change = self.kept_loss.gradient_change(
                 final_new, moved_final)
             moved = self.prop_new(grad)[local] + (l2 * emb[rows_dev]).to(
                 dtype)
@@ -438,7 +437,7 @@ class IFRUpdate:
         edges = self.request.deleted_edges
         positives = torch.stack([edges[0], edges[1] - data.num_users])
         unseen = unseen_pairs(data, positives)
-        after = self._grad(self.prop_new, self.final_new, self.loss_touched)[
+        after = self._grad(self.prop_new, self.final_new, self.kept_loss)[
             self.local] + self.l2 * emb[rows]
         full_new = self._full(self.final_new, self.space, self.full_prop_new,
                               emb)

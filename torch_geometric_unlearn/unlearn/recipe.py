@@ -41,7 +41,7 @@ The unlearner says which of these it used in every result
 (:obj:`result.diagnostics['objective']` and the certificate).  Unlearning
 needs no test split.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Dict, Optional, Union
 
 import torch
@@ -95,6 +95,14 @@ class Recipe:
             Decoupled decay (:class:`~torch.optim.AdamW`) is not modelled.
         reduction (str): :obj:`'mean'` or :obj:`'sum'`: how a callable
             :obj:`loss` reduces over the batch.
+        negative_sampler (str): Where the loop drew each epoch's negatives
+            from, for :obj:`'bpr'`: :obj:`'all'` (uniformly among every
+            item, :obj:`torch.randint(num_users, num_users + num_items,
+            ...)` as in PyG's example) or :obj:`'unseen'` (among the items
+            the user has no training pair with).  The trajectory step
+            follows the loss averaged over it (see
+            :class:`~.unlearn.config.IFRUConfig`'s
+            :obj:`expected_negatives`).
     """
     loss: Union[str, Callable] = 'bpr'
     lambda_reg: Optional[float] = None
@@ -102,6 +110,7 @@ class Recipe:
     node_id: bool = False
     weight_decay: float = 0.0
     reduction: str = 'mean'
+    negative_sampler: str = 'all'
 
     def __post_init__(self):
         if not callable(self.loss) and self.loss not in ('bpr', 'bce'):
@@ -116,6 +125,9 @@ class Recipe:
         if self.reduction not in ('mean', 'sum'):
             raise ValueError(f"'reduction' must be 'mean' or 'sum' "
                              f"(got {self.reduction!r})")
+        if self.negative_sampler not in ('all', 'unseen'):
+            raise ValueError(f"'negative_sampler' must be 'all' or 'unseen' "
+                             f"(got {self.negative_sampler!r})")
         if not isinstance(self.node_id, bool):
             raise ValueError(f"'node_id' must be a bool: whether the loop "
                              f"passed node_id= (got {self.node_id!r})")
@@ -134,7 +146,9 @@ class Recipe:
                     f'({self.reduction} over the batch)')
         elif self.loss == 'bpr':
             loss = ('BPR (-log sigmoid(pos - neg), mean over the batch, as '
-                    'LightGCN.recommendation_loss)')
+                    'LightGCN.recommendation_loss; negatives drawn from '
+                    + ('every item' if self.negative_sampler == 'all' else
+                       'the items the user has no pair with') + ')')
         else:
             loss = 'BCE with logits, mean over the batch'
         return f'{loss}, {self.l2.describe()}'
@@ -240,6 +254,7 @@ def from_training_loop(model: torch.nn.Module, edge_index: Tensor,
     notes = [recipe.describe(), f'negatives: {source}']
 
     if structured:
+        config = _with_sampler(config, recipe)
         horizon, note = _horizon(optimizer, model.embedding.weight,
                                  pairs.size(1))
         notes.append(f'horizon: {note}')
@@ -291,6 +306,18 @@ def _check_optimizer(optimizer, recipe: Recipe):
                          f"{recipe.weight_decay}: state the regularisation "
                          f"once, as Recipe(weight_decay=...) equal to the "
                          f"optimiser's")
+
+
+def _with_sampler(config: Optional[IFRUConfig],
+                  recipe: Recipe) -> IFRUConfig:
+    # The negative sampler is stated once, in the recipe.
+    config = IFRUConfig() if config is None else config
+    if config.negative_sampler not in (None, recipe.negative_sampler):
+        raise ValueError(f"The config's negative_sampler is "
+                         f"{config.negative_sampler!r} but the recipe's is "
+                         f"{recipe.negative_sampler!r}: state it once, as "
+                         f"Recipe(negative_sampler=...)")
+    return replace(config, negative_sampler=recipe.negative_sampler)
 
 
 def _num_items(model: torch.nn.Module, num_users: int,

@@ -1,0 +1,100 @@
+import pytest
+import torch
+
+from torch_geometric_unlearn.influence.expected import (ExpectedBPR,
+                                                        expected_negative_grad)
+
+NUM_USERS, NUM_ITEMS, DIM = 5, 9, 3
+# User 3 holds more pairs than a block of chunk=20 entries: a block alone.
+PAIRS = torch.tensor([[0, 0, 2, 3, 3, 3, 4, 1, 3],
+                      [1, 4, 6, 5, 0, 2, 8, 3, 7]])
+KNOWN = torch.tensor([[0, 0, 0, 1, 2, 2, 3, 3, 3, 3, 3, 3, 4],
+                      [1, 4, 5, 3, 0, 6, 0, 2, 5, 7, 1, 3, 8]])
+
+
+def brute_force(final, weight, known):
+    # sum_p w_p mean_{j drawable} softplus(s_uj - s_ui), by autograd.
+    drawn = set(map(tuple, known.t().tolist())) if known is not None else ()
+    x = final.clone().requires_grad_()
+    total = 0
+    for p, (u, i) in enumerate(PAIRS.t().tolist()):
+        allowed = [j for j in range(NUM_ITEMS) if (u, j) not in drawn]
+        margins = torch.stack([x[u] @ x[NUM_USERS + j] -
+                               x[u] @ x[NUM_USERS + i] for j in allowed])
+        w = 1.0 if weight is None else weight[p]
+        total = total + w * torch.nn.functional.softplus(margins).mean()
+    return torch.autograd.grad(total, x)[0]
+
+
+def keys(known):
+    return (known[0] * NUM_ITEMS + known[1]).sort()[0]
+
+
+@pytest.mark.parametrize('chunk', [1 << 22, 20])  # one block; several
+@pytest.mark.parametrize('sampler', ['all', 'unseen'])
+@pytest.mark.parametrize('weighted', [False, True])
+def test_gradient_and_its_change_match_brute_force(chunk, sampler, weighted):
+    gen = torch.Generator().manual_seed(3)
+    final = torch.randn(NUM_USERS + NUM_ITEMS, DIM, generator=gen,
+                        dtype=torch.float64)
+    change = 0.1 * torch.randn(final.shape, generator=gen,
+                               dtype=torch.float64)
+    weight = (torch.rand(PAIRS.size(1), generator=gen, dtype=torch.float64)
+              if weighted else None)
+    known = KNOWN if sampler == 'unseen' else None
+    loss = ExpectedBPR(PAIRS, NUM_USERS, NUM_ITEMS,
+                       None if known is None else keys(known), weight,
+                       chunk=chunk)
+    assert len(loss.blocks) == (1 if chunk > 1000 else 4)
+    expected = brute_force(final, weight, known)
+    torch.testing.assert_close(loss.grad(final), expected)
+    grad, grad_change = loss.gradient_change(final, change)
+    torch.testing.assert_close(grad, expected)
+    torch.testing.assert_close(
+        grad_change, expected - brute_force(final - change, weight, known))
+
+
+def test_reduce_is_applied_to_every_gradient():
+    final = torch.randn(NUM_USERS + NUM_ITEMS, DIM, dtype=torch.float64)
+    loss = ExpectedBPR(PAIRS, NUM_USERS, NUM_ITEMS, reduce=lambda g: 2 * g)
+    plain = ExpectedBPR(PAIRS, NUM_USERS, NUM_ITEMS)
+    torch.testing.assert_close(loss.grad(final), 2 * plain.grad(final))
+    for a, b in zip(loss.gradient_change(final, final / 10),
+                    plain.gradient_change(final, final / 10)):
+        torch.testing.assert_close(a, 2 * b)
+
+
+@pytest.mark.parametrize('size', [1e-2, 1e-5])
+def test_gradient_change_keeps_float32_accuracy(size):
+    # Formed from the margins' change, not as a difference of two float32
+    # gradients: to about 1e-7 of its size, where the difference loses
+    # more than 1e-6 (small changes).
+    gen = torch.Generator().manual_seed(0)
+    num_users, num_items = 40, 60
+    pairs = torch.stack([torch.randint(num_users, (300, ), generator=gen),
+                         torch.randint(num_items, (300, ), generator=gen)])
+    final = torch.randn(num_users + num_items, 8, generator=gen,
+                        dtype=torch.float64)
+    change = size * torch.randn(final.shape, generator=gen,
+                                dtype=torch.float64)
+    loss = ExpectedBPR(pairs, num_users, num_items)
+    exact = loss.gradient_change(final, change)[1]
+    got = loss.gradient_change(final.float(), change.float())[1].double()
+    naive = (loss.grad(final.float()) - loss.grad(
+        (final - change).float())).double()
+    error = float((got - exact).norm() / exact.norm())
+    assert error < 1e-6
+    assert float((naive - exact).norm() / exact.norm()) > 10 * error
+
+
+def test_expected_negative_grad_is_the_averaged_loss_gradient():
+    final = torch.randn(NUM_USERS + NUM_ITEMS, DIM, dtype=torch.float64)
+    weight = torch.rand(PAIRS.size(1), dtype=torch.float64)
+    torch.testing.assert_close(
+        expected_negative_grad(final, PAIRS, NUM_USERS, keys(KNOWN), weight),
+        brute_force(final, weight, KNOWN))
+
+
+def test_bad_pairs_are_refused():
+    with pytest.raises(ValueError, match=r'\[2, P\]'):
+        ExpectedBPR(PAIRS[0], NUM_USERS, NUM_ITEMS)

@@ -1,0 +1,226 @@
+r"""BPR averaged over the negative sampler.
+
+A trainer that draws a fresh negative for every positive pair in every
+epoch follows, on average, the gradient of
+
+.. math::
+    L(F) = \sum_p w_p\, \mathbb{E}_{j}\, \mathrm{softplus}(F_{u_p} \cdot F_j
+    - F_{u_p} \cdot F_{i_p}),
+
+the BPR loss of the positive pairs :math:`(u_p, i_p)` averaged over a
+negative item :math:`j` drawn uniformly, from every item (PyG's
+``torch.randint(num_users, num_users + num_items, ...)``) or from the
+items :math:`u_p` has no known pair with (the package's trainer).  A frozen
+triple :math:`(u, i, j)` is one draw of this average; as the gradient of a
+whole training set the draws' noise is large: on an own PyG loop's
+LightGCN on MovieLens-100K the last epoch's triples gave a gradient of
+twice the norm of this average's, at cosine 0.23 to it.  Influence terms
+built on that gradient (the spillover of a request through the residual of
+an early-stopped model) inherit the noise; see the benchmark docs.
+
+The average needs every item's score for every pair, :math:`P \times I`
+sigmoids, but no :math:`[P, I, d]` work: with :math:`W_{pj}` the sampler's
+weight times :math:`\sigma(F_u \cdot F_j - F_u \cdot F_{i_p})`, the
+gradient is a pair of products of :math:`W` with the item and user tables.
+Pairs are taken a block of whole users at a time.
+"""
+from typing import Callable, List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+__all__ = ['ExpectedBPR', 'expected_negative_grad']
+
+
+class ExpectedBPR:
+    r"""The BPR loss of positive pairs averaged over a uniform negative
+    sampler, as gradients with respect to the final embeddings :math:`F`
+    (see the module docs).
+
+    Args:
+        pairs (torch.Tensor): The positive pairs :math:`(u_p, i_p)`,
+            :obj:`[2, P]`, item ids from 0.
+        num_users (int): Number of users; :math:`F` holds the users' rows,
+            then the items'.
+        num_items (int): Number of items :math:`I`.
+        known (torch.Tensor, optional): Sorted keys (see
+            :func:`~torch_geometric_unlearn.data.interactions.pair_keys`)
+            of the pairs the sampler never draws; :obj:`None` draws from
+            every item.
+        weight (torch.Tensor, optional): :math:`w_p`, :obj:`[P]`; 1 by
+            default.
+        chunk (int): Pairs times items scored at once (memory: a few
+            tensors of :obj:`chunk` entries).
+        reduce (Callable, optional): Applied to every gradient before it
+            is returned, e.g. a sum over the ranks that hold the other
+            shards of the pairs.
+    """
+    def __init__(self, pairs: Tensor, num_users: int, num_items: int,
+                 known: Optional[Tensor] = None,
+                 weight: Optional[Tensor] = None, chunk: int = 1 << 22,
+                 reduce: Optional[Callable[[Tensor], Tensor]] = None):
+        if pairs.dim() != 2 or pairs.size(0) != 2:
+            raise ValueError(f"'pairs' must have shape [2, P] (got "
+                             f"{list(pairs.shape)})")
+        order = torch.argsort(pairs[0], stable=True)
+        self.pairs = pairs[:, order]
+        self.weight = (None if weight is None else
+                       weight.to(pairs.device)[order])
+        self.num_users, self.num_items = num_users, num_items
+        self.known, self.reduce = known, reduce
+        self.users, counts = torch.unique_consecutive(self.pairs[0],
+                                                      return_counts=True)
+        self.slot = torch.repeat_interleave(
+            torch.arange(self.users.numel(), device=pairs.device), counts)
+        # Where each user's pairs start, and the end.
+        self._offsets = [0] + torch.cumsum(counts, 0).tolist()
+        if known is None:
+            candidates = torch.full_like(self.users, num_items)
+        else:
+            self._start = torch.searchsorted(known, torch.arange(
+                num_users + 1, device=known.device) * num_items)
+            candidates = num_items - (self._start[self.users + 1] -
+                                      self._start[self.users]).to(
+                                          self.users.device)
+        self.candidates = candidates.clamp(min=1)
+        # Blocks of whole users, at most 'chunk' pair-item entries each
+        # (a user with more pairs than that is a block of its own).
+        budget = max(1, chunk // num_items)
+        self.blocks: List[Tuple[int, int]] = []
+        first = 0
+        for k in range(self.users.numel()):
+            if self._offsets[k + 1] - self._offsets[first] >= budget or \
+                    k == self.users.numel() - 1:
+                self.blocks.append((first, k + 1))
+                first = k + 1
+
+    def _block(self, first: int, last: int):
+        # The block's users, each pair's slot among them, its item, and
+        # its row scale w_p / (number of candidate negatives).
+        lo, hi = self._offsets[first], self._offsets[last]
+        users = self.users[first:last]
+        slot = self.slot[lo:hi] - first
+        items = self.pairs[1, lo:hi]
+        scale = 1 / self.candidates[first:last][slot].to(torch.float64)
+        if self.weight is not None:
+            scale = scale * self.weight[lo:hi].to(scale)
+        return users, slot, items, scale
+
+    def _mask(self, users: Tensor) -> Optional[Tensor]:
+        # [U_b, I]: the known pairs of the block's users.
+        if self.known is None:
+            return None
+        begin, end = self._start[users], self._start[users + 1]
+        count = end - begin
+        row = torch.repeat_interleave(torch.arange(users.numel(),
+                                                   device=users.device),
+                                      count)
+        offset = torch.arange(row.numel(), device=users.device) - \
+            torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
+        mask = torch.zeros(users.numel(), self.num_items, dtype=torch.bool,
+                           device=users.device)
+        mask[row, self.known[torch.repeat_interleave(begin, count) +
+                             offset] % self.num_items] = True
+        return mask
+
+    def _margins(self, scores: Tensor, slot: Tensor,
+                 items: Tensor) -> Tensor:
+        # [P_b, I]: s_uj - s_{u i_p} from the block's users' scores
+        # [U_b, I].
+        return scores[slot].sub_(scores[slot, items].view(-1, 1))
+
+    def _scatter(self, weights: Tensor, x: Tensor, users: Tensor,
+                 slot: Tensor, items: Tensor, scale: Tensor, out: Tensor,
+                 alpha: float = 1.0):
+        # out += alpha times the gradient of sum_p scale_p sum_j W_pj (x_u . x_j -
+        # x_u . x_{i_p}) at x, the weights W [P_b, I] held fixed.  Summed
+        # per user first: the products with the tables are then [U_b, I]
+        # (a user's pairs share them), not [P_b, I].
+        nu = self.num_users
+        if self.weight is not None:
+            weights = weights * scale.to(weights.dtype).view(-1, 1)
+            scale = torch.ones_like(scale)
+        # Without weights the scale is one per user.
+        user_scale = torch.zeros(users.numel(), dtype=x.dtype,
+                                 device=x.device).index_copy_(
+                                     0, slot, scale.to(x.dtype))
+        summed = weights.new_zeros(users.numel(), self.num_items).index_add_(
+            0, slot, weights).mul_(user_scale.view(-1, 1))
+        total = (weights.sum(1) * scale.to(x.dtype)).view(-1, 1)
+        xu = x[users]
+        user_rows = summed @ x[nu:]
+        user_rows.index_add_(0, slot, -total * x[nu:][items])
+        out.index_add_(0, users, user_rows, alpha=alpha)
+        out[nu:].add_(summed.t() @ xu, alpha=alpha)
+        out.index_add_(0, items + nu, -total * xu[slot], alpha=alpha)
+
+    def grad(self, final: Tensor) -> Tensor:
+        r"""The gradient at :math:`F` = :obj:`final` :obj:`[N, d]`."""
+        out = torch.zeros_like(final)
+        for first, last in self.blocks:
+            users, slot, items, scale = self._block(first, last)
+            scores = final[users] @ final[self.num_users:].t()
+            prob = torch.sigmoid_(self._margins(scores, slot, items))
+            mask = self._mask(users)
+            if mask is not None:
+                prob.masked_fill_(mask[slot], 0)
+            self._scatter(prob, final, users, slot, items, scale, out)
+        return out if self.reduce is None else self.reduce(out)
+
+    def gradient_change(self, final: Tensor,
+                        change: Tensor) -> Tuple[Tensor, Tensor]:
+        r"""The gradient at :math:`F` = :obj:`final` and how much it exceeds
+        the gradient at :math:`F - \Delta F` (:obj:`change`), both
+        :obj:`[N, d]`.
+
+        As :meth:`~torch_geometric_unlearn.influence.bilinear.BilinearLoss.
+        gradient_change` forms it: from each margin's change
+        :math:`\Delta m` (bilinear in :math:`\Delta F`) and the sigmoid's,
+        :math:`\sigma(m) - \sigma(m - \Delta m) = \sigma(m)\,
+        \sigma(\Delta m - m)(1 - e^{-\Delta m})`, never as the difference of
+        two nearly equal gradients.
+        """
+        grad, out = torch.zeros_like(final), torch.zeros_like(final)
+        before = final - change
+        both = torch.cat([final, change], 1)
+        d = final.size(1)
+        nu = self.num_users
+        for first, last in self.blocks:
+            users, slot, items, scale = self._block(first, last)
+            scores = final[users] @ final[nu:].t()
+            # dm = m(F) - m(F - dF), bilinear in the two tables.
+            steps = change[users] @ final[nu:].t()
+            steps.addmm_(before[users], change[nu:].t())
+            margin = self._margins(scores, slot, items)
+            step = self._margins(steps, slot, items)
+            prob = torch.sigmoid(margin)
+            # -shift = sigma(m) sigma(dm - m) expm1(-dm), in place.
+            shift = torch.sub(step, margin, out=margin).sigmoid_().mul_(prob)
+            shift.mul_(step.neg_().expm1_())
+            mask = self._mask(users)
+            if mask is not None:
+                prob.masked_fill_(mask[slot], 0)
+                shift.masked_fill_(mask[slot], 0)
+            # grad(F) - grad(F - dF) = G(shift, F - dF) + G(prob, dF),
+            # with G bilinear in the weights and the embeddings.
+            part = torch.zeros_like(both)
+            self._scatter(prob, both, users, slot, items, scale, part)
+            grad += part[:, :d]
+            out += part[:, d:]
+            self._scatter(shift, before, users, slot, items, scale, out,
+                          alpha=-1.0)
+        if self.reduce is not None:
+            grad, out = self.reduce(grad), self.reduce(out)
+        return grad, out
+
+
+def expected_negative_grad(final: Tensor, pairs: Tensor, num_users: int,
+                           known: Optional[Tensor],
+                           weight: Optional[Tensor] = None,
+                           chunk: int = 1 << 22) -> Tensor:
+    r"""The gradient with respect to the final embeddings :math:`F`
+    :obj:`[N, d]` (items offset by :obj:`num_users`) of the BPR loss of the
+    positive pairs :obj:`[2, k]` averaged over the negative sampler (see
+    :class:`ExpectedBPR`, whose arguments these are)."""
+    return ExpectedBPR(pairs, num_users, final.size(0) - num_users, known,
+                       weight, chunk).grad(final)
