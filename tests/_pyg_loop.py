@@ -21,14 +21,18 @@ def make_graph():
     return edge_index, train_eli, num_users, data.num_items
 
 
-def pyg_loop(graph, lambda_reg, node_id, epochs=20, seed=0):
+def pyg_loop(graph, lambda_reg, node_id, epochs=20, seed=0, recorder=None):
     r"""PyG's LightGCN example, as a user writes it: returns the model, the
-    optimiser and the negatives of the last epoch (item node ids)."""
+    optimiser and the negatives of the last epoch (item node ids).  With
+    :obj:`recorder` (a function of the model and the optimiser returning a
+    :class:`TrajectoryRecorder`), a snapshot after every epoch, the
+    recorder returned fourth."""
     edge_index, train_eli, num_users, num_items = graph
     torch.manual_seed(seed)
     model = LightGCN(num_users + num_items, 4, 1)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
     last = torch.empty(train_eli.size(1), dtype=torch.long)
+    kept = None if recorder is None else recorder(model, optimizer)
     for _ in range(epochs):
         for index in torch.randperm(train_eli.size(1)).split(BATCH):
             pos = train_eli[:, index]
@@ -43,4 +47,7 @@ def pyg_loop(graph, lambda_reg, node_id, epochs=20, seed=0):
             loss.backward()
             optimizer.step()
             last[index] = neg[1]
-    return model, optimizer, last
+        if kept is not None:
+            kept.snapshot()
+    return (model, optimizer, last) if kept is None else (model, optimizer,
+                                                          last, kept)

@@ -7,6 +7,7 @@ from torch_geometric_unlearn.graph.spillover import (PruningConfig,
                                                      infer_num_hops,
                                                      trace_spillover)
 from torch_geometric_unlearn.models import HeteroLinkModel, LinkModel
+from torch_geometric_unlearn.training.recorder import TrajectoryRecorder
 from torch_geometric_unlearn.training.trainer import (TrainConfig, TrainResult,
                                                       build_model, train)
 from torch_geometric_unlearn.unlearn.base import Unlearner, UnlearnResult
@@ -26,6 +27,7 @@ __version__ = '0.1.0'
 __all__ = [
     'from_training_loop',
     'Recipe',
+    'TrajectoryRecorder',
     'InteractionData',
     'Unlearner',
     'UnlearnResult',

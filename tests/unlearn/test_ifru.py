@@ -22,6 +22,8 @@ from torch_geometric_unlearn.influence.curvature import (GaugeProjection,
                                                          PropagatedHessian)
 from torch_geometric_unlearn.influence.objectives import example_margin
 from torch_geometric_unlearn.models import LinkModel
+from torch_geometric_unlearn.training.recorder import (Snapshot,
+                                                       TrajectoryRecorder)
 from torch_geometric_unlearn.training.trainer import (TrainConfig, build_model,
                                                       train)
 from torch_geometric_unlearn.unlearn.base import UnlearnResult, remaining_data
@@ -829,3 +831,152 @@ def test_trajectory_step_solves_with_the_sampler_s_average(sampler):
     frozen.gradients()
     assert float((frozen.rhs - influence).norm()) > 0.1 * float(
         influence.norm())
+
+
+def test_segmented_trajectory_step_matches_a_dense_reference():
+    # The step that follows recorded snapshots, against exponential Euler
+    # over the same segments computed densely and independently: influence
+    # of BPR averaged over every item (autograd through PyG's propagation),
+    # explicit Gauss-Newton matrices of the new objective's frozen triples,
+    # and each segment's response by eigendecomposition.
+    data = synthetic(40, 60, 500, num_topics=3, seed=6)
+    num_users, dim, l2 = data.num_users, 3, 1.0
+    model = build_model(data, dim, 2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    recorder = TrajectoryRecorder(model.embedding.weight, optimizer, 3)
+    pos = data.train_index
+    gen = torch.Generator().manual_seed(0)
+    for step in range(1, 31):  # full-batch steps, fresh negatives
+        negatives = torch.randint(data.num_items, (pos.size(1), ),
+                                  generator=gen)
+        final = model.get_embedding(data.edge_index)
+        users, items = final[:num_users], final[num_users:]
+        margin = (users[pos[0]] * (items[negatives] - items[pos[1]])).sum(1)
+        loss = F.softplus(margin).sum() + l2 / 2 * (
+            model.embedding.weight**2).sum()
+        optimizer.zero_grad()
+        (loss / pos.size(1)).backward()
+        optimizer.step()
+        if step % 10 == 0:
+            recorder.snapshot()
+    examples = torch.cat([pos, negatives.view(1, -1)])
+    pairs = random_interactions(data, count=5, seed=2)
+    unlearner = IFRUnlearner(
+        model, data, examples, l2=l2, trajectory=recorder, config=IFRUConfig(
+            step='trajectory', pruning=None, negative_sampler='all',
+            extra_hops=9, gradient_dtype=torch.float64,
+            curvature_dtype=torch.float64,
+            solver=SolverConfig(tol=1e-12, max_iter=400)))
+    result = unlearner.unlearn(pairs)
+    rows = result.diagnostics['rows']
+    assert rows.numel() == data.num_nodes
+    assert len(result.diagnostics['solver']) == 3
+
+    keep = ~torch.isin(pos[0] * data.num_items + pos[1],
+                       pairs[0] * data.num_items + pairs[1])
+    after = remaining_data(data, keep)
+    double = copy.deepcopy(model).double()
+
+    class Final(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = double
+
+        def forward(self, edge_index):
+            return self.model.get_embedding(edge_index)
+
+    def final_of(x, edge_index):
+        return torch.func.functional_call(
+            Final(), {'model.embedding.weight': x}, (edge_index, ))
+
+    def averaged_grad(x0, edge_index, index):
+        x = x0.clone().requires_grad_()
+        final = final_of(x, edge_index)
+        users, items = final[:num_users], final[num_users:]
+        scores = users[index[0]] @ items.t()
+        margin = scores - scores.gather(1, index[1].view(-1, 1))
+        total = F.softplus(margin).mean(1).sum() + l2 / 2 * (x * x).sum()
+        return torch.autograd.grad(total, x)[0].reshape(-1)
+
+    def gauss_newton(x0):
+        triples = examples[:, keep]
+
+        def margins(x):
+            final = final_of(x.view(x0.shape), after.edge_index)
+            u, i = final[triples[0]], final[num_users + triples[1]]
+            n = final[num_users + triples[2]]
+            return (u * (n - i)).sum(1)
+
+        flat = x0.reshape(-1)
+        jac = torch.autograd.functional.jacobian(margins, flat)
+        m = margins(flat)
+        curv = torch.sigmoid(m) * torch.sigmoid(-m)
+        return jac.t() @ (curv.view(-1, 1) * jac) + l2 * torch.eye(
+            flat.numel(), dtype=flat.dtype)
+
+    def response(a, rhs, tau):
+        root = tau.sqrt()
+        value, vector = torch.linalg.eigh(root.view(-1, 1) * a * root)
+        phi = -torch.expm1(-value) / value
+        return root * (vector @ (phi * (vector.t() @ (root * rhs))))
+
+    delta, previous = torch.zeros(data.num_nodes * dim,
+                                  dtype=torch.float64), 0
+    for snap in recorder.snapshots:
+        x = snap.param.double()
+        g = (averaged_grad(x, data.edge_index, pos) -
+             averaged_grad(x, after.edge_index, pos[:, keep]))
+        a = gauss_newton(x)
+        tau = ((snap.step - previous) * snap.step_size.double() /
+               pos.size(1)).reshape(-1)
+        delta = delta + response(a, g - a @ delta, tau)
+        previous = snap.step
+    got = (result.model.embedding.weight.detach().double() -
+           model.embedding.weight.detach().double()).reshape(-1)
+    assert float((got - delta).norm() / delta.norm()) < 1e-6
+    # One segment (the whole run at its end) is another step: 0.5% away on
+    # this small full-batch run, far beyond the agreement above.
+    single = IFRUnlearner(model, data, examples, l2=l2,
+                          trajectory=recorder.snapshots[-1:],
+                          config=unlearner.config).unlearn(pairs)
+    moved = (single.model.embedding.weight.detach().double() -
+             model.embedding.weight.detach().double()).reshape(-1)
+    assert float((moved - delta).norm() / delta.norm()) > 1e-3
+
+
+def test_the_trajectory_is_checked_and_moves_with_each_request(tiny):
+    model = build_model(tiny, 8, 2)
+    record = train(model, tiny, TrainConfig(progress=False, l2=L2,
+                                            max_epochs=3, batch_size=256))
+    weight = model.embedding.weight.detach()
+    size = torch.full_like(weight, 0.01)
+    snapshots = [Snapshot(10, 0.9 * weight, size),
+                 Snapshot(20, weight.clone(), size)]
+    for bad, match in [([], 'at least one'),
+                       ([snapshots[1], snapshots[0]], 'rise'),
+                       ([Snapshot(10, weight[:5], size[:5])], 'shape'),
+                       ([Snapshot(10, weight, -size)], 'positive'),
+                       (snapshots[:1], 'not the model')]:
+        with pytest.raises(ValueError, match=match):
+            IFRUnlearner(model, tiny, record.examples, l2=L2,
+                         trajectory=bad)
+    unlearner = IFRUnlearner(model, tiny, record.examples, l2=L2,
+                             trajectory=snapshots, config=IFRUConfig(
+                                 step='trajectory'))
+    first = random_interactions(tiny, count=4, seed=0)
+    unlearner.unlearn(first)
+    moved = unlearner.trajectory
+    assert torch.equal(moved[-1].param, unlearner.model.embedding.weight)
+    assert not torch.equal(moved[0].param, snapshots[0].param)
+    assert torch.equal(snapshots[0].param, 0.9 * weight)  # not in place
+    # A failed request changes neither the model nor the trajectory.
+    before = unlearner.model.embedding.weight.detach().clone()
+    with pytest.raises(Exception):
+        unlearner.unlearn(first)  # already forgotten
+    assert unlearner.trajectory is moved
+    assert torch.equal(unlearner.model.embedding.weight, before)
+    second = unlearner.unlearn(random_interactions(unlearner.data, count=4,
+                                                   seed=5))
+    assert second.certificate.step == 'trajectory'
+    assert torch.equal(unlearner.trajectory[-1].param,
+                       unlearner.model.embedding.weight)

@@ -11,6 +11,7 @@ from torch_geometric_unlearn import IFRUConfig
 from torch_geometric_unlearn.graph.spillover import PruningConfig
 from torch_geometric_unlearn.influence import SolverConfig
 from torch_geometric_unlearn.influence.objectives import BatchL2
+from torch_geometric_unlearn.training.recorder import TrajectoryRecorder
 from torch_geometric_unlearn.unlearn.generic import LinkIFRUnlearner
 from torch_geometric_unlearn.unlearn.ifru import LightGCNIFRUnlearner
 from torch_geometric_unlearn.unlearn.recipe import Recipe, from_training_loop
@@ -326,3 +327,24 @@ def test_the_negative_sampler_is_stated_once(graph):
     with pytest.raises(ValueError, match=r'Recipe\(negative_sampler'):
         from_training_loop(model, edge_index, num_users, recipe,
                            config=IFRUConfig(negative_sampler='all'))
+
+
+def test_a_recorded_run_is_followed_a_segment_at_a_time(graph):
+    edge_index, train_eli, num_users, _ = graph
+    model, optimizer, last, recorder = pyg_loop(
+        graph, 1e-4, True, epochs=8,
+        recorder=lambda m, o: TrajectoryRecorder(m.embedding.weight, o, 4))
+    recipe = Recipe(lambda_reg=1e-4, batch_size=BATCH, node_id=True)
+    result = from_training_loop(
+        model, edge_index, num_users, recipe, edge_label_index=train_eli,
+        negatives=last, optimizer=optimizer,
+        trajectory=recorder).unlearn(edge_index=train_eli[:, :6])
+    assert 'trajectory: 4 snapshots' in result.diagnostics['objective']
+    # One Lanczos solve per segment.
+    assert len(result.diagnostics['solver']) == 4
+    assert result.certificate.step == 'trajectory'
+    with pytest.raises(ValueError, match="LightGCN and MF"):
+        from_training_loop(model, edge_index, num_users,
+                           Recipe(loss=lambda p, n: F.softplus(n - p).sum(),
+                                  lambda_reg=0.0, reduction='sum'),
+                           trajectory=recorder)

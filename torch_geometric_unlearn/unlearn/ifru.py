@@ -41,7 +41,7 @@ differentiated twice.
 """
 import time
 import uuid
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -51,6 +51,8 @@ from torch_geometric_unlearn.data.interactions import pair_keys
 from torch_geometric_unlearn.graph.cache import GraphCache
 from torch_geometric_unlearn.graph.spillover import infer_num_hops
 from torch_geometric_unlearn.influence.bilinear import BilinearLoss
+from torch_geometric_unlearn.training.recorder import (Snapshot,
+                                                       TrajectoryRecorder)
 from torch_geometric_unlearn.training.trainer import check_model
 from torch_geometric_unlearn.unlearn.base import Unlearner, check_examples
 from torch_geometric_unlearn.unlearn.config import IFRUConfig
@@ -107,6 +109,14 @@ class IFRUnlearner(Unlearner):
         loss (ExampleLoss, optional): A summed loss of your own over the
             examples' scores (autograd backend only); BPR or BCE by
             default.
+        trajectory (TrajectoryRecorder or Sequence[Snapshot], optional):
+            LightGCN and MF only: snapshots of the training run, the last
+            one at the model (see
+            :mod:`~torch_geometric_unlearn.training.recorder`).  The
+            trajectory step then follows the run a segment at a time, each
+            with its snapshot's influence, curvature and step size (the
+            horizon, if not given, is the last snapshot's).  After each
+            request the snapshots move with the update.
         shards (Shards, optional): LightGCN and MF only: :obj:`examples` is
             this process's shard of the training examples, and the other
             ranks of the
@@ -158,7 +168,9 @@ class LightGCNIFRUnlearner(IFRUnlearner):
                  config: Optional[IFRUConfig] = None,
                  copy_model: bool = True,
                  horizon: Optional[Tensor] = None, *,
-                 shards: Optional[Shards] = None):
+                 shards: Optional[Shards] = None,
+                 trajectory: Optional[Union[TrajectoryRecorder,
+                                            Sequence[Snapshot]]] = None):
         if not isinstance(model, LightGCN):
             raise TypeError(f"LightGCNIFRUnlearner needs PyG's LightGCN "
                             f"(matrix factorisation is "
@@ -186,9 +198,47 @@ class LightGCNIFRUnlearner(IFRUnlearner):
                                  f"embedding table's shape {list(shape)}")
             if not bool(torch.isfinite(horizon).all() & (horizon > 0).all()):
                 raise ValueError("'horizon' must be finite and positive")
+        self.trajectory = self._check_trajectory(trajectory)
+        if horizon is None and self.trajectory is not None:
+            last = self.trajectory[-1]
+            horizon = last.step * last.step_size / self._count(
+                self.examples.size(1))
         self.horizon = horizon
         self._cache: Optional[GraphCache] = None
-        self._next_cache: Optional[Tuple[Request, GraphCache]] = None
+        self._next_cache: Optional[Tuple[Request, GraphCache, Optional[
+            Tuple[Snapshot, ...]]]] = None
+
+    def _check_trajectory(self, trajectory) -> Optional[Tuple[Snapshot,
+                                                              ...]]:
+        # The snapshots of the run, ending at the model.
+        if trajectory is None:
+            return None
+        snapshots = tuple(trajectory.snapshots if isinstance(
+            trajectory, TrajectoryRecorder) else trajectory)
+        weight = self.model.embedding.weight.detach()
+        if not snapshots or not all(isinstance(s, Snapshot)
+                                    for s in snapshots):
+            raise ValueError("'trajectory' must be a TrajectoryRecorder or "
+                             "a sequence of Snapshots, at least one")
+        steps = [s.step for s in snapshots]
+        if any(b <= a for a, b in zip(steps, steps[1:])) or steps[0] < 1:
+            raise ValueError(f"The snapshots' steps must rise from 1 or more "
+                             f"(got {steps})")
+        for s in snapshots:
+            if s.param.shape != weight.shape or \
+                    s.step_size.shape != weight.shape:
+                raise ValueError(f"Every snapshot must hold the embedding "
+                                 f"table's shape {list(weight.shape)}")
+            if not bool((torch.isfinite(s.step_size) &
+                         (s.step_size > 0)).all()):
+                raise ValueError("Every snapshot's step size must be finite "
+                                 "and positive")
+        if not torch.equal(snapshots[-1].param.to(weight), weight):
+            raise ValueError("The trajectory's last snapshot is not the "
+                             "model: take one after the last step "
+                             "(recorder.snapshot()), or after restoring the "
+                             "best epoch's parameters, recorder.restore()")
+        return snapshots
 
     @property
     def _sum(self) -> Optional[Callable[[Tensor], Tensor]]:
@@ -269,7 +319,7 @@ class LightGCNIFRUnlearner(IFRUnlearner):
         update = IFRUpdate(self, request)
         timings, diagnostics = update.run()
         # Taken up by _advance once the request has succeeded.
-        self._next_cache = (request, update.new_cache)
+        self._next_cache = (request, update.new_cache, update.new_trajectory)
         return timings, diagnostics
 
     def prepare(self) -> 'LightGCNIFRUnlearner':
@@ -320,3 +370,4 @@ class LightGCNIFRUnlearner(IFRUnlearner):
         if pending is not None and pending[0] is request:
             pending[1].data, pending[1].examples = self.data, self.examples
             self._cache = pending[1]
+            self.trajectory = pending[2]

@@ -30,6 +30,7 @@ from torch_geometric_unlearn.influence.step import (GradientType, HessianType,
                                                     StepType, choose_step,
                                                     newton_hint,
                                                     solve_hessian)
+from torch_geometric_unlearn.training.recorder import Snapshot
 from torch_geometric_unlearn.unlearn.base import PhaseTimer
 from torch_geometric_unlearn.unlearn.certificate import (Certificate,
                                                          forgotten_auc)
@@ -94,8 +95,28 @@ class IFRUpdate:
         lap('certificate')
         with torch.no_grad():
             self.model.embedding.weight.copy_(self.emb)
+        self.new_trajectory = self._advanced_trajectory()
         lap('apply')
         return lap.timings, diagnostics
+
+    def _advanced_trajectory(self) -> Optional[Tuple[Snapshot, ...]]:
+        # The snapshots of the run this update stands for: each earlier one
+        # moved by the deviation its segment reached (on the rows), nodes
+        # left in no example at zero, the last one the updated table.
+        trajectory = self.unlearner.trajectory
+        if trajectory is None:
+            return None
+        deltas = self.deltas if self.segments else []
+        out = []
+        for k, snap in enumerate(trajectory[:-1]):
+            param = snap.param.clone()
+            if k < len(deltas):
+                param[self.rows.to(param.device)] += deltas[k].to(param)
+            param[self.zeroed.to(param.device)] = 0
+            out.append(Snapshot(snap.step, param, snap.step_size))
+        last = trajectory[-1]
+        out.append(Snapshot(last.step, self.emb.to(last.param), last.step_size))
+        return tuple(out)
 
     def _loss(self, index: Tensor, dtype: torch.dtype,
               region: Region) -> BilinearLoss:
@@ -203,7 +224,7 @@ class IFRUpdate:
             nodes[:, cache.order]].any(0)
         self.touched = cache.order[in_order]
         self.removed = (~keep).nonzero().view(-1)
-        self.keep, self.expect = keep, False
+        self.keep, self.expect, self._expected_losses = keep, False, None
         # The trajectory step's expected objective couples every user with
         # every item: its gradients need the whole graph.
         self.may_expect = (config.expected_negatives and
@@ -265,16 +286,30 @@ class IFRUpdate:
             # negative sampler (IFRUConfig.expected_negatives).
             self.expect = True
             residual, influence = self._influence(dtype)
+        trajectory = self.unlearner.trajectory
+        self.segments = (not self.newton and trajectory is not None and
+                         len(trajectory) > 1)
         self._right_hand_side(influence, dtype)
 
     def _influence(self, dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
-        # The residual and the influence on the rows, in 'dtype' (and what
-        # later phases read).  The influence is (P - P')c + P'(dg + g_R)
-        # for the old and new propagations P, P', the removed examples'
-        # gradient g_R, c = g_R + the kept ones' at F = PE, and its change
-        # dg from F' = P'E: no two nearly equal gradients are subtracted.
-        config, space, local = self.config, self.space, self.local
-        device, alpha = self.emb.device, self.model.alpha
+        # The residual and the influence on the rows at the model, in
+        # 'dtype' (and what later phases read).
+        self._dtype = dtype
+        whole, region = self._changes(dtype)
+        self.prop_old, self.prop_new = region.old, region.new
+        self.full_prop_new = whole.new
+        point = self._at(self.emb, dtype, whole, region)
+        self.full_old, self.final_new = point['full_old'], point['final_new']
+        self.start, self.kept_loss = point['start'], point['kept_loss']
+        self.direct_grad = point['direct']
+        self.new_grad = point['residual'] - point['influence']
+        self.scale = point['scale']
+        return point['residual'], point['influence']
+
+    def _changes(self, dtype: torch.dtype):
+        # The propagations before and after the request, and their
+        # difference, on the whole graph and on the region.
+        space, device, alpha = self.space, self.emb.device, self.model.alpha
         whole = PropagationChange.removing(
             self.cache.propagation(alpha, dtype, device),
             self.new_cache.propagation(alpha, dtype, device),
@@ -284,32 +319,44 @@ class IFRUpdate:
                 self.ball, space.node_map, space.size).to(device=device)
             for c in (self.cache, self.new_cache)), self.ball,
             space.node_map, space.size)
-        self.prop_old, self.prop_new = region.old, region.new
-        self.full_prop_new = whole.new
-        self.full_old, full_change = whole(self.emb.to(dtype))
-        final_old = space.gather(self.full_old)
+        return whole, region
+
+    def _at(self, emb: Tensor, dtype: torch.dtype,
+            whole: PropagationChange, region: PropagationChange) -> Dict:
+        # The old objective's gradient (residual) and the influence on the
+        # rows for the embedding table 'emb' [N, d].  The influence is
+        # (P - P')c + P'(dg + g_R) for the old and new propagations P, P',
+        # the removed examples' gradient g_R, c = g_R + the kept ones' at
+        # F = PE, and its change dg from F' = P'E: no two nearly equal
+        # gradients are subtracted.
+        space, local = self.space, self.local
+        full_old, full_change = whole(emb.to(dtype))
+        final_old = space.gather(full_old)
         change = space.gather(full_change)
-        self.final_new = final_old - change
-        self.start = start = self.emb[self.rows_dev].clone()
+        start = emb[self.rows_dev].clone()
         if self.expect:  # numbered as the whole graph (see trace)
-            self.kept_loss = self._expected(self.keep.nonzero().view(-1))
-            self.direct_grad = self._expected(self.removed).grad(final_old)
+            if self._expected_losses is None:
+                self._expected_losses = (
+                    self._expected(self.keep.nonzero().view(-1)),
+                    self._expected(self.removed))
+            kept_loss = self._expected_losses[0]
+            direct = self._expected_losses[1].grad(final_old)
         else:
-            self.kept_loss = self.loss_touched
-            self.direct_grad = self._loss(self.removed, dtype, space).grad(
-                final_old)
-        kept, kept_change = self.kept_loss.gradient_change(final_old, change)
-        total, total_change = region(kept + self.direct_grad)
+            kept_loss = self.loss_touched
+            direct = self._loss(self.removed, dtype, space).grad(final_old)
+        kept, kept_change = kept_loss.gradient_change(final_old, change)
+        total, total_change = region(kept + direct)
         decay = (self.l2_old * start).to(dtype)
         residual = total[local] + decay
         influence = (total_change + region.new(
-            kept_change + self.direct_grad))[local] + (
+            kept_change + direct))[local] + (
                 (self.l2_old - self.l2) * start).to(dtype)
-        self.new_grad = residual - influence
-        self.scale = float(total[local].norm()) + float(decay.norm())
-        if not config.spillover:
-            influence = region.old(self.direct_grad)[local]
-        return residual, influence
+        if not self.config.spillover:
+            influence = region.old(direct)[local]
+        return {'full_old': full_old, 'final_new': final_old - change,
+                'start': start, 'kept_loss': kept_loss, 'direct': direct,
+                'residual': residual, 'influence': influence,
+                'scale': float(total[local].norm()) + float(decay.norm())}
 
     def _right_hand_side(self, influence: Tensor, dtype: torch.dtype):
         # The zeroed and reset rows, and the right-hand side of the step,
@@ -324,9 +371,9 @@ class IFRUpdate:
         inside = space.node_map[zeroed]
         final_new[inside[inside >= 0].to(device)] = 0
         rhs = influence
+        self.is_reset = is_reset = torch.isin(rows, reset).to(device)
         if reset.numel():
             shift = torch.zeros_like(final_new)
-            is_reset = torch.isin(rows, reset).to(device)
             shift[local[is_reset]] = -emb[rows_dev[is_reset]].to(dtype)
             emb[rows_dev[is_reset]] = 0
             moved_final = self.prop_new(shift)
@@ -412,11 +459,19 @@ class IFRUpdate:
                 operator = PropagatedHessian(
                     self.c_prop, c_final, self.c_local, self.curvature_loss,
                     l2, gauss_newton=True, dtype=config.dtype)
+                horizon, earlier = self.horizon, None
+                if self.segments:
+                    earlier, horizon = self._earlier_segments(diagnostics)
+                    rhs = rhs - operator.matvec(earlier.reshape(-1)).view_as(
+                        rhs)
                 step_vec, record = trajectory_response(
-                    operator, rhs.reshape(-1), self.horizon.reshape(-1),
+                    operator, rhs.reshape(-1), horizon.reshape(-1),
                     config.solver.tol, config.solver.max_iter,
                     eps=torch.finfo(cdt).eps)
                 record.curvature = HessianType.gauss_newton.value
+                if earlier is not None:
+                    record.num_hvps += 1  # the product with 'earlier'
+                    step_vec = step_vec + earlier.reshape(-1)
             step_vec = step_vec.view(rows.numel(), -1)
             emb[rows_dev] += step_vec
             delta = torch.zeros_like(final_new)
@@ -431,6 +486,49 @@ class IFRUpdate:
                  self.curvature_loss), l2,
                 (emb[rows_dev] - self.start).reshape(-1),
                 diagnostics['solver'][-1].curvature)
+
+    def _earlier_segments(self, diagnostics: Dict) -> Tuple[Tensor, Tensor]:
+        # The run's deviation at the end of each segment but the last, by
+        # exponential Euler: within segment k the influence g_k, curvature
+        # A_k and step size are the snapshot's, and the deviation d grows
+        # by the trajectory response to g_k - A_k d over the segment's
+        # horizon (exact for linear dynamics).  Returns it on the rows
+        # (reset rows restart from zero in the last segment) and the last
+        # segment's horizon; keeps every segment's deviation (deltas).
+        config, rows, cdt = self.config, self.rows_dev, \
+            self.config.curvature_dtype
+        snapshots = self.unlearner.trajectory
+        whole, region = self._changes(self._dtype)
+        scale = self.unlearner._count(self.examples.size(1))
+        delta = torch.zeros_like(self.start, dtype=config.dtype)
+        self.deltas, previous = [], 0
+        for snap in snapshots[:-1]:
+            point = self._at(snap.param.to(self.emb.device, config.dtype),
+                             self._dtype, whole, region)
+            final = point['final_new']
+            operator = PropagatedHessian(
+                self.c_prop, (final if self.c_index is None else
+                              final[self.c_index]).to(cdt), self.c_local,
+                self.curvature_loss, self.l2, gauss_newton=True,
+                dtype=config.dtype)
+            rhs = point['influence'].to(config.dtype).reshape(-1)
+            if self.deltas:
+                rhs = rhs - operator.matvec(delta.reshape(-1))
+            horizon = (snap.step - previous) * snap.step_size.to(
+                self.emb.device, config.dtype)[rows] / scale
+            step, record = trajectory_response(
+                operator, rhs, horizon.reshape(-1), config.solver.tol,
+                config.solver.max_iter, eps=torch.finfo(cdt).eps)
+            record.curvature = HessianType.gauss_newton.value
+            record.num_hvps += 1 if self.deltas else 0
+            diagnostics['solver'].append(record)
+            delta = delta + step.view_as(delta)
+            self.deltas.append(delta)
+            previous = snap.step
+        delta = delta.masked_fill(self.is_reset.view(-1, 1), 0)
+        last = snapshots[-1]
+        return delta, (last.step - previous) * last.step_size.to(
+            self.emb.device, config.dtype)[rows] / scale
 
     def certify(self, records: List[SolverDiagnostics]) -> Certificate:
         data, emb, rows = self.data, self.emb, self.rows_dev

@@ -42,7 +42,7 @@ The unlearner says which of these it used in every result
 needs no test split.
 """
 from dataclasses import dataclass, replace
-from typing import Callable, Dict, Optional, Union
+from typing import Callable, Dict, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
@@ -55,6 +55,8 @@ from torch_geometric_unlearn.graph.adjacency import to_edge_index
 from torch_geometric_unlearn.influence.horizon import optimizer_horizon
 from torch_geometric_unlearn.influence.objectives import BatchL2
 from torch_geometric_unlearn.models import LinkModel
+from torch_geometric_unlearn.training.recorder import (Snapshot,
+                                                       TrajectoryRecorder)
 from torch_geometric_unlearn.unlearn.base import Unlearner
 from torch_geometric_unlearn.unlearn.config import IFRUConfig
 from torch_geometric_unlearn.unlearn.ifru import IFRUnlearner
@@ -161,6 +163,8 @@ def from_training_loop(model: torch.nn.Module, edge_index: Tensor,
                        labels: Optional[Tensor] = None,
                        negatives: Union[int, Tensor] = 0,
                        optimizer: Optional[torch.optim.Optimizer] = None,
+                       trajectory: Optional[Union[
+                           TrajectoryRecorder, Sequence[Snapshot]]] = None,
                        config: Optional[IFRUConfig] = None,
                        copy_model: bool = True) -> Unlearner:
     r"""An unlearner for a model trained in your own loop, from the model,
@@ -214,6 +218,11 @@ def from_training_loop(model: torch.nn.Module, edge_index: Tensor,
             see :func:`~.influence.horizon.optimizer_horizon`):
             it gives the trajectory step the run's horizon.  Without it the
             horizon is read off the model's gradient.
+        trajectory (TrajectoryRecorder or Sequence[Snapshot], optional):
+            Snapshots of the run
+            (LightGCN and MF): the trajectory step then follows it a
+            segment at a time (see
+            :mod:`~torch_geometric_unlearn.training.recorder`).
         config (IFRUConfig, optional): Settings of the unlearner.
         copy_model (bool): Work on a copy, leaving :obj:`model` as it is
             (default).
@@ -227,6 +236,9 @@ def from_training_loop(model: torch.nn.Module, edge_index: Tensor,
                         f"{type(recipe).__name__})")
     _check_optimizer(optimizer, recipe)
     structured = isinstance(model, LightGCN) and not callable(recipe.loss)
+    if not structured and trajectory is not None:
+        raise ValueError("'trajectory' is followed for LightGCN and MF with "
+                         "'bpr' or 'bce' only")
     if not structured and recipe.node_id:
         raise ValueError("'node_id' regularisation is modelled for LightGCN "
                          "with 'bpr' or 'bce' only; state the regularisation "
@@ -258,9 +270,15 @@ def from_training_loop(model: torch.nn.Module, edge_index: Tensor,
         horizon, note = _horizon(optimizer, model.embedding.weight,
                                  pairs.size(1))
         notes.append(f'horizon: {note}')
+        if trajectory is not None:
+            count = len(trajectory.snapshots if isinstance(
+                trajectory, TrajectoryRecorder) else trajectory)
+            notes.append(f'trajectory: {count} snapshots, followed a '
+                         f'segment at a time')
         unlearner = IFRUnlearner(model, data, examples,
                                  None if triples else labels, recipe.l2,
-                                 config, copy_model, horizon)
+                                 config, copy_model, horizon,
+                                 trajectory=trajectory)
     else:
         # Without node_id every row has the same weight; N counts every
         # example of an epoch, labelled 0 or 1.
