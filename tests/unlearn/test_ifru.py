@@ -31,6 +31,7 @@ from torch_geometric_unlearn.unlearn.baselines import PairedRetrainUnlearner
 from torch_geometric_unlearn.unlearn.generic import LinkIFRUnlearner
 from torch_geometric_unlearn.unlearn.ifru import (IFRUConfig, IFRUnlearner,
                                                   LightGCNIFRUnlearner)
+from torch_geometric_unlearn.unlearn import ifru_update
 from torch_geometric_unlearn.unlearn.ifru_update import IFRUpdate
 
 L2 = 1.0
@@ -381,9 +382,37 @@ def test_config_validates_itself():
                           (dict(curvature_dtype=torch.int64),
                            'curvature_dtype'),
                           (dict(gradient_dtype=torch.float16),
-                           'gradient_dtype')]:
+                           'gradient_dtype'),
+                          (dict(expected_negatives='some'),
+                           'expected_negatives'),
+                          (dict(negative_sampler='popular'),
+                           'negative_sampler')]:
         with pytest.raises(ValueError, match=match):
             IFRUConfig(**kwargs)
+    assert IFRUConfig(expected_negatives=True).expected_negatives == 'all'
+    assert IFRUConfig(expected_negatives=False).expected_negatives == 'none'
+
+
+def test_auto_averages_every_example_within_its_budget(monkeypatch, tiny):
+    model = build_model(tiny, 8, 1)
+    record = train(model, tiny, TrainConfig(progress=False, l2=L2,
+                                            max_epochs=2))
+    pairs = random_interactions(tiny, count=3, seed=0)
+
+    def averaged(config):
+        unlearner = IFRUnlearner(model, tiny, record.examples, l2=L2,
+                                 config=config)
+        update = IFRUpdate(unlearner, unlearner._request(pairs))
+        update.trace()
+        return update.averaged, update.space.whole
+
+    assert averaged(IFRUConfig()) == ('all', True)
+    assert averaged(IFRUConfig(step='newton'))[0] == 'none'
+    work = (record.examples.size(1) - 3) * tiny.num_items
+    monkeypatch.setattr(ifru_update, 'EXPECTED_BUDGET', work - 1)
+    assert averaged(IFRUConfig())[0] == 'forgotten'
+    monkeypatch.setattr(ifru_update, 'EXPECTED_BUDGET', work)
+    assert averaged(IFRUConfig())[0] == 'all'
 
 
 # Early-stopped models, as the reference trainer leaves them: the score
@@ -776,7 +805,8 @@ def test_trajectory_step_solves_with_the_sampler_s_average(sampler):
     # The right-hand side of the trajectory step is the old minus the new
     # objective's gradient, both BPR averaged over the sampler's negatives
     # (here by brute force through PyG's propagation), with the graph's
-    # change included; the frozen triples give another one.
+    # change included; averaging only the forgotten examples (the kept
+    # ones with their frozen triples), or none, gives others.
     data = synthetic(100, 150, 1500, num_topics=3, seed=5)
     model = build_model(data, 8, 2)
     record = train(model, data, TrainConfig(progress=False, l2=L2,
@@ -818,19 +848,42 @@ def test_trajectory_step_solves_with_the_sampler_s_average(sampler):
         total = loss.sum() + L2 / 2 * (x * x).sum()
         return torch.autograd.grad(total, x)[0][update.rows]
 
-    kept = record.examples[:, update.request.example_mask]
+    def frozen_grad(edge_index, examples):
+        objective = fixed_objective(double, edge_index, examples, None, L2,
+                                    data.num_users)
+        x = model.embedding.weight.detach().double().requires_grad_()
+        return torch.autograd.grad(objective(x), x)[0][update.rows]
+
+    mask = update.request.example_mask
+    kept = record.examples[:, mask]
     influence = (averaged_grad(data.edge_index, record.examples) -
                  averaged_grad(after.edge_index, kept))
+    assert update.averaged == 'all'  # 'auto' on a small graph
     torch.testing.assert_close(update.rhs, influence, rtol=1e-9, atol=1e-9)
-    frozen = IFRUpdate(IFRUnlearner(
-        model, data, record.examples, l2=L2, horizon=horizon,
-        config=IFRUConfig(step='trajectory', pruning=None,
-                          expected_negatives=False)),
-        unlearner._request(pairs))
-    frozen.trace()
-    frozen.gradients()
-    assert float((frozen.rhs - influence).norm()) > 0.1 * float(
+
+    def rhs(mode):
+        other = IFRUpdate(IFRUnlearner(
+            model, data, record.examples, l2=L2, horizon=horizon,
+            config=IFRUConfig(step='trajectory', pruning=None,
+                              negative_sampler=sampler,
+                              gradient_dtype=torch.float64,
+                              expected_negatives=mode)),
+            unlearner._request(pairs))
+        other.trace()
+        other.gradients()
+        return other.rhs
+
+    forgotten = (frozen_grad(data.edge_index, kept) +
+                 averaged_grad(data.edge_index, record.examples[:, ~mask]) -
+                 L2 * model.embedding.weight.detach().double()[update.rows]
+                 - frozen_grad(after.edge_index, kept))
+    torch.testing.assert_close(rhs('forgotten'), forgotten, rtol=1e-9,
+                               atol=1e-9)
+    assert float((forgotten - influence).norm()) > 0.1 * float(
         influence.norm())
+    none = (frozen_grad(data.edge_index, record.examples) -
+            frozen_grad(after.edge_index, kept))
+    torch.testing.assert_close(rhs(False), none, rtol=1e-9, atol=1e-9)
 
 
 def test_segmented_trajectory_step_matches_a_dense_reference():

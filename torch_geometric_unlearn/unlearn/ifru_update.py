@@ -32,6 +32,7 @@ from torch_geometric_unlearn.influence.step import (GradientType, HessianType,
                                                     solve_hessian)
 from torch_geometric_unlearn.training.recorder import Snapshot
 from torch_geometric_unlearn.unlearn.base import PhaseTimer
+from torch_geometric_unlearn.unlearn.config import EXPECTED_BUDGET
 from torch_geometric_unlearn.unlearn.certificate import (Certificate,
                                                          forgotten_auc)
 from torch_geometric_unlearn.unlearn.request import Request
@@ -170,6 +171,18 @@ class IFRUpdate:
                                f'{config.stationary_tol})')
         return step, record
 
+    def _averaged(self) -> str:
+        # Which examples a trajectory step would average over the negative
+        # sampler (IFRUConfig.expected_negatives), resolved.
+        config = self.config
+        if self.examples.size(0) != 3 or config.step == StepType.newton:
+            return 'none'
+        if config.expected_negatives != 'auto':
+            return config.expected_negatives
+        work = self.unlearner._count(int(self.keep.sum())) * \
+            self.data.num_items
+        return 'all' if work <= EXPECTED_BUDGET else 'forgotten'
+
     def _expected(self, index: Tensor) -> ExpectedBPR:
         # The BPR loss of the examples 'index' averaged over the trainer's
         # negative sampler, on every node (it scores every item).
@@ -225,14 +238,12 @@ class IFRUpdate:
         self.touched = cache.order[in_order]
         self.removed = (~keep).nonzero().view(-1)
         self.keep, self.expect, self._expected_losses = keep, False, None
-        # The trajectory step's expected objective couples every user with
-        # every item: its gradients need the whole graph.
-        self.may_expect = (config.expected_negatives and
-                           config.step != StepType.newton and
-                           self.examples.size(0) == 3)
+        self.averaged = self._averaged()
+        # The average of every example couples every user with every item:
+        # its gradients need the whole graph.
         self.space = Region(ball, nodes[:, torch.cat([
             self.touched, self.removed])].reshape(-1), data.num_nodes,
-            self._union, whole=True if self.may_expect else None)
+            self._union, whole=True if self.averaged == 'all' else None)
         self.local = self.space.node_map[rows].to(device)
         self.rows_dev = rows.to(device)
         self.l2_old = self._l2_rows(data, self.rows_dev, dtype)
@@ -281,7 +292,7 @@ class IFRUpdate:
             choice = choose_step(config, residual, influence, read_horizon)
         self.newton, self.horizon, self.stationarity, self.route_fallback = \
             choice
-        if self.may_expect and not self.newton:
+        if self.averaged != 'none' and not self.newton:
             # The trajectory step follows the trainer's average over its
             # negative sampler (IFRUConfig.expected_negatives).
             self.expect = True
@@ -334,16 +345,20 @@ class IFRUpdate:
         final_old = space.gather(full_old)
         change = space.gather(full_change)
         start = emb[self.rows_dev].clone()
-        if self.expect:  # numbered as the whole graph (see trace)
+        kept_loss = self.loss_touched
+        if not self.expect:
+            direct = self._loss(self.removed, dtype, space).grad(final_old)
+        else:
             if self._expected_losses is None:
                 self._expected_losses = (
-                    self._expected(self.keep.nonzero().view(-1)),
+                    self._expected(self.keep.nonzero().view(-1))
+                    if self.averaged == 'all' else None,
                     self._expected(self.removed))
-            kept_loss = self._expected_losses[0]
-            direct = self._expected_losses[1].grad(final_old)
-        else:
-            kept_loss = self.loss_touched
-            direct = self._loss(self.removed, dtype, space).grad(final_old)
+            if self.averaged == 'all':  # numbered as the whole graph
+                kept_loss = self._expected_losses[0]
+            # On the ball's rows: nothing else reaches the solved rows.
+            direct = space.gather(self._expected_losses[1].grad(full_old))
+            direct[~self.ball[space.nodes].to(direct.device)] = 0
         kept, kept_change = kept_loss.gradient_change(final_old, change)
         total, total_change = region(kept + direct)
         decay = (self.l2_old * start).to(dtype)
