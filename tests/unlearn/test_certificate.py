@@ -24,11 +24,19 @@ def test_a_clean_update_raises_no_flag():
     (dict(solve_residual=float('nan')), 'unconverged'),
     (dict(step_norm=LARGE_STEP + 0.1), 'large_step'),
     (dict(forgotten_auc_after=OVERSHOOT_AUC - 0.01), 'overshoot'),
+    (dict(step='newton', horizon='infinite', stationary_tol=0.1),
+     'off_minimum'),
 ])
 def test_each_flag(change, flag):
     certificate = Certificate(**{**OK, **change})
     assert certificate.flags == [flag] and certificate.suspect
     assert f'SUSPECT: {flag}' in str(certificate)
+
+
+def test_a_newton_step_at_a_minimum_is_not_flagged():
+    certificate = Certificate(**{**OK, 'step': 'newton', 'stationarity':
+                                 0.05, 'stationary_tol': 0.1})
+    assert certificate.flags == []
 
 
 def test_forgotten_auc_against_brute_force():

@@ -12,7 +12,9 @@ from torch_geometric_unlearn.data.datasets import synthetic
 from torch_geometric_unlearn.data.deletion import (random_interactions,
                                                    random_users)
 from torch_geometric_unlearn.data.interactions import InteractionData
-from torch_geometric_unlearn.evaluation.metrics import closure_ratio
+from torch_geometric_unlearn.evaluation.metrics import (auc_score,
+                                                        closure_ratio,
+                                                        unseen_pairs)
 from torch_geometric_unlearn.influence import (ParameterSelection,
                                                SolverConfig, SolverError)
 from torch_geometric_unlearn.influence.gauss_newton import (
@@ -133,6 +135,11 @@ def test_a_converged_model_takes_the_newton_step(converged, tiny):
     result = unlearn(converged, tiny, **EXACT)
     assert result.diagnostics['step'] == 'newton'
     assert result.diagnostics['stationarity'] < 1e-3
+    # At a minimum the Newton step drives the new gradient down, unflagged.
+    certificate = result.certificate
+    assert (certificate.step, certificate.horizon) == ('newton', 'infinite')
+    assert certificate.gradient_after < 0.5 * certificate.gradient_before
+    assert certificate.flags == []
 
 
 @pytest.mark.parametrize('family', ['gcn', 'hetero'])
@@ -197,6 +204,28 @@ def test_an_early_stopped_model_takes_the_trajectory_step(family, tiny):
         float(residual.norm() / influence.norm()), rel=1e-9)
     torch.testing.assert_close(moved(result), expected, rtol=0,
                                atol=1e-8 * float(expected.abs().max()))
+    # Its certificate, against the explicit objective and model scores.
+    certificate = result.certificate
+    assert (certificate.step, certificate.horizon) == ('trajectory',
+                                                       'residual')
+    assert certificate.gradient_before == pytest.approx(
+        float((residual - influence).norm()), rel=1e-6)
+    assert certificate.gradient_after == pytest.approx(
+        float(jacobian(new, start + expected).norm()), rel=1e-4)
+    assert certificate.step_norm == pytest.approx(
+        float(expected.norm() / start.norm()), rel=1e-4)
+    assert certificate.products == result.diagnostics['solver'][0].num_hvps
+    unseen = unseen_pairs(tiny, pairs)
+    for auc, link_model, train in (
+            (certificate.forgotten_auc_before, model, tiny),
+            (certificate.forgotten_auc_after, result.model, after)):
+        with torch.no_grad():
+            graph = link_model.graph(train.train_positive_index)
+            scores = link_model.eval()(graph, torch.cat([pairs, unseen], 1))
+        assert auc == pytest.approx(auc_score(scores, torch.cat([
+            torch.ones(pairs.size(1)), torch.zeros(unseen.size(1))])))
+    assert certificate.forgotten_auc_after < certificate.forgotten_auc_before
+    assert not certificate.suspect
 
     # The run's own horizon, given per parameter (e.g. the optimiser's).
     gen = torch.Generator().manual_seed(0)
@@ -219,6 +248,8 @@ def test_an_early_stopped_model_takes_the_trajectory_step(family, tiny):
     assert newton.diagnostics['step'] == 'newton'
     assert not torch.allclose(flat(newton.model), flat(result.model),
                               atol=1e-3 * float(expected.abs().max()))
+    # ... and, off a minimum, is flagged.
+    assert 'off_minimum' in newton.certificate.flags
 
 
 def explicit_objective(link_model, rows, graph, examples, l2):

@@ -37,7 +37,9 @@ from torch_geometric_unlearn.influence.objectives import (ExampleLoss,
 from torch_geometric_unlearn.influence.step import (GradientType, HessianType,
                                                     choose_step, solve_hessian)
 from torch_geometric_unlearn.models import LinkModel
+from torch_geometric_unlearn.evaluation.metrics import unseen_pairs
 from torch_geometric_unlearn.unlearn.base import PhaseTimer, check_examples
+from torch_geometric_unlearn.unlearn.certificate import Certificate, auc_of
 from torch_geometric_unlearn.unlearn.request import Request
 
 __all__ = ['LinkIFRUnlearner', 'GenericIFRUnlearner']
@@ -214,6 +216,7 @@ class LinkIFRUnlearner(IFRUnlearner):
         lap('trace')
         if work.selection is not None:
             self._gradients(work)
+            work.start = work.selection.values().clone()
         lap('gradient')
         if not work.newton:
             self._zero_rows(work.zeroed)
@@ -225,7 +228,57 @@ class LinkIFRUnlearner(IFRUnlearner):
             lap('solve')
         self._zero_rows(work.zeroed)
         lap('apply')
+        work.diagnostics['certificate'] = self._certify(work)
+        lap('certificate')
         return lap.timings, work.diagnostics
+
+    def _certify(self, work: '_LinkWork') -> Certificate:
+        # The figures IFRUpdate.certify gives for LightGCN, by autograd on
+        # the region's graph and by scoring through the model.
+        config, records = self.config, work.diagnostics['solver']
+        last = records[-1] if records else None
+        selection = work.selection
+        before = after = step_norm = 0.0
+        if selection is not None:
+            values = selection.values()
+            before = float(work.new_gradient.norm())
+            objective, graph = work.objective, work.new_graph
+            after = float((selection.gradient(lambda m: objective(
+                m, graph)) + self.l2 * values).norm())
+            step_norm = float((values - work.start).norm() /
+                              work.start.norm().clamp(min=1e-300))
+        with torch.no_grad():
+            auc_after = self._forgotten_auc(work.after.train_positive_index,
+                                            work.positives, work.unseen)
+        fallback = [f for f in (work.diagnostics.get('route_fallback'),
+                                last.fallback if last else None) if f]
+        newton = work.diagnostics.get('step') == 'newton'
+        return Certificate(
+            step=work.diagnostics.get('step', 'none'),
+            curvature=last.curvature if last else 'none',
+            horizon=('infinite' if newton else 'optimizer'
+                     if self.horizon is not None else 'residual'),
+            stationarity=work.diagnostics.get('stationarity', 0.0),
+            solve_residual=last.residual if last else 0.0,
+            solve_tol=config.solver.tol,
+            products=sum(r.num_hvps for r in records),
+            gradient_before=before, gradient_after=after,
+            step_norm=step_norm,
+            forgotten_auc_before=work.auc_before,
+            forgotten_auc_after=auc_after,
+            fallback='; then '.join(fallback) or None,
+            objective=self.objective_note,
+            stationary_tol=config.stationary_tol)
+
+    def _forgotten_auc(self, train_pairs: Tensor, pairs: Tensor,
+                       unseen: Tensor) -> Optional[float]:
+        # The forgotten pairs' scores against never-seen pairs of their
+        # users, on the graph of 'train_pairs' (see forgotten_auc).
+        if pairs.size(1) == 0 or unseen.size(1) == 0:
+            return None
+        scores = self.model(self.model.graph(train_pairs),
+                            torch.cat([pairs, unseen], 1))
+        return auc_of(scores[:pairs.size(1)], scores[pairs.size(1):])
 
     def _trace(self, request: Request) -> '_LinkWork':
         # The rows to solve for (and to zero), the examples in play and
@@ -239,7 +292,12 @@ class LinkIFRUnlearner(IFRUnlearner):
             config.extra_hops, config.pruning)
         work.request = request
         keep = request.example_mask
-        after = remaining_data(data, request.train_mask)
+        work.after = after = remaining_data(data, request.train_mask)
+        work.positives = request.pairs
+        work.unseen = unseen_pairs(data, request.pairs)
+        with torch.no_grad():
+            work.auc_before = self._forgotten_auc(
+                data.train_positive_index, work.positives, work.unseen)
 
         # Nodes left without edges and examples only feel the L2 term on
         # their own rows: their optimum is zero.  (A node's own row reaches
@@ -286,7 +344,7 @@ class LinkIFRUnlearner(IFRUnlearner):
         work.influence = self._gradient(work.selection, work.request,
                                         work.changed, work.old_graph,
                                         work.new_graph)
-        work.newton, work.horizon = self._choose_step(
+        work.newton, work.horizon, work.new_gradient = self._choose_step(
             work.selection, work.influence, work.touching, work.old_graph,
             work.diagnostics)
 
@@ -350,10 +408,11 @@ class LinkIFRUnlearner(IFRUnlearner):
 
     def _choose_step(self, selection: ParameterSelection, influence: Tensor,
                      old_index: Tensor, old_graph, diagnostics: Dict
-                     ) -> Tuple[bool, Optional[Tensor]]:
+                     ) -> Tuple[bool, Optional[Tensor], Tensor]:
         # The stationarity test of IFRUnlearner: the old objective's
         # gradient at the model against the request's influence.  Returns
-        # whether the Newton step runs, and else the horizon.
+        # whether the Newton step runs, else the horizon, and the new
+        # objective's gradient at the model.
         config = self.config
         old = self.objective(old_index)
         values = selection.values()
@@ -370,7 +429,7 @@ class LinkIFRUnlearner(IFRUnlearner):
         diagnostics.update(stationarity=stationarity,
                            route_fallback=route_fallback,
                            step='newton' if newton else 'trajectory')
-        return newton, horizon
+        return newton, horizon, residual - influence
 
     def _horizon(self, selection: ParameterSelection, values: Tensor,
                  residual: Tensor) -> Tensor:

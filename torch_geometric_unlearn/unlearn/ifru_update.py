@@ -575,7 +575,8 @@ class IFRUpdate:
             forgotten_auc_after=forgotten_auc(full_new, positives, unseen,
                                               data.num_users),
             fallback='; then '.join(fallback) or None,
-            objective=self.unlearner.objective_note)
+            objective=self.unlearner.objective_note,
+            stationary_tol=self.config.stationary_tol)
 
     @staticmethod
     def _full(final: Tensor, space: Region, prop: LinearPropagation,
