@@ -4,7 +4,9 @@ import torch
 from torch_geometric_unlearn.unlearn.certificate import (LARGE_STEP,
                                                          OVERSHOOT_AUC,
                                                          Certificate,
-                                                         forgotten_auc)
+                                                         forgotten_auc,
+                                                         neighbour_pairs,
+                                                         neighbour_shift)
 
 OK = dict(step='trajectory', curvature='gauss_newton', horizon='optimizer',
           stationarity=10.0, solve_residual=0.005, solve_tol=0.01,
@@ -53,3 +55,17 @@ def test_forgotten_auc_against_brute_force():
     assert forgotten_auc(final, forgotten, unseen, 3) == pytest.approx(
         wins / 12)
     assert forgotten_auc(final, forgotten[:, :0], unseen, 3) is None
+
+
+def test_neighbour_pairs_and_their_shift():
+    train = torch.tensor([[0, 0, 1, 2, 3, 3], [5, 6, 5, 7, 8, 9]])
+    request = torch.tensor([[0], [7]])
+    # User 0's other pairs, and item 7's.
+    assert neighbour_pairs(train, request).tolist() == [[0, 0, 2],
+                                                        [5, 6, 7]]
+    assert neighbour_pairs(train, request, limit=2).size(1) == 2
+    before = torch.tensor([1.0, 2.0, 3.0])
+    dropped = before + torch.tensor([0.0, 3.0, 4.0])  # moved by 5
+    after = before + torch.tensor([6.0, 8.0, 0.0])  # moved by 10
+    assert neighbour_shift(before, dropped, after) == pytest.approx(2.0)
+    assert neighbour_shift(before, before, after) is None

@@ -226,6 +226,16 @@ def test_an_early_stopped_model_takes_the_trajectory_step(family, tiny):
             torch.ones(pairs.size(1)), torch.zeros(unseen.size(1))])))
     assert certificate.forgotten_auc_after < certificate.forgotten_auc_before
     assert not certificate.suspect
+    near = after.train_positive_index[:, torch.isin(
+        after.train_positive_index[0], pairs[0]) | torch.isin(
+            after.train_positive_index[1], pairs[1])]
+    with torch.no_grad():
+        scores = [m.eval()(m.graph(train.train_positive_index), near)
+                  for m, train in ((model, tiny), (model, after),
+                                   (result.model, after))]
+    assert certificate.neighbour_shift == pytest.approx(float(
+        (scores[2] - scores[0]).norm() / (scores[1] - scores[0]).norm()),
+        rel=1e-6)
 
     # The run's own horizon, given per parameter (e.g. the optimiser's).
     gen = torch.Generator().manual_seed(0)

@@ -583,6 +583,18 @@ def test_certificate_figures_match_a_direct_computation(early_stopped):
     assert certificate.forgotten_auc_after == pytest.approx(
         membership_inference_auc(result.model, result.edge_index, pairs,
                                  unseen, data.num_users), abs=1e-6)
+    # The neighbours: the remaining pairs of the item's users (the whole
+    # item is forgotten), here fewer than the cap, scored by PyG.
+    near = after.train_index[:, torch.isin(after.train_index[0], pairs[0])]
+    scores = [pair_scores(m, graph, near, data.num_users) for m, graph in (
+        (model, data.edge_index), (model, after.edge_index),
+        (result.model, after.edge_index))]
+    if num_layers == 0:  # MF: dropping the edges moves nothing
+        assert certificate.neighbour_shift is None
+    else:
+        assert certificate.neighbour_shift == pytest.approx(float(
+            (scores[2] - scores[0]).norm() / (scores[1] - scores[0]).norm()),
+            rel=1e-4)
 
 
 def test_newton_step_at_a_minimum_solves_the_new_objective(converged,

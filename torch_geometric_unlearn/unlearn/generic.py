@@ -39,7 +39,9 @@ from torch_geometric_unlearn.influence.step import (GradientType, HessianType,
 from torch_geometric_unlearn.models import LinkModel
 from torch_geometric_unlearn.evaluation.metrics import unseen_pairs
 from torch_geometric_unlearn.unlearn.base import PhaseTimer, check_examples
-from torch_geometric_unlearn.unlearn.certificate import Certificate, auc_of
+from torch_geometric_unlearn.unlearn.certificate import (Certificate, auc_of,
+                                                         neighbour_pairs,
+                                                         neighbour_shift)
 from torch_geometric_unlearn.unlearn.request import Request
 
 __all__ = ['LinkIFRUnlearner', 'GenericIFRUnlearner']
@@ -250,6 +252,8 @@ class LinkIFRUnlearner(IFRUnlearner):
         with torch.no_grad():
             auc_after = self._forgotten_auc(work.after.train_positive_index,
                                             work.positives, work.unseen)
+            near_after = self.model(self.model.graph(
+                work.after.train_positive_index), work.near)
         fallback = [f for f in (work.diagnostics.get('route_fallback'),
                                 last.fallback if last else None) if f]
         newton = work.diagnostics.get('step') == 'newton'
@@ -268,7 +272,8 @@ class LinkIFRUnlearner(IFRUnlearner):
             forgotten_auc_after=auc_after,
             fallback='; then '.join(fallback) or None,
             objective=self.objective_note,
-            stationary_tol=config.stationary_tol)
+            stationary_tol=config.stationary_tol,
+            neighbour_shift=neighbour_shift(*work.near_scores, near_after))
 
     def _forgotten_auc(self, train_pairs: Tensor, pairs: Tensor,
                        unseen: Tensor) -> Optional[float]:
@@ -295,9 +300,14 @@ class LinkIFRUnlearner(IFRUnlearner):
         work.after = after = remaining_data(data, request.train_mask)
         work.positives = request.pairs
         work.unseen = unseen_pairs(data, request.pairs)
+        work.near = neighbour_pairs(after.train_positive_index,
+                                    request.pairs)
         with torch.no_grad():
             work.auc_before = self._forgotten_auc(
                 data.train_positive_index, work.positives, work.unseen)
+            work.near_scores = [self.model(self.model.graph(pairs), work.near)
+                                for pairs in (data.train_positive_index,
+                                              after.train_positive_index)]
 
         # Nodes left without edges and examples only feel the L2 term on
         # their own rows: their optimum is zero.  (A node's own row reaches

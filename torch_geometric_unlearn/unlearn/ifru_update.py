@@ -34,7 +34,10 @@ from torch_geometric_unlearn.training.recorder import Snapshot
 from torch_geometric_unlearn.unlearn.base import PhaseTimer
 from torch_geometric_unlearn.unlearn.config import EXPECTED_BUDGET
 from torch_geometric_unlearn.unlearn.certificate import (Certificate,
-                                                         forgotten_auc)
+                                                         forgotten_auc,
+                                                         neighbour_pairs,
+                                                         neighbour_shift,
+                                                         pair_dots)
 from torch_geometric_unlearn.unlearn.request import Request
 
 __all__ = ['IFRUpdate']
@@ -554,6 +557,12 @@ class IFRUpdate:
             self.local] + self.l2 * emb[rows]
         full_new = self._full(self.final_new, self.space, self.full_prop_new,
                               emb)
+        # The original parameters are still the model's.
+        original = self.model.embedding.weight.detach().to(full_new.dtype)
+        near = neighbour_pairs(self.new_data.train_positive_index,
+                               self.request.pairs)
+        scores = [pair_dots(final, near, data.num_users) for final in (
+            self.full_old, self.full_prop_new(original), full_new)]
         last = records[-1] if records else None
         fallback = [f for f in (self.route_fallback,
                                 last.fallback if last else None) if f]
@@ -576,7 +585,8 @@ class IFRUpdate:
                                               data.num_users),
             fallback='; then '.join(fallback) or None,
             objective=self.unlearner.objective_note,
-            stationary_tol=self.config.stationary_tol)
+            stationary_tol=self.config.stationary_tol,
+            neighbour_shift=neighbour_shift(*scores))
 
     @staticmethod
     def _full(final: Tensor, space: Region, prop: LinearPropagation,
