@@ -3,7 +3,7 @@ import torch
 
 from torch_geometric_unlearn import InteractionData, build_model
 from torch_geometric_unlearn.data.interactions import (
-    pair_keys, sample_negatives, to_undirected_homogeneous)
+    hashed_negatives, pair_keys, sample_negatives, to_undirected_homogeneous)
 from torch_geometric_unlearn.evaluation.metrics import evaluate
 
 
@@ -64,6 +64,32 @@ def test_negatives_avoid_known_pairs():
     forbidden = pair_keys(pos, 60).sort()[0]
     neg = sample_negatives(pos, 60, forbidden, torch.Generator())
     assert (neg >= 50).all() and (neg < 60).all()
+
+
+def test_hashed_negatives_are_a_function_of_the_pair():
+    gen = torch.Generator().manual_seed(0)
+    keys = torch.randperm(1000 * 500, generator=gen)[:20_000]
+    pos = torch.stack([keys // 500, keys % 500])
+    neg = hashed_negatives(pos, 50, None, salt=1)
+    # The same pair, the same item: in another order, or on a shard.
+    perm = torch.randperm(pos.size(1), generator=gen)
+    assert torch.equal(hashed_negatives(pos[:, perm], 50, None, 1),
+                       neg[perm])
+    assert torch.equal(hashed_negatives(pos[:, :100], 50, None, 1),
+                       neg[:100])
+    # Another salt, another draw; uniform (counts spread as Poisson's,
+    # sqrt(400) / 400 = 0.05 of their mean; measured 0.057).
+    assert (hashed_negatives(pos, 50, None, 2) != neg).float().mean() > 0.9
+    count = torch.bincount(neg, minlength=50).float()
+    assert float(count.std() / count.mean()) < 0.08
+    # Known pairs are avoided.
+    forbidden = pair_keys(torch.stack([pos[0], neg]), 50).sort()[0]
+    again = hashed_negatives(pos, 50, forbidden, 1)
+    assert not torch.isin(pair_keys(torch.stack([pos[0], again]), 50),
+                          forbidden).any()
+    with pytest.raises(RuntimeError, match='no item left'):
+        hashed_negatives(torch.tensor([[0, 0], [0, 1]]), 2,
+                         torch.tensor([0, 1]), 1, max_rounds=5)
 
 
 def test_negatives_fail_clearly_when_none_left():

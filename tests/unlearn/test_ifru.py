@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch.autograd.functional import hessian, jacobian
 
 from torch_geometric_unlearn.data.datasets import synthetic
+from torch_geometric_unlearn.data.interactions import hashed_negatives
 from torch_geometric_unlearn.data.deletion import (item_interactions,
                                                    random_interactions,
                                                    random_users)
@@ -902,7 +903,8 @@ def test_segmented_trajectory_step_matches_a_dense_reference():
     # The step that follows recorded snapshots, against exponential Euler
     # over the same segments computed densely and independently: influence
     # of BPR averaged over every item (autograd through PyG's propagation),
-    # explicit Gauss-Newton matrices of the new objective's frozen triples,
+    # explicit Gauss-Newton matrices of the new objective's frozen triples
+    # (each example with four negatives),
     # and each segment's response by eigendecomposition.
     data = synthetic(40, 60, 500, num_topics=3, seed=6)
     num_users, dim, l2 = data.num_users, 3, 1.0
@@ -963,9 +965,14 @@ def test_segmented_trajectory_step_matches_a_dense_reference():
         total = F.softplus(margin).mean(1).sum() + l2 / 2 * (x * x).sum()
         return torch.autograd.grad(total, x)[0].reshape(-1)
 
-    def gauss_newton(x0):
-        triples = examples[:, keep]
+    # The curvature's triples: each kept example with its own negative
+    # and three more (curvature_negatives=4), each weighted 1/4.
+    kept = examples[:, keep]
+    triples = torch.cat([kept] + [torch.cat([kept[:2], hashed_negatives(
+        kept[:2], data.num_items, None, salt).view(1, -1)])
+        for salt in (1, 2, 3)], 1)
 
+    def gauss_newton(x0):
         def margins(x):
             final = final_of(x.view(x0.shape), after.edge_index)
             u, i = final[triples[0]], final[num_users + triples[1]]
@@ -975,7 +982,7 @@ def test_segmented_trajectory_step_matches_a_dense_reference():
         flat = x0.reshape(-1)
         jac = torch.autograd.functional.jacobian(margins, flat)
         m = margins(flat)
-        curv = torch.sigmoid(m) * torch.sigmoid(-m)
+        curv = torch.sigmoid(m) * torch.sigmoid(-m) / 4
         return jac.t() @ (curv.view(-1, 1) * jac) + l2 * torch.eye(
             flat.numel(), dtype=flat.dtype)
 

@@ -178,3 +178,46 @@ def sample_negatives(pos_index: Tensor, num_items: int, forbidden: Tensor,
                                   generator=generator)
     raise RuntimeError(f"{todo.numel()} users have (almost) no item left to "
                        f"sample a negative from")
+
+
+def hashed_negatives(pos_index: Tensor, num_items: int,
+                     forbidden: Optional[Tensor], salt: int,
+                     max_rounds: int = 100) -> Tensor:
+    r"""One item per pair in :obj:`pos_index` :obj:`[2, N]`, uniform in
+    effect but a fixed function of the pair and :obj:`salt`: the same pair
+    gets the same item in any order and on any shard of the pairs.
+
+    Args:
+        forbidden (torch.Tensor, optional): Sorted keys (see
+            :func:`pair_keys`) of the pairs a negative must avoid; any item
+            if :obj:`None`.
+        salt (int): Another salt, another draw.
+
+    Returns:
+        torch.Tensor: Item ids, shape :obj:`[N]`.
+    """
+    keys = pos_index[0] * num_items + pos_index[1]
+    neg = torch.empty_like(keys)
+    todo = torch.arange(keys.numel(), device=keys.device)
+    for round in range(max_rounds):
+        neg[todo] = _mix(keys[todo] * 1_000_003 + salt * 8_191 + round) \
+            % num_items
+        if forbidden is None:
+            return neg
+        drawn = pos_index[0, todo] * num_items + neg[todo]
+        pos = torch.searchsorted(forbidden, drawn).clamp(
+            max=forbidden.numel() - 1)
+        todo = todo[forbidden[pos] == drawn]
+        if todo.numel() == 0:
+            return neg
+    raise RuntimeError(f"{todo.numel()} users have (almost) no item left to "
+                       f"draw a negative from")
+
+
+def _mix(x: Tensor) -> Tensor:
+    # A 64-bit integer hash (splitmix64's finaliser, on the 63 bits that
+    # stay non-negative), elementwise.
+    x = x & 0x7FFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 30)) * 0x3F58476D1CE4E5B9) & 0x7FFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 27)) * 0x14D049BB133111EB) & 0x7FFFFFFFFFFFFFFF
+    return x ^ (x >> 31)

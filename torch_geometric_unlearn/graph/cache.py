@@ -52,6 +52,10 @@ class GraphCache:
         #: BilinearLoss`): set by the first request that needs it, and
         #: carried over by :meth:`advance` on the same pattern.
         self.loss = None
+        #: The same examples with several negatives each, for the
+        #: trajectory step's curvature: (negatives per example, loss), set
+        #: and carried over likewise.
+        self.curvature = None
 
     def holds(self, data: InteractionData, examples: Tensor) -> bool:
         r"""Whether this cache describes :obj:`data` and :obj:`examples`
@@ -105,4 +109,8 @@ class GraphCache:
                          order)
         if self.loss is not None:
             out.loss = self.loss.subset(kept.to(self.loss.pattern.col.device))
+        if self.curvature is not None:
+            count, loss = self.curvature
+            out.curvature = (count, loss.subset(kept.repeat(count).to(
+                loss.pattern.col.device)))
         return out

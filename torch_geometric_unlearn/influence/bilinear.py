@@ -137,12 +137,15 @@ class BilinearLoss:
             and product before it is returned: the all-reduce over ranks
             when the examples are sharded (see
             :mod:`~torch_geometric_unlearn.unlearn.distributed`).
+        weight (float): Every example's weight in the sum (e.g.
+            :math:`1/S` for :math:`S` negatives drawn per positive pair).
     """
     def __init__(self, examples: Tensor, labels: Optional[Tensor],
                  num_users: int, num_nodes: int, dtype: torch.dtype,
                  node_map: Optional[Tensor] = None,
-                 reduce: Optional[Callable[[Tensor], Tensor]] = None):
-        self.reduce = reduce
+                 reduce: Optional[Callable[[Tensor], Tensor]] = None,
+                 weight: float = 1.0):
+        self.reduce, self.weight = reduce, weight
         self.labels = None if labels is None else labels.to(dtype)
         self.pattern = _Pattern(examples, num_users, num_nodes, node_map)
 
@@ -172,12 +175,13 @@ class BilinearLoss:
         total = F.softplus(margin).sum()
         if self.labels is not None:
             total = total - (self.labels.to(margin.dtype) * margin).sum()
+        total = total * self.weight
         return total if self.reduce is None else self.reduce(total)
 
     def grad(self, final: Tensor) -> Tensor:
         r"""The gradient with respect to :obj:`final` :obj:`[N, d]`."""
         pattern = self.pattern
-        weight = pattern.spread(self.slope(self._margin(final)))
+        weight = pattern.spread(self.slope(self._margin(final)) * self.weight)
         out = pattern.mm(weight, final)
         return out if self.reduce is None else self.reduce(out)
 
@@ -201,9 +205,9 @@ class BilinearLoss:
         margin = self._margin(final)
         step = (pattern.margin(pattern.dots(change, final), mirrored=True) -
                 pattern.margin(pattern.dots(change, change)))
-        slope = self.slope(margin)
+        slope = self.slope(margin) * self.weight
         shift = (torch.sigmoid(margin) * torch.sigmoid(step - margin) *
-                 -torch.expm1(-step))
+                 -torch.expm1(-step)) * self.weight
         grad = pattern.mm(pattern.spread(slope), final)
         out = (pattern.mm(pattern.spread(shift), final) +
                pattern.mm(pattern.spread(slope - shift), change))
@@ -228,9 +232,9 @@ class Curvature:
                                                  loss.reduce)
         margin = loss._margin(final)
         prob = torch.sigmoid(margin)
-        self.second = prob * (1 - prob)
+        self.second = prob * (1 - prob) * loss.weight
         self.first = (None if gauss_newton else
-                      self.pattern.spread(loss.slope(margin)))
+                      self.pattern.spread(loss.slope(margin) * loss.weight))
 
     def matvec(self, vec: Tensor) -> Tensor:
         r"""The product with :obj:`vec` :obj:`[N, d]`."""

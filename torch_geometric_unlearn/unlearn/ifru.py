@@ -47,7 +47,8 @@ import torch
 from torch import Tensor
 from torch_geometric.nn import LightGCN
 
-from torch_geometric_unlearn.data.interactions import pair_keys
+from torch_geometric_unlearn.data.interactions import (hashed_negatives,
+                                                       pair_keys)
 from torch_geometric_unlearn.graph.cache import GraphCache
 from torch_geometric_unlearn.graph.spillover import infer_num_hops
 from torch_geometric_unlearn.influence.bilinear import BilinearLoss
@@ -356,6 +357,26 @@ class LightGCNIFRUnlearner(IFRUnlearner):
             cache.loss = self._loss(cache.order, self.config.dtype,
                                     self.data.num_nodes)
         return cache.loss
+
+    def _curvature_loss(self, cache: GraphCache, count: int) -> BilinearLoss:
+        # The examples of the cache's order, each with 'count' negatives:
+        # its own, then count - 1 drawn from the sampler as a fixed
+        # function of the pair (so that shards draw what one process
+        # does); each weighted 1 / count (see
+        # IFRUConfig.curvature_negatives).
+        if cache.curvature is None or cache.curvature[0] != count:
+            data, device = self.data, self.model.embedding.weight.device
+            examples = self.examples[:, cache.order]
+            known = (cache.known() if self.config.negative_sampler ==
+                     'unseen' else None)
+            blocks = [examples] + [torch.cat([examples[:2], hashed_negatives(
+                examples[:2], data.num_items, known, salt).view(1, -1)])
+                for salt in range(1, count)]
+            cache.curvature = (count, BilinearLoss(
+                torch.cat(blocks, 1).to(device), None, data.num_users,
+                data.num_nodes, self.config.dtype, reduce=self._sum,
+                weight=1 / count))
+        return cache.curvature[1]
 
     def _graph_cache(self) -> GraphCache:
         # The structures of the current graph, kept across requests.

@@ -445,6 +445,12 @@ class IFRUpdate:
             self.kept, self.c_prop, self.c_index, self.c_local = \
                 self.touched, self.prop_new.to(cdt), None, self.local
             self.curvature_loss = self.loss_touched
+            count = config.curvature_negatives
+            if self.averaged == 'all' and not self.newton and count > 1:
+                # Numbered as the whole graph (see trace).
+                self.curvature_loss = self.unlearner._curvature_loss(
+                    self.cache, count).subset(self.in_order.repeat(
+                        count).to(device))
 
     def solve(self, diagnostics: Dict):
         # The step's solve(s); every step moves the rows and, within L
