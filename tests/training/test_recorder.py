@@ -31,6 +31,11 @@ def test_snapshots_hold_the_parameters_and_adam_s_step_size():
     torch.testing.assert_close(recorder.snapshots[-1].step_size,
                                0.1 / (v_hat.sqrt() + 1e-8))
     assert recorder.nbytes == 3 * 2 * param.nbytes
+    # Full-batch steps on a quadratic: Adam's steps are sign-like.
+    m_hat = state['exp_avg'] / (1 - 0.9**6)
+    assert recorder.snapshots[-1].signal == pytest.approx(float(
+        ((m_hat**2).sum(1) / v_hat.sum(1)).median()))
+    assert recorder.snapshots[-1].signal > 0.2
     # Copies: training on does not move them.
     assert not torch.equal(recorder.snapshots[-1].param, torch.ones(4, 2))
 

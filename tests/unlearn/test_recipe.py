@@ -11,9 +11,11 @@ from torch_geometric_unlearn import IFRUConfig
 from torch_geometric_unlearn.graph.spillover import PruningConfig
 from torch_geometric_unlearn.influence import SolverConfig
 from torch_geometric_unlearn.influence.objectives import BatchL2
-from torch_geometric_unlearn.training.recorder import TrajectoryRecorder
+from torch_geometric_unlearn.training.recorder import (Snapshot,
+                                                       TrajectoryRecorder)
 from torch_geometric_unlearn.unlearn.generic import LinkIFRUnlearner
-from torch_geometric_unlearn.unlearn.ifru import LightGCNIFRUnlearner
+from torch_geometric_unlearn.unlearn.ifru import (IFRUnlearner,
+                                                  LightGCNIFRUnlearner)
 from torch_geometric_unlearn.unlearn.recipe import Recipe, from_training_loop
 
 
@@ -348,3 +350,17 @@ def test_a_recorded_run_is_followed_a_segment_at_a_time(graph):
                            Recipe(loss=lambda p, n: F.softplus(n - p).sum(),
                                   lambda_reg=0.0, reduction='sum'),
                            trajectory=recorder)
+    # A run whose last steps were sign-like: the front door leaves the
+    # snapshots out and says so; given directly, they are refused.
+    end = recorder.snapshots[-1]
+    sign_like = recorder.snapshots[:-1] + [
+        Snapshot(end.step, end.param, end.step_size, 0.5)]
+    unlearner = from_training_loop(
+        model, edge_index, num_users, recipe, edge_label_index=train_eli,
+        negatives=last, optimizer=optimizer, trajectory=sign_like)
+    assert unlearner.trajectory is None
+    assert "trajectory: not followed, since Adam's last steps were " \
+        "sign-like (0.50 > 0.2)" in unlearner.objective_note
+    with pytest.raises(ValueError, match='sign-like'):
+        IFRUnlearner(model, unlearner.data, unlearner.examples,
+                     l2=1.0, trajectory=sign_like)

@@ -132,8 +132,9 @@ class ExpectedBPR:
     def _scatter(self, weights: Tensor, x: Tensor, users: Tensor,
                  slot: Tensor, items: Tensor, scale: Tensor, out: Tensor,
                  alpha: float = 1.0):
-        # out += alpha times the gradient of sum_p scale_p sum_j W_pj (x_u . x_j -
-        # x_u . x_{i_p}) at x, the weights W [P_b, I] held fixed.  Summed
+        # out += alpha times the gradient of sum_p scale_p sum_j W_pj
+        # (x_u . x_j - x_u . x_{i_p}) at x, the weights W [P_b, I] held
+        # fixed.  Summed
         # per user first: the products with the tables are then [U_b, I]
         # (a user's pairs share them), not [P_b, I].
         nu = self.num_users

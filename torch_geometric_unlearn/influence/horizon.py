@@ -27,7 +27,7 @@ optimiser that minimises the mean over :math:`N` examples (the loss of a batch,
 averaged) steps :math:`N` times less per unit of summed gradient, so its
 step sizes are divided by :obj:`loss_scale` :math:`= N`.
 """
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -62,12 +62,12 @@ def optimizer_horizon(optimizer: torch.optim.Optimizer, param: Tensor,
     """
     if not loss_scale > 0:
         raise ValueError(f"'loss_scale' must be positive (got {loss_scale})")
-    steps, size = step_size(optimizer, param)
+    steps, size, _ = step_size(optimizer, param)
     return (steps * size / loss_scale).detach().clone()
 
 
 def step_size(optimizer: torch.optim.Optimizer, param: Tensor,
-              check: bool = True) -> Tuple[int, Tensor]:
+              check: bool = True) -> Tuple[int, Tensor, Optional[float]]:
     r"""The steps an optimiser has taken on :obj:`param` and its step size
     :math:`\eta` per coordinate, per unit of gradient, as it stands.
 
@@ -102,8 +102,9 @@ def step_size(optimizer: torch.optim.Optimizer, param: Tensor,
         check (bool): Refuse Adam's sign-like steps.
 
     Returns:
-        (int, torch.Tensor): :math:`T` and :math:`\eta` (the shape of
-        :obj:`param`).
+        (int, torch.Tensor, float or None): :math:`T`, :math:`\eta` (the
+        shape of :obj:`param`) and, for Adam, the median share of the
+        gradient's square in its second moment.
 
     Raises:
         ValueError: If the state cannot give a step size.
@@ -117,7 +118,7 @@ def step_size(optimizer: torch.optim.Optimizer, param: Tensor,
     if 'step' not in state:
         raise ValueError("The optimiser has taken no step on 'param' (its "
                          "state holds no 'step')")
-    steps = int(float(state['step']))
+    steps, signal = int(float(state['step'])), None
     if isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW)):
         beta1, beta2 = group['betas']
         v_hat = state['exp_avg_sq'] / (1 - beta2**steps)
@@ -144,7 +145,7 @@ def step_size(optimizer: torch.optim.Optimizer, param: Tensor,
         raise TypeError(f"No horizon for {type(optimizer).__name__}: use "
                         f"Adam, AdamW or SGD, or let the unlearner estimate "
                         f"it from the stationarity residual")
-    return steps, size.detach()
+    return steps, size.detach(), signal
 
 
 def residual_horizon(residual: Tensor, emb: Tensor,

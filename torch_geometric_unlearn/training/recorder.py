@@ -46,10 +46,16 @@ class Snapshot:
             and unit of gradient then (see
             :func:`~torch_geometric_unlearn.influence.horizon.step_size`),
             the shape of :obj:`param`.
+        signal (float, optional): For Adam, the median share of the
+            gradient's square in its second moment then: above
+            :data:`~torch_geometric_unlearn.influence.horizon.MAX_SIGNAL_SHARE`
+            its steps were sign-like and its step size predicts no
+            response.
     """
     step: int
     param: Tensor
     step_size: Tensor
+    signal: Optional[float] = None
 
 
 class TrajectoryRecorder:
@@ -91,12 +97,13 @@ class TrajectoryRecorder:
     def snapshot(self, pin: bool = False):
         r"""Keeps the parameters and step size as they are now; with
         :obj:`pin`, as the best so far (see :meth:`restore`)."""
-        steps, size = step_size(self.optimizer, self.param, check=False)
+        steps, size, signal = step_size(self.optimizer, self.param,
+                                        check=False)
         if self.snapshots and steps <= self.snapshots[-1].step:
             raise ValueError(f"The optimiser has taken no step since the "
                              f"last snapshot (step {steps})")
         self.snapshots.append(Snapshot(steps, self.param.detach().clone(),
-                                       size.clone()))
+                                       size.clone(), signal))
         if pin:
             self._pinned = steps
         while len(self.snapshots) > self.max_snapshots:

@@ -210,4 +210,3 @@ def forgotten_auc(final: Tensor, pairs: Tensor, unseen: Tensor,
         return None
     score = pair_dots(final, torch.cat([pairs, unseen], 1), num_users)
     return auc_of(score[:pairs.size(1)], score[pairs.size(1):])
-

@@ -52,6 +52,7 @@ from torch_geometric_unlearn.data.interactions import (hashed_negatives,
 from torch_geometric_unlearn.graph.cache import GraphCache
 from torch_geometric_unlearn.graph.spillover import infer_num_hops
 from torch_geometric_unlearn.influence.bilinear import BilinearLoss
+from torch_geometric_unlearn.influence.horizon import MAX_SIGNAL_SHARE
 from torch_geometric_unlearn.training.recorder import (Snapshot,
                                                        TrajectoryRecorder)
 from torch_geometric_unlearn.training.trainer import check_model
@@ -234,6 +235,14 @@ class LightGCNIFRUnlearner(IFRUnlearner):
                          (s.step_size > 0)).all()):
                 raise ValueError("Every snapshot's step size must be finite "
                                  "and positive")
+        if snapshots[-1].signal is not None and \
+                snapshots[-1].signal > MAX_SIGNAL_SHARE:
+            raise ValueError(
+                f"The run's last steps were sign-like (Adam's median share "
+                f"of the gradient's square in its second moment "
+                f"{snapshots[-1].signal:.2f} > {MAX_SIGNAL_SHARE}): its step "
+                f"sizes do not predict how it responds; unlearn without the "
+                f"trajectory (the horizon is then read off the gradient)")
         if not torch.equal(snapshots[-1].param.to(weight), weight):
             raise ValueError("The trajectory's last snapshot is not the "
                              "model: take one after the last step "

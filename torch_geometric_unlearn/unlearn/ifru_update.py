@@ -119,7 +119,8 @@ class IFRUpdate:
             param[self.zeroed.to(param.device)] = 0
             out.append(Snapshot(snap.step, param, snap.step_size))
         last = trajectory[-1]
-        out.append(Snapshot(last.step, self.emb.to(last.param), last.step_size))
+        out.append(Snapshot(last.step, self.emb.to(last.param),
+                            last.step_size))
         return tuple(out)
 
     def _loss(self, index: Tensor, dtype: torch.dtype,

@@ -52,7 +52,8 @@ from torch_geometric_unlearn.data.interactions import (InteractionData,
                                                        pair_keys,
                                                        sample_negatives)
 from torch_geometric_unlearn.graph.adjacency import to_edge_index
-from torch_geometric_unlearn.influence.horizon import optimizer_horizon
+from torch_geometric_unlearn.influence.horizon import (MAX_SIGNAL_SHARE,
+                                                       optimizer_horizon)
 from torch_geometric_unlearn.influence.objectives import BatchL2
 from torch_geometric_unlearn.models import LinkModel
 from torch_geometric_unlearn.training.recorder import (Snapshot,
@@ -271,10 +272,18 @@ def from_training_loop(model: torch.nn.Module, edge_index: Tensor,
                                  pairs.size(1))
         notes.append(f'horizon: {note}')
         if trajectory is not None:
-            count = len(trajectory.snapshots if isinstance(
+            snapshots = list(trajectory.snapshots if isinstance(
                 trajectory, TrajectoryRecorder) else trajectory)
-            notes.append(f'trajectory: {count} snapshots, followed a '
-                         f'segment at a time')
+            last = snapshots[-1].signal if snapshots else None
+            if last is not None and last > MAX_SIGNAL_SHARE:
+                # As for the horizon: sign-like steps predict no response.
+                trajectory = None
+                notes.append(f"trajectory: not followed, since Adam's "
+                             f"last steps were sign-like ({last:.2f} > "
+                             f"{MAX_SIGNAL_SHARE})")
+            else:
+                notes.append(f'trajectory: {len(snapshots)} snapshots, '
+                             f'followed a segment at a time')
         unlearner = IFRUnlearner(model, data, examples,
                                  None if triples else labels, recipe.l2,
                                  config, copy_model, horizon,
