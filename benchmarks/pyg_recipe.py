@@ -7,6 +7,8 @@ For each ``lambda_reg`` the loop trains once; a request is then forgotten
 
 * through the front door (``from_training_loop`` with the optimiser and the
   last epoch's negatives): the default, the trajectory step;
+* the same with three snapshots of the run (a ``TrajectoryRecorder``), the
+  step then following the run a segment at a time;
 * the same without the optimiser (horizon read off the gradient);
 * the way a user had to before the front door: ``IFRUnlearner`` with
   ``l2 = 2 * lambda_reg`` (the weight on a full batch), seeded negatives and
@@ -32,7 +34,7 @@ import torch
 from torch_geometric.nn import LightGCN
 
 from torch_geometric_unlearn import (IFRUConfig, IFRUnlearner, Recipe,
-                                     from_training_loop)
+                                     TrajectoryRecorder, from_training_loop)
 from torch_geometric_unlearn.data.datasets import movielens_100k, synthetic
 from torch_geometric_unlearn.evaluation.fidelity import (change_closure,
                                                          score_change)
@@ -75,6 +77,7 @@ def fit(edge_index, lambda_reg, node_id, keep=None, seed=0):
     gen = torch.Generator().manual_seed(seed)
     model = LightGCN(num_users + num_items, args.dim, 2)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    recorder = TrajectoryRecorder(model.embedding.weight, optimizer, 3)
     for _ in range(args.epochs):
         order = torch.randperm(num, generator=gen)
         negatives = torch.randint(num_users, num_users + num_items, (num, ),
@@ -92,7 +95,8 @@ def fit(edge_index, lambda_reg, node_id, keep=None, seed=0):
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-    return model, optimizer, negatives
+        recorder.snapshot()
+    return model, optimizer, negatives, recorder
 
 
 gen = torch.Generator().manual_seed(100)
@@ -108,12 +112,12 @@ report = {'data': repr(data), 'args': vars(args), 'runs': []}
 for lambda_reg in args.lambda_reg:
     for node_id in args.node_id:
         start = time.perf_counter()
-        model, optimizer, last = fit(edge_index, lambda_reg, node_id,
-                                     seed=args.seed)
+        model, optimizer, last, recorder = fit(edge_index, lambda_reg,
+                                               node_id, seed=args.seed)
         train_time = time.perf_counter() - start
         start = time.perf_counter()
-        paired, _, _ = fit(new_edge_index, lambda_reg, node_id, keep,
-                           seed=args.seed)
+        paired = fit(new_edge_index, lambda_reg, node_id, keep,
+                     seed=args.seed)[0]
         paired_time = time.perf_counter() - start
         target = score_change(model, edge_index, paired, new_edge_index,
                               pairs, num_users)
@@ -124,6 +128,10 @@ for lambda_reg in args.lambda_reg:
                 model, edge_index, num_users, recipe,
                 edge_label_index=pos_index, negatives=last,
                 optimizer=optimizer),
+            'front door, 3 snapshots': lambda: from_training_loop(
+                model, edge_index, num_users, recipe,
+                edge_label_index=pos_index, negatives=last,
+                optimizer=optimizer, trajectory=recorder),
             'front door, no optimiser': lambda: from_training_loop(
                 model, edge_index, num_users, recipe,
                 edge_label_index=pos_index, negatives=last),
