@@ -145,6 +145,7 @@ def certificate_entry(result: UnlearnResult) -> Dict[str, Any]:
             'gradient_before': c.gradient_before,
             'gradient_after': c.gradient_after, 'step_norm': c.step_norm,
             'forgotten_auc_after': c.forgotten_auc_after,
+            'neighbour_shift': c.neighbour_shift,
             'fallback': c.fallback, 'flags': c.flags}
 
 

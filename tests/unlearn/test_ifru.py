@@ -514,6 +514,44 @@ def test_float32_gradients_give_the_float64_update(early_stopped):
     assert (single - double).norm() < 1e-5 * (double - theta).norm()
 
 
+def pyg_final(model):
+    r"""PyG's LightGCN propagation as a function of the embedding table, in
+    float64: :obj:`(E, edge_index) -> F`, written without the package."""
+    double = copy.deepcopy(model).double()
+
+    class Final(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = double
+
+        def forward(self, edge_index):
+            return self.model.get_embedding(edge_index)
+
+    def final(emb, edge_index):
+        return torch.func.functional_call(
+            Final(), {'model.embedding.weight': emb}, (edge_index, ))
+
+    return final
+
+
+def averaged_grad(final_of, emb, edge_index, pairs, num_users, l2,
+                  drawable=None):
+    r"""The gradient :obj:`[N, d]` at :obj:`emb` of BPR of :obj:`pairs`
+    averaged over every negative item :obj:`drawable` :obj:`[U, I]` for
+    its user (default: all), plus :math:`l_2/2 \lVert E \rVert^2`, by
+    brute force."""
+    x = emb.detach().double().clone().requires_grad_()
+    final = final_of(x, edge_index)
+    users, items = final[:num_users], final[num_users:]
+    scores = users[pairs[0]] @ items.t()
+    margin = scores - scores.gather(1, pairs[1].view(-1, 1))
+    mask = (torch.ones_like(margin, dtype=torch.bool) if drawable is None
+            else drawable[pairs[0]])
+    loss = (F.softplus(margin) * mask).sum(1) / mask.sum(1)
+    total = loss.sum() + l2 / 2 * (x * x).sum()
+    return torch.autograd.grad(total, x)[0]
+
+
 def test_certificate_figures_match_a_direct_computation(early_stopped):
     # The trajectory step's gradients are those of BPR averaged over the
     # trainer's negative sampler (unseen items), here by brute force over
@@ -540,25 +578,11 @@ def test_certificate_figures_match_a_direct_computation(early_stopped):
     drawable = torch.ones(data.num_users, data.num_items, dtype=torch.bool)
     drawable[data.train_index[0], data.train_index[1]] = False
 
-    class Final(torch.nn.Module):  # PyG's propagation, as a function of E
-        def __init__(self):
-            super().__init__()
-            self.model = double
+    final_of = pyg_final(model)
 
-        def forward(self, edge_index):
-            return self.model.get_embedding(edge_index)
-
-    def averaged_grad(edge_index, examples, at):
-        x = at.clone().requires_grad_()
-        final = torch.func.functional_call(
-            Final(), {'model.embedding.weight': x}, (edge_index, ))
-        users, items = final[:data.num_users], final[data.num_users:]
-        scores = users[examples[0]] @ items.t()
-        margin = scores - scores.gather(1, examples[1].view(-1, 1))
-        mask = drawable[examples[0]]
-        loss = (F.softplus(margin) * mask).sum(1) / mask.sum(1)
-        total = loss.sum() + L2 / 2 * (x * x).sum()
-        return torch.autograd.grad(total, x)[0][rows]
+    def averaged(edge_index, examples, at):
+        return averaged_grad(final_of, at, edge_index, examples,
+                             data.num_users, L2, drawable)[rows]
 
     kept = record.examples[:, request.example_mask]
     old = grad(data.edge_index, record.examples, emb)
@@ -568,9 +592,9 @@ def test_certificate_figures_match_a_direct_computation(early_stopped):
     assert certificate.stationarity == pytest.approx(
         float(old.norm() / (old - new_before).norm()), rel=1e-6)
     assert certificate.gradient_before == pytest.approx(
-        float(averaged_grad(after.edge_index, kept, emb).norm()), rel=1e-5)
+        float(averaged(after.edge_index, kept, emb).norm()), rel=1e-5)
     assert certificate.gradient_after == pytest.approx(
-        float(averaged_grad(after.edge_index, kept, new_emb).norm()),
+        float(averaged(after.edge_index, kept, new_emb).norm()),
         rel=1e-4)
     assert certificate.step_norm == pytest.approx(
         float((new_emb - emb)[rows].norm() / emb[rows].norm()), rel=1e-4)
@@ -840,26 +864,12 @@ def test_trajectory_step_solves_with_the_sampler_s_average(sampler):
     if sampler == 'unseen':
         drawable[data.train_index[0], data.train_index[1]] = False
     double = copy.deepcopy(model).double()
+    final_of = pyg_final(model)
 
-    class Final(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = double
-
-        def forward(self, edge_index):
-            return self.model.get_embedding(edge_index)
-
-    def averaged_grad(edge_index, examples):
-        x = model.embedding.weight.detach().double().requires_grad_()
-        final = torch.func.functional_call(
-            Final(), {'model.embedding.weight': x}, (edge_index, ))
-        users, items = final[:data.num_users], final[data.num_users:]
-        scores = users[examples[0]] @ items.t()
-        margin = scores - scores.gather(1, examples[1].view(-1, 1))
-        mask = drawable[examples[0]]
-        loss = (F.softplus(margin) * mask).sum(1) / mask.sum(1)
-        total = loss.sum() + L2 / 2 * (x * x).sum()
-        return torch.autograd.grad(total, x)[0][update.rows]
+    def averaged(edge_index, examples):
+        return averaged_grad(final_of, model.embedding.weight, edge_index,
+                             examples, data.num_users, L2,
+                             drawable)[update.rows]
 
     def frozen_grad(edge_index, examples):
         objective = fixed_objective(double, edge_index, examples, None, L2,
@@ -869,25 +879,25 @@ def test_trajectory_step_solves_with_the_sampler_s_average(sampler):
 
     mask = update.request.example_mask
     kept = record.examples[:, mask]
-    influence = (averaged_grad(data.edge_index, record.examples) -
-                 averaged_grad(after.edge_index, kept))
+    influence = (averaged(data.edge_index, record.examples) -
+                 averaged(after.edge_index, kept))
     assert update.averaged == 'all'  # 'auto' on a small graph
     torch.testing.assert_close(update.rhs, influence, rtol=1e-9, atol=1e-9)
 
     def rhs(mode):
-        other = IFRUpdate(IFRUnlearner(
+        other = IFRUnlearner(
             model, data, record.examples, l2=L2, horizon=horizon,
             config=IFRUConfig(step='trajectory', pruning=None,
                               negative_sampler=sampler,
                               gradient_dtype=torch.float64,
-                              expected_negatives=mode)),
-            unlearner._request(pairs))
+                              expected_negatives=mode))
+        other = IFRUpdate(other, other._request(pairs))
         other.trace()
         other.gradients()
         return other.rhs
 
     forgotten = (frozen_grad(data.edge_index, kept) +
-                 averaged_grad(data.edge_index, record.examples[:, ~mask]) -
+                 averaged(data.edge_index, record.examples[:, ~mask]) -
                  L2 * model.embedding.weight.detach().double()[update.rows]
                  - frozen_grad(after.edge_index, kept))
     torch.testing.assert_close(rhs('forgotten'), forgotten, rtol=1e-9,
@@ -942,28 +952,11 @@ def test_segmented_trajectory_step_matches_a_dense_reference():
     keep = ~torch.isin(pos[0] * data.num_items + pos[1],
                        pairs[0] * data.num_items + pairs[1])
     after = remaining_data(data, keep)
-    double = copy.deepcopy(model).double()
+    final_of = pyg_final(model)
 
-    class Final(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = double
-
-        def forward(self, edge_index):
-            return self.model.get_embedding(edge_index)
-
-    def final_of(x, edge_index):
-        return torch.func.functional_call(
-            Final(), {'model.embedding.weight': x}, (edge_index, ))
-
-    def averaged_grad(x0, edge_index, index):
-        x = x0.clone().requires_grad_()
-        final = final_of(x, edge_index)
-        users, items = final[:num_users], final[num_users:]
-        scores = users[index[0]] @ items.t()
-        margin = scores - scores.gather(1, index[1].view(-1, 1))
-        total = F.softplus(margin).mean(1).sum() + l2 / 2 * (x * x).sum()
-        return torch.autograd.grad(total, x)[0].reshape(-1)
+    def averaged(x, edge_index, index):
+        return averaged_grad(final_of, x, edge_index, index, num_users,
+                             l2).reshape(-1)
 
     # The curvature's triples: each kept example with its own negative
     # and three more (curvature_negatives=4), each weighted 1/4.
@@ -996,8 +989,8 @@ def test_segmented_trajectory_step_matches_a_dense_reference():
                                   dtype=torch.float64), 0
     for snap in recorder.snapshots:
         x = snap.param.double()
-        g = (averaged_grad(x, data.edge_index, pos) -
-             averaged_grad(x, after.edge_index, pos[:, keep]))
+        g = (averaged(x, data.edge_index, pos) -
+             averaged(x, after.edge_index, pos[:, keep]))
         a = gauss_newton(x)
         tau = ((snap.step - previous) * snap.step_size.double() /
                pos.size(1)).reshape(-1)
