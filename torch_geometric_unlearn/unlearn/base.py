@@ -43,7 +43,8 @@ class UnlearnResult:
             interactions.
         data (InteractionData): The data after the request.
         request (torch.Tensor): The forgotten user-item pairs,
-            :obj:`[2, k]`, sorted and without duplicates.
+            :obj:`[2, k]`, sorted and without duplicates, in item ids (as
+            :obj:`data` holds them) whatever ids the request was given in.
         method (str): The algorithm.
         timings (Dict[str, float]): Wall-clock seconds per phase; the key
             :obj:`'total'` covers the whole call.
@@ -127,6 +128,12 @@ class Unlearner:
     #: :func:`~torch_geometric_unlearn.unlearn.recipe.from_training_loop`
     #: sets it to the form the training loop used.
     adjacency_form = 'edge_index'
+    #: Whether :meth:`unlearn`'s :obj:`interactions` and :obj:`items` take
+    #: item *node* ids (offset by the number of users) rather than item
+    #: ids; :func:`~torch_geometric_unlearn.unlearn.recipe.from_training_loop`
+    #: sets it, so that every request form reads ids as the loop numbered
+    #: them.  :obj:`edge_index` always takes node ids, :obj:`users` user ids.
+    node_ids = False
 
     def __init__(self, model: torch.nn.Module, data: InteractionData,
                  examples: Tensor, labels: Optional[Tensor] = None,
@@ -179,8 +186,11 @@ class Unlearner:
         :obj:`edge_index`, the same as homogeneous node pairs (items offset
         by the number of users, either orientation); :obj:`users` or
         :obj:`items`, ids :obj:`[n]` whose every training interaction is
-        forgotten.  Duplicate pairs are merged.  An empty request changes
-        nothing and says so.
+        forgotten.  Items are item ids, or item node ids where
+        :attr:`node_ids` is set (an unlearner from
+        :func:`~torch_geometric_unlearn.unlearn.recipe.from_training_loop`):
+        then ids below the number of users are refused.  Duplicate pairs
+        are merged.  An empty request changes nothing and says so.
 
         Raises:
             RequestError: If the request is malformed, names interactions
@@ -359,7 +369,7 @@ class Unlearner:
 
     def _resolve(self, interactions, users, items, edge_index) -> Tensor:
         return resolve_pairs(self.data, self._forgotten, interactions, users,
-                             items, edge_index)
+                             items, edge_index, self.node_ids)
 
     def _request(self, pairs: Tensor) -> Request:
         return build_request(self.data, self.examples, self._forgotten,

@@ -181,9 +181,14 @@ def from_training_loop(model: torch.nn.Module, edge_index: Tensor,
     as a :class:`~torch_geometric_unlearn.models.LinkModel` called as
     :obj:`model(edge_index, edge_label_index)`.
 
-    Forget with :obj:`unlearner.unlearn(edge_index=pairs)` (node ids, items
-    offset) or :obj:`unlearner.unlearn(users=...)`; predict with
-    :obj:`result.adj`, the new graph in the form the loop used.
+    Every request form reads ids as the loop numbered them (the
+    unlearner's :attr:`~.base.Unlearner.node_ids` is set): users
+    :obj:`0 .. num_users - 1`, items offset by :obj:`num_users`, in
+    :obj:`unlearner.unlearn(edge_index=pairs)`, :obj:`unlearn(pairs)`
+    (PyG's :obj:`edge_label_index`), :obj:`unlearn(items=...)` and
+    :obj:`unlearn(users=...)`; an item id below :obj:`num_users` is
+    refused, not read as another item.  Predict with :obj:`result.adj`,
+    the new graph in the form the loop used.
 
     Args:
         model (torch.nn.Module): The trained model.
@@ -309,6 +314,7 @@ def from_training_loop(model: torch.nn.Module, edge_index: Tensor,
             config, copy_model, horizon, loss=_summed(recipe, triples))
     unlearner.objective_note = '; '.join(notes)
     unlearner.adjacency_form = form
+    unlearner.node_ids = True
     return unlearner
 
 

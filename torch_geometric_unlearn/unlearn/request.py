@@ -105,14 +105,20 @@ def _check_long(x, what: str, dim: int):
 
 
 def resolve_pairs(data: InteractionData, forgotten: Tensor, interactions,
-                  users, items, edge_index) -> Tensor:
-    r"""The training pairs :obj:`[2, k]` (sorted, unique) that exactly one
-    of :obj:`interactions`, :obj:`users`, :obj:`items` or
+                  users, items, edge_index, node_ids: bool = False) -> Tensor:
+    r"""The training pairs :obj:`[2, k]` (sorted, unique, item ids) that
+    exactly one of :obj:`interactions`, :obj:`users`, :obj:`items` or
     :obj:`edge_index` names (see
     :meth:`~torch_geometric_unlearn.unlearn.base.Unlearner.unlearn`), with
     :obj:`forgotten` the keys of the pairs forgotten before; raises a
     :class:`RequestError` naming what is wrong.  Pairs are checked against
-    the data here, against the training pairs by :func:`build_request`."""
+    the data here, against the training pairs by :func:`build_request`.
+
+    With :obj:`node_ids`, the items of :obj:`interactions` and :obj:`items`
+    are node ids (offset by :obj:`data.num_users`), as a loop on PyG's
+    homogeneous graph numbers them; ids below the offset are refused, with
+    both ranges named, since read as item ids they would forget another
+    item's pairs."""
     given = [x is not None for x in (interactions, users, items,
                                      edge_index)]
     if sum(given) != 1:
@@ -128,9 +134,15 @@ def resolve_pairs(data: InteractionData, forgotten: Tensor, interactions,
         if ((low >= data.num_users) | (high < data.num_users)).any():
             raise RequestError("'edge_index' holds a pair that does not "
                                "join a user and an item")
+        # Node pairs have one layout, so [2, 2] is not ambiguous here.
         interactions = torch.stack([low, high - data.num_users])
-    if interactions is not None:
+    elif interactions is not None:
         interactions = _pairs(interactions)
+        if node_ids:
+            interactions = torch.stack([
+                interactions[0],
+                _item_ids(data, interactions[1], "interactions' items")])
+    if interactions is not None:
         try:
             data.check_pairs(interactions, 'interactions')
         except ValueError as e:
@@ -139,6 +151,9 @@ def resolve_pairs(data: InteractionData, forgotten: Tensor, interactions,
         return torch.stack([keys // data.num_items,
                             keys % data.num_items])
 
+    if node_ids and items is not None:
+        _check_long(items, 'items', 1)
+        items = _item_ids(data, items, 'items')
     ids, row, kind, size = ((users, 0, 'user', data.num_users)
                             if users is not None else
                             (items, 1, 'item', data.num_items))
@@ -153,12 +168,28 @@ def resolve_pairs(data: InteractionData, forgotten: Tensor, interactions,
                           if row == 0 else forgotten %
                           data.num_items)
         error = AlreadyForgottenError if gone.all() else RequestError
-        raise error(f"{kind}s {missing[:5].tolist()} have no training "
+        shown = missing[:5] + (data.num_users if node_ids and row else 0)
+        raise error(f"{kind}s {shown.tolist()} have no training "
                     f"interactions" +
                     (" left: they were forgotten before" if gone.all()
                      else ""))
     keys = pair_keys(pairs, data.num_items).sort()[0]
     return torch.stack([keys // data.num_items, keys % data.num_items])
+
+
+def _item_ids(data: InteractionData, nodes: Tensor, what: str) -> Tensor:
+    # Item node ids to item ids, refusing what is not an item's node id.
+    users, end = data.num_users, data.num_nodes
+    outside = (nodes < users) | (nodes >= end)
+    if outside.any():
+        bad = nodes[outside][:5].tolist()
+        raise RequestError(
+            f"'{what}' holds {bad}, not item node ids: this unlearner reads "
+            f"ids as its training loop numbered them, users in [0, {users}) "
+            f"and items offset by num_users, in [{users}, {end}) (item id i "
+            f"is node {users} + i)")
+    return nodes - users
+
 
 def build_request(data: InteractionData, examples: Tensor,
                   forgotten: Tensor, pairs: Tensor) -> Request:
