@@ -276,8 +276,10 @@ def test_unlearn_may_write_over_its_checkpoint(checkpoint, tmp_path, capsys):
     assert after.data.num_train == first.data.num_train - 2
     keys = pairs[0] * first.data.num_items + pairs[1]
     assert torch.equal(after.forgotten, pairs[:, keys.argsort()])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ['model.pt',
-                                                         'pairs.csv']
+    # No temporary file is left; the writer's lock file stays (removing it
+    # would race with the next writer).
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        '.model.pt.lock', 'model.pt', 'pairs.csv']
 
 
 def test_broken_checkpoints_are_named_errors(checkpoint, tmp_path, capsys):
@@ -299,3 +301,28 @@ def test_broken_checkpoints_are_named_errors(checkpoint, tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith('error: ') and match in err, err
         assert not (tmp_path / 'o.pt').exists()
+
+
+def test_concurrent_unlearn_runs_lose_no_request(checkpoint, tmp_path):
+    # Three runs on one checkpoint at once, each forgetting another user:
+    # each waits for the one before, so the file ends with all three, one
+    # ledger chain.  (benchmarks/concurrent_writers.py runs many trials.)
+    from torch_geometric_unlearn.checkpoint import Checkpoint
+    path = tmp_path / 'model.pt'
+    path.write_bytes(checkpoint.read_bytes())
+    users = Checkpoint.load(str(path)).data.train_index[0].unique()[:3]
+    runs = []
+    for user in users.tolist():
+        request = tmp_path / f'user{user}.csv'
+        request.write_text(f'user\n{user}\n')
+        runs.append(subprocess.Popen(
+            [sys.executable, '-m', 'torch_geometric_unlearn', 'unlearn',
+             '--checkpoint', str(path), '--request', str(request), '--out',
+             str(path), '--no-progress', '--threads', '1'],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+    errors = [run.communicate()[1] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0], errors
+    after = Checkpoint.load(str(path))
+    assert len(after.ledger) == 3
+    assert set(after.forgotten[0].tolist()) == set(users.tolist())
+    assert not torch.isin(after.data.train_index[0], users).any()

@@ -92,3 +92,35 @@ def test_a_killed_writer_never_leaves_a_torn_file(tmp_path):
             leftover.unlink()  # what a kill leaves: never the target
     # The kills landed at different points of the stream.
     assert len(versions) > 5
+
+
+HOLDER = r'''
+import sys, time
+from torch_geometric_unlearn.persist import file_lock
+with file_lock(sys.argv[1]):
+    print('held', flush=True)
+    time.sleep(float(sys.argv[2]))
+'''
+
+
+def test_the_writer_s_lock_excludes_other_processes(tmp_path):
+    target = str(tmp_path / 'model.pt')
+    holder = subprocess.Popen([sys.executable, '-c', HOLDER, target, '1.5'],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == 'held'
+        waited = []
+        with pytest.raises(TimeoutError, match='another process'):
+            with persist.file_lock(target, timeout=0.2,
+                                   on_wait=lambda: waited.append(1)):
+                pass
+        assert waited == [1]
+        start = time.monotonic()
+        with persist.file_lock(target):  # waits out the holder's sleep
+            assert time.monotonic() - start > 1.0
+            # Re-entrant within the thread: a nested take does not block.
+            with persist.file_lock(target, timeout=0):
+                pass
+    finally:
+        holder.wait()
+    assert os.listdir(tmp_path) == ['.model.pt.lock']

@@ -7,7 +7,9 @@ applied.
 The parts are bound together: a checkpoint stores the fingerprints of its
 model, data and examples, and its ledger's last entry names the model and
 data it left.  :meth:`Checkpoint.load` refuses a checkpoint whose parts do
-not match, saying which part."""
+not match, saying which part.  :meth:`Checkpoint.save` refuses to replace
+a checkpoint holding requests that the one being saved does not (another
+writer's), so that no deletion is silently undone."""
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Dict, Optional
 
@@ -17,7 +19,7 @@ from torch_geometric.nn import LightGCN
 
 from torch_geometric_unlearn.data.interactions import (InteractionData,
                                                        pair_keys)
-from torch_geometric_unlearn.persist import atomic_open
+from torch_geometric_unlearn.persist import atomic_open, file_lock
 from torch_geometric_unlearn.training.trainer import TrainConfig, build_model
 from torch_geometric_unlearn.unlearn.ledger import (Ledger, LedgerError,
                                                     data_fingerprint,
@@ -27,6 +29,12 @@ from torch_geometric_unlearn.unlearn.ledger import (Ledger, LedgerError,
 FORMAT = 'torch_geometric_unlearn.checkpoint/2'
 #: Written before the ledger and fingerprints; read without them.
 FORMAT_1 = 'torch_geometric_unlearn.checkpoint/1'
+
+
+class CheckpointConflict(ValueError):
+    r"""Saving would replace a checkpoint that holds forgotten requests the
+    one being saved does not hold: another writer's, saved after this one
+    was loaded.  Nothing was written."""
 
 
 @dataclass
@@ -71,11 +79,30 @@ class Checkpoint:
                 'data': data_fingerprint(self.data),
                 'examples': examples_fingerprint(self.examples, self.labels)}
 
-    def save(self, path: str):
+    def save(self, path: str, overwrite: bool = False):
         r"""Writes the checkpoint to :obj:`path` with :func:`torch.save`,
         crash-safe (see :mod:`~torch_geometric_unlearn.persist`): a crash
         leaves the old file or the whole new one, so :obj:`path` may be the
-        file the checkpoint was loaded from."""
+        file the checkpoint was loaded from.
+
+        A checkpoint already at :obj:`path` is replaced only if every
+        request it records is in this one's ledger (as a prefix) and every
+        pair it records as forgotten is in this one's record: saving over a
+        file another writer changed since this checkpoint was loaded would
+        undo that writer's deletions.  The check and the write hold
+        :obj:`path`'s writer's lock
+        (:func:`~torch_geometric_unlearn.persist.file_lock`); hold it
+        yourself from :meth:`load` to :meth:`save` to wait for other writers
+        instead of failing.
+
+        Args:
+            path (str): Where to write.
+            overwrite (bool): Replace whatever is at :obj:`path`.
+
+        Raises:
+            CheckpointConflict: If the file at :obj:`path` holds requests
+                this checkpoint does not (nothing is written).
+        """
         config = {k: getattr(v, 'value', v)
                   for k, v in asdict(self.train_config).items()}
         payload = {
@@ -96,8 +123,40 @@ class Checkpoint:
             'ledger': self.ledger.to_list(),
             'fingerprints': self.fingerprints(),
         }
-        with atomic_open(path, 'wb') as f:
-            torch.save(payload, f)
+        with file_lock(path):
+            if not overwrite:
+                self._check_replaces(path)
+            with atomic_open(path, 'wb') as f:
+                torch.save(payload, f)
+
+    def _check_replaces(self, path: str):
+        # What the file at 'path' records must survive in this checkpoint.
+        try:
+            raw = torch.load(path, weights_only=True, mmap=True)
+        except Exception:  # missing, or not a checkpoint: nothing to keep
+            return
+        if not isinstance(raw, dict) or raw.get('format') not in (FORMAT,
+                                                                  FORMAT_1):
+            return
+        theirs = [e.get('hash') if isinstance(e, dict) else e
+                  for e in raw.get('ledger') or []]
+        ours = [e.hash for e in self.ledger.entries]
+        lost = len(theirs) if ours[:len(theirs)] != theirs else 0
+        forgotten = raw.get('forgotten')
+        if isinstance(forgotten, Tensor) and forgotten.dim() == 2 and \
+                forgotten.size(0) == 2 and forgotten.numel():
+            num_items = self.data.num_items
+            keys = pair_keys(forgotten.long(), num_items)
+            lost += int((~torch.isin(keys, pair_keys(self.forgotten,
+                                                     num_items))).sum())
+        if lost:
+            raise CheckpointConflict(
+                f"'{path}' records forgotten requests or pairs that this "
+                f"checkpoint does not ({len(theirs)} ledger entries there, "
+                f"{len(ours)} here): another writer saved it after this "
+                f"checkpoint was loaded, or it is another model's.  Saving "
+                f"would undo those deletions: load '{path}' again and apply "
+                f"the request to it, save elsewhere, or pass overwrite=True")
 
     @classmethod
     def load(cls, path: str) -> 'Checkpoint':

@@ -20,7 +20,8 @@ from torch_geometric_unlearn.evaluation.benchmark import run_benchmark
 from torch_geometric_unlearn.evaluation.config import METHODS, BenchmarkConfig
 from torch_geometric_unlearn.evaluation.metrics import evaluate, mean_rank
 from torch_geometric_unlearn.evaluation.report import write_report
-from torch_geometric_unlearn.persist import atomic_open, check_output
+from torch_geometric_unlearn.persist import (atomic_open, check_output,
+                                             file_lock)
 from torch_geometric_unlearn.training.trainer import (TrainConfig, build_model,
                                                       train)
 from torch_geometric_unlearn.unlearn.baselines import (FineTuneUnlearner,
@@ -282,9 +283,19 @@ UNLEARNERS = {
 def run_unlearn(args: argparse.Namespace) -> dict:
     r"""Applies a request file to a checkpoint, writes the new checkpoint,
     and returns the report."""
+    request = read_request(args.request)
+    # One writer of --out at a time, from reading the checkpoint to
+    # writing the new one: a second run waits, then applies its request to
+    # the first one's checkpoint instead of overwriting it.
+    with file_lock(args.out, on_wait=lambda: print(
+            f"waiting for another writer of '{args.out}'",
+            file=sys.stderr, flush=True)):
+        return _unlearn_locked(args, request)
+
+
+def _unlearn_locked(args: argparse.Namespace, request: dict) -> dict:
     from torch_geometric_unlearn.checkpoint import Checkpoint
     from torch_geometric_unlearn.data.interactions import pair_keys
-    request = read_request(args.request)
     ckpt = Checkpoint.load(args.checkpoint)
     cls = UNLEARNERS[args.method]
     ckpt.model.to(args.device)

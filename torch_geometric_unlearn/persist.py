@@ -8,12 +8,24 @@ one, never a torn one, because a rename within one file system replaces
 the target atomically.  Writing over the file that was read (e.g.
 ``unlearn --out`` equal to ``--checkpoint``) is therefore safe.
 
+Replacing a file is atomic, but reading it, changing what was read and
+writing it back is not: two writers who both read the old file lose one of
+their changes.  :func:`file_lock` serialises such writers (an advisory
+:obj:`fcntl` lock on a lock file beside the target).
+
 This module needs nothing beyond the standard library.
 """
 import os
 import tempfile
+import threading
+import time
 from contextlib import contextmanager, suppress
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator, Optional
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks (see file_lock)
+    fcntl = None
 
 # The permissions a plain open() would give a new file (mkstemp gives 0600).
 _UMASK = os.umask(0)
@@ -95,3 +107,86 @@ def _sync_folder(folder: str):
         pass
     finally:
         os.close(fd)
+
+
+_held = threading.local()
+
+
+def lock_path(path: str) -> str:
+    r"""The lock file :func:`file_lock` uses for :obj:`path`: a hidden
+    file beside it, left in place (removing a lock file races with the
+    next writer opening it)."""
+    path = os.path.realpath(path)
+    folder, name = os.path.split(path)
+    return os.path.join(folder, f'.{name}.lock')
+
+
+@contextmanager
+def file_lock(path: str, timeout: Optional[float] = None,
+              on_wait: Optional[Callable[[], None]] = None) -> Iterator[None]:
+    r"""Holds the exclusive writer's lock of :obj:`path` for the block.
+
+    Writers that read a file, change it and write it back (e.g. the
+    :obj:`unlearn` command on a checkpoint) take it around the whole
+    read-change-write, so that a second writer waits and then reads the
+    first one's file instead of overwriting it.  The lock is advisory
+    (:obj:`fcntl.flock` on :func:`lock_path`), released when the block ends
+    or the process dies, and re-entrant within a thread.  Where
+    :obj:`fcntl` is missing (Windows) it holds nothing.
+
+    Args:
+        path (str): The file to write; its folder must exist.
+        timeout (float, optional): Seconds to wait for another holder;
+            waits as long as it takes by default.
+        on_wait (callable, optional): Called once if the lock is held
+            elsewhere, before waiting (e.g. to say so).
+
+    Raises:
+        TimeoutError: If :obj:`timeout` passed with the lock held
+            elsewhere.
+    """
+    key = os.path.realpath(path)
+    held = vars(_held)
+    if fcntl is None or held.get(key):
+        held[key] = held.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            held[key] -= 1
+        return
+    fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        _acquire(fd, path, timeout, on_wait)
+        held[key] = 1
+        try:
+            yield
+        finally:
+            held[key] = 0
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _acquire(fd: int, path: str, timeout: Optional[float],
+             on_wait: Optional[Callable[[], None]]):
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        pass
+    if on_wait is not None:
+        on_wait()
+    if timeout is None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"'{path}' is being written by another process (its "
+                    f"lock '{lock_path(path)}' was held for more than "
+                    f"{timeout:g} s)") from None
+            time.sleep(0.05)

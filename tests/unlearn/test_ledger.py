@@ -152,3 +152,39 @@ def test_parts_that_do_not_belong_are_refused(checkpoints, tmp_path):
         with pytest.raises(LedgerError, match=match):
             Checkpoint.load(str(path))
     Checkpoint.load(str(last))  # the original still loads
+
+
+def test_saving_over_another_writer_s_requests_is_refused(checkpoints,
+                                                          tmp_path):
+    from torch_geometric_unlearn.checkpoint import CheckpointConflict
+    first, last = checkpoints
+    path = tmp_path / 'model.pt'
+    path.write_bytes(last.read_bytes())
+    mine = Checkpoint.load(str(path))
+    # Another writer applies a request after 'mine' was loaded.
+    request = tmp_path / 'user.csv'
+    request.write_text(f'user\n{int(mine.data.train_index[0, 0])}\n')
+    assert main(['unlearn', '--checkpoint', str(path), '--request',
+                 str(request), '--out', str(path)]) == 0
+    theirs = path.read_bytes()
+    with pytest.raises(CheckpointConflict, match='3 ledger entries there, '
+                                                 '2 here'):
+        mine.save(str(path))
+    assert path.read_bytes() == theirs  # nothing written
+    # An untouched trained checkpoint saved over one with requests, and a
+    # file of the format before the ledger whose forgotten pairs are not
+    # held, are refused too; saving over the same requests or a file
+    # without any is not.
+    with pytest.raises(CheckpointConflict):
+        Checkpoint.load(str(first)).save(str(path))
+    old = dict(torch.load(last, weights_only=True),
+               format='torch_geometric_unlearn.checkpoint/1', ledger=[])
+    torch.save(old, tmp_path / 'old.pt')
+    with pytest.raises(CheckpointConflict, match='0 ledger entries there'):
+        Checkpoint.load(str(first)).save(str(tmp_path / 'old.pt'))
+    Checkpoint.load(str(last)).save(str(tmp_path / 'old.pt'))
+    Checkpoint.load(str(path)).save(str(path))
+    Checkpoint.load(str(last)).save(str(tmp_path / 'new.pt'))
+    Checkpoint.load(str(first)).save(str(tmp_path / 'new.pt'),
+                                     overwrite=True)
+    assert len(Checkpoint.load(str(tmp_path / 'new.pt')).ledger) == 0
