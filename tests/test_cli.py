@@ -253,6 +253,18 @@ def test_unlearn_refuses_malformed_requests_and_outputs(checkpoint, tmp_path,
         (['--request', str(bad), '--out', str(out), '--report',
           str(tmp_path / 'no' / 'r.json')], "'--report' .* does not exist"),
     ]
+    # Outputs naming one file, checked before the request is even read.
+    good = tmp_path / 'good.csv'
+    good.write_text('user\n1\n')
+    same = tmp_path / '.' / 'out.pt'
+    for option, other in [('--ledger', out), ('--report', out),
+                          ('--report', checkpoint), ('--ledger', same)]:
+        cases.append((['--request', str(good), '--out', str(same), option,
+                       str(other)], f"'(--out|--checkpoint)' and "
+                      f"'{option}' name the same file"))
+    cases.append((['--request', str(good), '--out', str(out), '--report',
+                   str(tmp_path / 'r'), '--ledger', str(tmp_path / 'r')],
+                  "'--report' and '--ledger' name the same file"))
     for args, match in cases:
         assert main(['unlearn', '--checkpoint', str(checkpoint)] + args) == 2
         err = capsys.readouterr().err
@@ -326,3 +338,48 @@ def test_concurrent_unlearn_runs_lose_no_request(checkpoint, tmp_path):
     assert len(after.ledger) == 3
     assert set(after.forgotten[0].tolist()) == set(users.tolist())
     assert not torch.isin(after.data.train_index[0], users).any()
+
+
+def test_train_refuses_one_file_for_two_outputs(tmp_path, monkeypatch,
+                                                capsys):
+    _no_training(monkeypatch)
+    path = str(tmp_path / 'both')
+    assert main(['train', '--out', path, '--checkpoint', path]) == 2
+    assert "'--out' and '--checkpoint' name the same file" in \
+        capsys.readouterr().err
+
+
+def test_a_failed_side_output_leaves_the_checkpoint_as_it_was(
+        checkpoint, tmp_path, monkeypatch, capsys):
+    # A full disk while the ledger export is written: the checkpoint keeps
+    # its old state (not the request applied without its export), no
+    # temporary file stays, and the rerun applies the request.
+    import errno
+
+    from torch_geometric_unlearn.unlearn.ledger import Ledger
+    path = tmp_path / 'model.pt'
+    path.write_bytes(checkpoint.read_bytes())
+    path.chmod(0o600)  # it holds the training data: private stays private
+    before = path.read_bytes()
+    request = tmp_path / 'user.csv'
+    request.write_text('user\n2\n')
+    args = ['unlearn', '--checkpoint', str(path), '--request', str(request),
+            '--out', str(path), '--ledger', str(tmp_path / 'ledger.jsonl'),
+            '--report', str(tmp_path / 'report.json')]
+    write = Ledger.write_jsonl
+
+    def full(self, f):
+        write(self, f)
+        raise OSError(errno.ENOSPC, 'No space left on device')
+    monkeypatch.setattr(Ledger, 'write_jsonl', full)
+    assert main(args) == 2
+    assert 'No space left on device' in capsys.readouterr().err
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        '.model.pt.lock', 'model.pt', 'user.csv']
+    monkeypatch.setattr(Ledger, 'write_jsonl', write)
+    assert main(args) == 0
+    assert (path.stat().st_mode & 0o777) == 0o600
+    assert json.loads((tmp_path / 'report.json').read_text())[
+        'forgotten'] > 0
+    assert len(Ledger.from_jsonl(str(tmp_path / 'ledger.jsonl'))) == 1

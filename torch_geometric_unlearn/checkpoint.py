@@ -11,7 +11,7 @@ not match, saying which part.  :meth:`Checkpoint.save` refuses to replace
 a checkpoint holding requests that the one being saved does not (another
 writer's), so that no deletion is silently undone."""
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Dict, Optional
+from typing import IO, Any, Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -19,7 +19,7 @@ from torch_geometric.nn import LightGCN
 
 from torch_geometric_unlearn.data.interactions import (InteractionData,
                                                        pair_keys)
-from torch_geometric_unlearn.persist import atomic_open, file_lock
+from torch_geometric_unlearn.persist import atomic_write, file_lock
 from torch_geometric_unlearn.training.trainer import TrainConfig, build_model
 from torch_geometric_unlearn.unlearn.ledger import (Ledger, LedgerError,
                                                     data_fingerprint,
@@ -79,7 +79,8 @@ class Checkpoint:
                 'data': data_fingerprint(self.data),
                 'examples': examples_fingerprint(self.examples, self.labels)}
 
-    def save(self, path: str, overwrite: bool = False):
+    def save(self, path: str, overwrite: bool = False,
+             also: Sequence[Tuple[str, Callable[[IO], None], str]] = ()):
         r"""Writes the checkpoint to :obj:`path` with :func:`torch.save`,
         crash-safe (see :mod:`~torch_geometric_unlearn.persist`): a crash
         leaves the old file or the whole new one, so :obj:`path` may be the
@@ -98,6 +99,12 @@ class Checkpoint:
         Args:
             path (str): Where to write.
             overwrite (bool): Replace whatever is at :obj:`path`.
+            also (Sequence[Tuple[str, Callable, str]]): Other files of the
+                same commit, :obj:`(path, write, mode)` as
+                :func:`~torch_geometric_unlearn.persist.atomic_write` takes
+                them (e.g. a ledger export and a report): all are written
+                before any is renamed, and the checkpoint is renamed last,
+                so a failure writing any of them changes nothing.
 
         Raises:
             CheckpointConflict: If the file at :obj:`path` holds requests
@@ -126,8 +133,8 @@ class Checkpoint:
         with file_lock(path):
             if not overwrite:
                 self._check_replaces(path)
-            with atomic_open(path, 'wb') as f:
-                torch.save(payload, f)
+            atomic_write(list(also) + [(path, lambda f: torch.save(
+                payload, f), 'wb')])
 
     def _check_replaces(self, path: str):
         # What the file at 'path' records must survive in this checkpoint.

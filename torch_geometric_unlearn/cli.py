@@ -3,6 +3,7 @@ r"""Command line: :obj:`python -m torch_geometric_unlearn
 import argparse
 import copy
 import json
+import os
 import platform
 import shlex
 import sys
@@ -315,12 +316,6 @@ def _unlearn_locked(args: argparse.Namespace, request: dict) -> dict:
     result = unlearner.unlearn(**request)
     forgotten = torch.cat([ckpt.forgotten, result.request.cpu()], 1)
     after = evaluate(result.model, result.data)
-    # Saved on the CPU, so that any machine can load it.
-    Checkpoint(result.model.cpu(), unlearner.data, _cpu(unlearner.examples),
-               _cpu(unlearner.labels), ckpt.train_config, forgotten,
-               ckpt.horizon, unlearner.ledger).save(args.out)
-    if args.ledger:
-        unlearner.ledger.to_jsonl(args.ledger)
     report = {
         'checkpoint': args.checkpoint,
         'request': args.request,
@@ -338,9 +333,18 @@ def _unlearn_locked(args: argparse.Namespace, request: dict) -> dict:
                          {k: getattr(result.entry, k) for k in
                           ('index', 'request_id', 'time', 'hash')}),
     }
+    # One commit: the side outputs are written first and the checkpoint,
+    # which says the request was applied, is renamed last.
+    also = []
+    if args.ledger:
+        also.append((args.ledger, unlearner.ledger.write_jsonl, 'w'))
     if args.report:
-        with atomic_open(args.report) as f:
-            json.dump(report, f, indent=2)
+        also.append((args.report, lambda f: json.dump(report, f, indent=2),
+                     'w'))
+    # Saved on the CPU, so that any machine can load it.
+    Checkpoint(result.model.cpu(), unlearner.data, _cpu(unlearner.examples),
+               _cpu(unlearner.labels), ckpt.train_config, forgotten,
+               ckpt.horizon, unlearner.ledger).save(args.out, also=also)
     return report
 
 
@@ -401,6 +405,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_distinct(args: argparse.Namespace, outputs: dict):
+    # Two outputs naming one file would leave only the last one written
+    # (e.g. a ledger export in place of the checkpoint).  unlearn may write
+    # its new checkpoint over the one it reads, but nothing else over it.
+    named = [(option, path) for option, path in outputs.items() if path]
+    if args.command == 'unlearn':
+        named.insert(0, ('--checkpoint', args.checkpoint))
+    seen = {}
+    for option, path in named:
+        real = os.path.realpath(path)
+        in_place = args.command == 'unlearn' and {
+            seen.get(real), option} == {'--out', '--checkpoint'}
+        if real in seen and not in_place:
+            raise ValueError(f"'{seen[real]}' and '{option}' name the same "
+                             f"file '{path}': give each output its own")
+        seen.setdefault(real, option)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else list(argv)
@@ -423,6 +445,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         for option, path in outputs.items():
             if path is not None:
                 check_output(path, f"'{option}'")
+        _check_distinct(args, outputs)
         if args.threads is not None:
             if args.threads < 1:
                 raise ValueError(f"'--threads' must be at least 1 (got "

@@ -16,11 +16,12 @@ their changes.  :func:`file_lock` serialises such writers (an advisory
 This module needs nothing beyond the standard library.
 """
 import os
+import stat
 import tempfile
 import threading
 import time
 from contextlib import contextmanager, suppress
-from typing import IO, Callable, Iterator, Optional
+from typing import IO, Callable, Iterator, List, Optional, Sequence, Tuple
 
 try:
     import fcntl
@@ -61,7 +62,9 @@ def atomic_open(path: str, mode: str = 'w', **kwargs) -> Iterator[IO]:
     r"""Opens a temporary file beside :obj:`path` for writing.  When the
     block ends normally, the file is flushed, fsynced and renamed over
     :obj:`path`; when it raises, the temporary file is removed and
-    :obj:`path` is left as it was.
+    :obj:`path` is left as it was.  A replaced file keeps its permissions
+    (and owner, where permitted); a new one gets what :func:`open` would
+    give it.
 
     Args:
         path (str): The target.
@@ -75,23 +78,86 @@ def atomic_open(path: str, mode: str = 'w', **kwargs) -> Iterator[IO]:
         with atomic_open('report.json') as f:
             json.dump(report, f)
     """
+    temp, f = _temporary(path, mode, **kwargs)
+    try:
+        with f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        _keep_access(temp, path)
+        os.replace(temp, path)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(temp)
+        raise
+    _sync_folder(os.path.dirname(os.path.abspath(path)))
+
+
+def atomic_write(files: Sequence[Tuple[str, Callable[[IO], None], str]]):
+    r"""Writes several files as one commit: every file to a temporary file
+    beside its target first (flushed and fsynced), then each renamed over
+    its target in the order given.  A failure while writing (a full disk,
+    an interrupt) removes the temporary files and leaves every target as
+    it was; put the file that says the work was done (a checkpoint) last,
+    so that it is replaced only after the others.
+
+    Args:
+        files (Sequence[Tuple[str, Callable, str]]): :obj:`(path, write,
+            mode)` per file, :obj:`write(f)` filling the open file
+            :obj:`f`, :obj:`mode` :obj:`'w'` or :obj:`'wb'`.
+    """
+    temps: List[str] = []
+    try:
+        for path, write, mode in files:
+            temp, f = _temporary(path, mode)
+            temps.append(temp)
+            with f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            _keep_access(temp, path)
+        for (path, _, _), temp in zip(files, list(temps)):
+            os.replace(temp, path)
+            temps.remove(temp)
+    except BaseException:
+        for temp in temps:
+            with suppress(OSError):
+                os.unlink(temp)
+        raise
+    for folder in {os.path.dirname(os.path.abspath(p)) for p, _, _ in files}:
+        _sync_folder(folder)
+
+
+def _temporary(path: str, mode: str, **kwargs) -> Tuple[str, IO]:
+    # A temporary file in the target's folder (a rename within one file
+    # system is atomic), opened for writing.
     if mode not in ('w', 'wb'):
         raise ValueError(f"'mode' must be 'w' or 'wb' (got {mode!r})")
     folder = os.path.dirname(os.path.abspath(path))
     fd, temp = tempfile.mkstemp(dir=folder, suffix='.tmp',
                                 prefix=f'.{os.path.basename(path)}.')
     try:
-        with os.fdopen(fd, mode, **kwargs) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(temp, 0o666 & ~_UMASK)
-        os.replace(temp, path)
+        return temp, os.fdopen(fd, mode, **kwargs)
     except BaseException:
-        with suppress(OSError):
-            os.unlink(temp)
+        os.close(fd)
+        os.unlink(temp)
         raise
-    _sync_folder(folder)
+
+
+def _keep_access(temp: str, path: str):
+    # A checkpoint holds the training data and the forgotten pairs: a file
+    # replaced keeps who may read it.  mkstemp gives 0600, so a new file
+    # gets what open() would give it.
+    try:
+        before = os.stat(path)
+    except OSError:
+        os.chmod(temp, 0o666 & ~_UMASK)
+        return
+    os.chmod(temp, stat.S_IMODE(before.st_mode))
+    now = os.stat(temp)
+    if (now.st_uid, now.st_gid) != (before.st_uid, before.st_gid):
+        with suppress(OSError):  # only where permitted
+            os.chown(temp, before.st_uid, before.st_gid)
 
 
 def _sync_folder(folder: str):

@@ -33,7 +33,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, fields, is_dataclass
 from enum import Enum
-from typing import Any, Dict, List, Optional, Union
+from typing import IO, Any, Dict, List, Optional, Union
 
 import torch
 from torch import Tensor
@@ -249,8 +249,12 @@ class Ledger:
     def to_jsonl(self, path: str):
         r"""Writes the entries as JSON Lines, crash-safe."""
         with atomic_open(path) as f:
-            for entry in self.entries:
-                f.write(json.dumps(asdict(entry), sort_keys=True) + '\n')
+            self.write_jsonl(f)
+
+    def write_jsonl(self, f: IO):
+        r"""Writes the entries as JSON Lines to the text file :obj:`f`."""
+        for entry in self.entries:
+            f.write(json.dumps(asdict(entry), sort_keys=True) + '\n')
 
     @classmethod
     def from_jsonl(cls, path: str, salt: Optional[str] = None) -> 'Ledger':
