@@ -10,6 +10,8 @@ data it left.  :meth:`Checkpoint.load` refuses a checkpoint whose parts do
 not match, saying which part.  :meth:`Checkpoint.save` refuses to replace
 a checkpoint holding requests that the one being saved does not (another
 writer's), so that no deletion is silently undone."""
+import hashlib
+import json
 from dataclasses import asdict, dataclass, fields
 from typing import IO, Any, Callable, Dict, Optional, Sequence, Tuple
 
@@ -24,11 +26,34 @@ from torch_geometric_unlearn.training.trainer import TrainConfig, build_model
 from torch_geometric_unlearn.unlearn.ledger import (Ledger, LedgerError,
                                                     data_fingerprint,
                                                     examples_fingerprint,
+                                                    fingerprint,
                                                     model_fingerprint)
 
-FORMAT = 'torch_geometric_unlearn.checkpoint/2'
-#: Written before the ledger and fingerprints; read without them.
+FORMAT = 'torch_geometric_unlearn.checkpoint/3'
+#: Written before the horizon and the training configuration were
+#: fingerprinted; read, and written as :data:`FORMAT` by the next save.
+FORMAT_2 = 'torch_geometric_unlearn.checkpoint/2'
+#: Written before the ledger and fingerprints; read with a ledger started by
+#: an entry recording the upgrade and the state found.
 FORMAT_1 = 'torch_geometric_unlearn.checkpoint/1'
+# The parts whose fingerprints each format stores.
+_PARTS = {FORMAT: ('model', 'data', 'examples', 'horizon', 'train_config'),
+          FORMAT_2: ('model', 'data', 'examples')}
+
+
+def _check_forgotten(path: str, forgotten, data: InteractionData):
+    # The record of forgotten pairs decides what a later request may name.
+    if not isinstance(forgotten, Tensor) or forgotten.dtype != torch.long \
+            or forgotten.dim() != 2 or forgotten.size(0) != 2:
+        shape = (list(forgotten.shape) if isinstance(forgotten, Tensor) else
+                 type(forgotten).__name__)
+        raise ValueError(f"'{path}': the record of forgotten pairs must be "
+                         f"a torch.long tensor [2, F] (got {shape})")
+    if forgotten.numel() and (
+            forgotten.min() < 0 or forgotten[0].max() >= data.num_users or
+            forgotten[1].max() >= data.num_items):
+        raise ValueError(f"'{path}': the record of forgotten pairs holds "
+                         f"ids outside the data's users and items")
 
 
 class CheckpointConflict(ValueError):
@@ -73,11 +98,19 @@ class Checkpoint:
             self.ledger = Ledger()
 
     def fingerprints(self) -> Dict[str, str]:
-        r"""The fingerprints (SHA-256) of the model, the data and the
-        examples."""
+        r"""The fingerprints (SHA-256) of the model, the data, the
+        examples, the horizon and the training configuration: every part
+        that changes the next update."""
+        config = json.dumps(self._config(), sort_keys=True)
         return {'model': model_fingerprint(self.model),
                 'data': data_fingerprint(self.data),
-                'examples': examples_fingerprint(self.examples, self.labels)}
+                'examples': examples_fingerprint(self.examples, self.labels),
+                'horizon': fingerprint({'horizon': self.horizon}),
+                'train_config': hashlib.sha256(config.encode()).hexdigest()}
+
+    def _config(self) -> Dict[str, Any]:
+        return {k: getattr(v, 'value', v)
+                for k, v in asdict(self.train_config).items()}
 
     def save(self, path: str, overwrite: bool = False,
              also: Sequence[Tuple[str, Callable[[IO], None], str]] = ()):
@@ -110,8 +143,6 @@ class Checkpoint:
             CheckpointConflict: If the file at :obj:`path` holds requests
                 this checkpoint does not (nothing is written).
         """
-        config = {k: getattr(v, 'value', v)
-                  for k, v in asdict(self.train_config).items()}
         payload = {
             'format': FORMAT,
             'model': {
@@ -124,10 +155,11 @@ class Checkpoint:
                      for f in fields(self.data)},
             'examples': self.examples,
             'labels': self.labels,
-            'train_config': config,
+            'train_config': self._config(),
             'forgotten': self.forgotten,
             'horizon': self.horizon,
             'ledger': self.ledger.to_list(),
+            'ledger_salt': self.ledger.salt,
             'fingerprints': self.fingerprints(),
         }
         with file_lock(path):
@@ -142,8 +174,8 @@ class Checkpoint:
             raw = torch.load(path, weights_only=True, mmap=True)
         except Exception:  # missing, or not a checkpoint: nothing to keep
             return
-        if not isinstance(raw, dict) or raw.get('format') not in (FORMAT,
-                                                                  FORMAT_1):
+        if not isinstance(raw, dict) or raw.get('format') not in (
+                FORMAT, FORMAT_2, FORMAT_1):
             return
         theirs = [e.get('hash') if isinstance(e, dict) else e
                   for e in raw.get('ledger') or []]
@@ -176,10 +208,20 @@ class Checkpoint:
         except Exception as e:
             raise ValueError(f"'{path}' is not a readable checkpoint: {e}"
                              ) from e
-        if not isinstance(raw, dict) or raw.get('format') not in (FORMAT,
-                                                                  FORMAT_1):
+        version = raw.get('format') if isinstance(raw, dict) else None
+        if version not in (FORMAT, FORMAT_2, FORMAT_1):
             raise ValueError(f"'{path}' is not a torch_geometric_unlearn "
                              f"checkpoint (expected format {FORMAT!r})")
+        newer = {FORMAT_1: ('ledger', 'fingerprints', 'ledger_salt'),
+                 FORMAT_2: ('ledger_salt', )}.get(version, ())
+        found = [key for key in newer if key in raw] + [
+            part for part in ('horizon', 'train_config') if
+            version == FORMAT_2 and part in (raw.get('fingerprints') or {})]
+        if found:
+            # A newer file relabelled would skip the newer checks.
+            raise LedgerError(f"'{path}' says it is {version!r} but holds "
+                              f"{found}, which only newer checkpoints have: "
+                              f"its format was changed, so it is refused")
         missing = [key for key in ('model', 'data', 'examples', 'labels',
                                    'train_config', 'forgotten')
                    if key not in raw]
@@ -202,27 +244,47 @@ class Checkpoint:
             if not bool(torch.isfinite(param).all()):
                 raise ValueError(f"'{path}': the model's '{name}' holds NaN "
                                  f"or infinite values")
+        _check_forgotten(path, raw['forgotten'], data)
         out = cls(model, data, raw['examples'], raw['labels'], config,
                   raw['forgotten'], raw.get('horizon'))
-        if raw['format'] == FORMAT:
-            out._bind(path, raw)
+        if version == FORMAT_1:
+            out._upgrade()
+        else:
+            out._bind(path, raw, _PARTS[version])
         return out
 
-    def _bind(self, path: str, raw: Dict[str, Any]):
+    def _upgrade(self):
+        # The ledger starts by recording what was found: the forgotten
+        # pairs of the earlier release's requests, the model and the data.
+        model, data = model_fingerprint(self.model), data_fingerprint(
+            self.data)
+        ledger = Ledger()
+        self.ledger = ledger.extended(ledger.entry(
+            self.forgotten, 'upgrade', {'from': FORMAT_1, 'to': FORMAT},
+            None, model, model, data))
+
+    def _bind(self, path: str, raw: Dict[str, Any], parts: Tuple[str, ...]):
         # The parts belong together: as saved, and as the ledger left them.
+        salt = raw.get('ledger_salt')
+        if salt is not None and not isinstance(salt, str):
+            raise LedgerError(f"'{path}': the ledger's salt is not a string")
         try:
-            self.ledger = Ledger.from_list(raw.get('ledger'))
+            self.ledger = Ledger.from_list(raw.get('ledger'), salt)
         except (LedgerError, TypeError) as e:
             raise LedgerError(f"'{path}': {e}") from None
         saved = raw.get('fingerprints')
         if not isinstance(saved, dict):
             raise LedgerError(f"'{path}' lacks the fingerprints of its parts")
         now = self.fingerprints()
-        for part in ('model', 'data', 'examples'):
+        for part in parts:
             if saved.get(part) != now[part]:
-                raise LedgerError(f"'{path}': the {part} part does not match "
+                name = part.replace('_', ' ')
+                raise LedgerError(f"'{path}': the {name} part does not match "
                                   f"what the checkpoint was saved with")
         if not self.ledger.entries:
+            if self.forgotten.numel():
+                raise LedgerError(f"'{path}' records forgotten pairs but its "
+                                  f"ledger is empty: the ledger was removed")
             return
         last = self.ledger.entries[-1]
         if last.model_after != now['model']:

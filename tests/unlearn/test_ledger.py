@@ -188,3 +188,98 @@ def test_saving_over_another_writer_s_requests_is_refused(checkpoints,
     Checkpoint.load(str(first)).save(str(tmp_path / 'new.pt'),
                                      overwrite=True)
     assert len(Checkpoint.load(str(tmp_path / 'new.pt')).ledger) == 0
+
+
+def unlearn_in_place(path, user):
+    request = path.parent / f'user{user}.csv'
+    request.write_text(f'user\n{user}\n')
+    return main(['unlearn', '--checkpoint', str(path), '--request',
+                 str(request), '--out', str(path), '--no-progress'])
+
+
+def test_a_checkpoint_before_the_ledger_is_upgraded_and_loads_after(
+        checkpoints, tmp_path):
+    # As the release before the ledger wrote it after a request: no ledger,
+    # no fingerprints, a record of forgotten pairs.
+    first, last = checkpoints
+    raw = torch.load(last, weights_only=True)
+    old = {k: v for k, v in raw.items()
+           if k not in ('ledger', 'ledger_salt', 'fingerprints')}
+    old['format'] = 'torch_geometric_unlearn.checkpoint/1'
+    path = tmp_path / 'old.pt'
+    torch.save(old, path)
+    loaded = Checkpoint.load(str(path))
+    [entry] = loaded.ledger.entries
+    assert entry.method == 'upgrade' and entry.count == \
+        raw['forgotten'].size(1)
+    assert entry.model_after == model_fingerprint(loaded.model)
+    users = loaded.data.train_index[0].unique()[:2].tolist()
+    for number, user in enumerate(users):
+        assert unlearn_in_place(path, user) == 0
+        after = Checkpoint.load(str(path))
+        assert len(after.ledger) == 2 + number
+        assert after.forgotten.size(1) == sum(
+            e.count for e in after.ledger.entries)
+
+
+def test_relabelled_emptied_and_edited_checkpoints_are_refused(checkpoints,
+                                                               tmp_path):
+    first, last = checkpoints
+    raw = torch.load(last, weights_only=True)
+    horizon = torch.ones(3) if raw['horizon'] is None else \
+        raw['horizon'] * 2
+    cases = [
+        (dict(raw, format='torch_geometric_unlearn.checkpoint/1'),
+         LedgerError, r"says it is .*/1.* but holds \['ledger'"),
+        (dict(raw, format='torch_geometric_unlearn.checkpoint/2'),
+         LedgerError, r"says it is .*/2.* but holds \['ledger_salt'"),
+        (dict(raw, ledger=[]), LedgerError,
+         'records forgotten pairs but its ledger is empty'),
+        (dict(raw, horizon=horizon), LedgerError,
+         'the horizon part does not match'),
+        (dict(raw, train_config=dict(raw['train_config'], l2=0.5)),
+         LedgerError, 'the train config part does not match'),
+        (dict(raw, forgotten=[3, 1]), ValueError,
+         r'must be a torch.long tensor \[2, F\] \(got list\)'),
+        (dict(raw, forgotten=torch.tensor([3, 1])), ValueError,
+         r'\(got \[2\]\)'),
+        (dict(raw, forgotten=raw['forgotten'].float()), ValueError,
+         'must be a torch.long tensor'),
+    ]
+    for payload, error, match in cases:
+        path = tmp_path / 'tampered.pt'
+        torch.save(payload, path)
+        with pytest.raises(error, match=match):
+            Checkpoint.load(str(path))
+    # Through the command line: one error line, exit 2.
+    assert unlearn_in_place(path, 0) == 2
+    # A genuine file of the format before the horizon was fingerprinted
+    # still loads, and the next save fingerprints it.
+    genuine = dict(raw, format='torch_geometric_unlearn.checkpoint/2',
+                   fingerprints={k: raw['fingerprints'][k] for k in
+                                 ('model', 'data', 'examples')})
+    genuine.pop('ledger_salt')
+    torch.save(genuine, path)
+    Checkpoint.load(str(path)).save(str(path))
+    assert torch.load(path, weights_only=True)['format'].endswith('/3')
+
+
+def test_a_salted_ledger_keeps_its_salt(small_data, tmp_path, checkpoints):
+    first, _ = checkpoints
+    ckpt = Checkpoint.load(str(first))
+    unlearner = Shift(ckpt.model, ckpt.data, ckpt.examples, l2=1.0)
+    unlearner.ledger = Ledger(salt='s3cret')
+    result = unlearner.unlearn(ckpt.data.train_index[:, [1, 2, 3]])
+    assert result.entry.pairs is None
+    Checkpoint(unlearner.model, unlearner.data, unlearner.examples, None,
+               ckpt.train_config, result.request, ckpt.horizon,
+               unlearner.ledger).save(str(tmp_path / 'salted.pt'))
+    loaded = Checkpoint.load(str(tmp_path / 'salted.pt'))
+    assert loaded.ledger.salt == 's3cret'
+    unlearner.ledger = loaded.ledger
+    assert unlearner.unlearn(ckpt.data.train_index[:, [4]]).entry.pairs \
+        is None
+    # Without its salt the ledger refuses to append an entry in clear.
+    unlearner.ledger = Ledger(loaded.ledger.entries)
+    with pytest.raises(LedgerError, match='salted digests'):
+        unlearner.unlearn(ckpt.data.train_index[:, [5]])

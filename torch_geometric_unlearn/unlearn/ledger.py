@@ -181,6 +181,11 @@ class Ledger:
         time unless :obj:`request_id` and :obj:`when` are given);
         :meth:`extended` adds it.
         """
+        if self.salt is None and any(e.pairs is None for e in self.entries):
+            raise LedgerError("this ledger's entries keep salted digests, "
+                              "not pairs: give its salt (Ledger(entries, "
+                              "salt=...)) to append, so that no entry keeps "
+                              "its pairs in clear")
         pairs = pairs.detach().cpu()
         body = dict(
             index=len(self.entries),
