@@ -2,6 +2,7 @@ r"""Two gloo processes on one machine, each with half of the examples,
 against one process with all of them."""
 import datetime
 import os.path as osp
+import time
 
 import pytest
 import torch
@@ -15,7 +16,9 @@ from torch_geometric_unlearn.data.interactions import pair_keys
 from torch_geometric_unlearn.influence.bilinear import BilinearLoss
 from torch_geometric_unlearn.unlearn.distributed import (ShardError, Shards,
                                                          pair_shards)
+from torch_geometric_unlearn.unlearn.config import IFRUConfig
 from torch_geometric_unlearn.unlearn.ifru import IFRUnlearner
+from torch_geometric_unlearn.unlearn.request import RequestError
 
 L2 = 1.0
 WORLD = 2
@@ -42,6 +45,12 @@ def expect(error, call):
     except error as e:
         return type(e).__name__
     return 'no error'
+
+
+def timed(error, call):
+    # The error's name and how long the rank took to raise it.
+    start = time.monotonic()
+    return expect(error, call), time.monotonic() - start
 
 
 def worker(rank, folder):
@@ -82,8 +91,35 @@ def worker(rank, folder):
     out['other_data'] = expect(ShardError, lambda: IFRUnlearner(
         model, *mine, l2=L2, shards=shards))
 
+    # Ranks that hold another model, l2, horizon or configuration, or
+    # refuse their arguments, all raise ShardError at once (the group's
+    # timeout is 120 s).
+    other_model = build_model(data, 8, 2)
+    ones = torch.ones_like(model.embedding.weight)
+    mismatches = {
+        'model': dict(model=other_model if rank == 1 else model),
+        'l2': dict(l2=2 * L2 if rank == 1 else L2),
+        'horizon': dict(horizon=ones if rank == 1 else record.horizon),
+        'config': dict(config=IFRUConfig(curvature_negatives=2)
+                       if rank == 1 else None),
+        'bad horizon': dict(horizon=-ones if rank == 1 else
+                            record.horizon),
+    }
+    for name, change in mismatches.items():
+        kwargs = dict(model=model, l2=L2, horizon=record.horizon)
+        kwargs.update(change)
+        out[f'mismatch {name}'] = timed(ShardError, lambda: IFRUnlearner(
+            kwargs.pop('model'), data, shard, shards=shards, **kwargs))
+
     unlearner = IFRUnlearner(model, data, shard, l2=L2,
                              horizon=record.horizon, shards=shards)
+    # A request one rank refuses (malformed there): every rank stops.
+    bad = torch.tensor([[0, 1], [2, 3]]) if rank == 1 else first
+    out['refused'] = timed(ShardError, lambda: unlearner.unlearn(bad))
+    # Refused on every rank: each raises the refusal itself.
+    out['refused everywhere'] = expect(RequestError, lambda: unlearner
+                                       .unlearn(torch.tensor([[0, 1],
+                                                              [2, 3]])))
     result = unlearner.unlearn(first)
     out['first'] = result.model.embedding.weight.detach().clone()
     out['certificate'] = result.certificate.gradient_after
@@ -131,6 +167,11 @@ def test_sharded_over_two_processes_equals_one(tmp_path):
         assert out['overlap'] == 'ShardError'
         assert out['other_data'] == 'ShardError'
         assert out['mismatch'] == 'ShardError'
+        for name in ('model', 'l2', 'horizon', 'config', 'bad horizon'):
+            assert out[f'mismatch {name}'][0] == 'ShardError', name
+            assert out[f'mismatch {name}'][1] < 10, name
+        assert out['refused'][0] == 'ShardError' and out['refused'][1] < 10
+        assert out['refused everywhere'] == 'RequestError'
         assert out['unchanged']
         torch.testing.assert_close(out['first'], expected_first, rtol=0,
                                    atol=1e-6)

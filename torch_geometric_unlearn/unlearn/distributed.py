@@ -31,11 +31,17 @@ back; one that breaks off a rank inside the sequence of collectives leaves
 the others waiting until the process group's timeout, after which they roll
 back too.
 """
+import hashlib
+import re
+from dataclasses import fields, is_dataclass
+from typing import Dict, Optional
+
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
 from torch_geometric_unlearn.data.interactions import pair_keys
+from torch_geometric_unlearn.unlearn.ledger import fingerprint
 
 
 class ShardError(RuntimeError):
@@ -83,8 +89,8 @@ class Shards:
     def broadcast_(self, tensor: Tensor) -> Tensor:
         r"""Overwrites :obj:`tensor` with rank 0's, in place; returns
         it."""
-        src = 0 if self.group is None else dist.get_global_rank(self.group,
-                                                               0)
+        src = (0 if self.group is None else
+               dist.get_global_rank(self.group, 0))
         moved = tensor.to(self.device)
         dist.broadcast(moved, src, group=self.group)
         return tensor.copy_(moved)
@@ -107,6 +113,61 @@ class Shards:
             ok = torch.equal(first, tensor.cpu().long())
         if not self.vote(ok):
             raise ShardError(f"The ranks do not agree on {what}")
+
+
+def digest(value) -> str:
+    r"""The SHA-256 of :obj:`value` as ranks compare it: a tensor (or
+    :obj:`None`) by dtype, shape and values; a dataclass, sequence or
+    mapping by its parts; anything else by its :func:`repr`, memory
+    addresses left out (they differ between processes holding equal
+    objects)."""
+    if value is None or isinstance(value, Tensor):
+        return fingerprint({'value': value})
+    if is_dataclass(value) and not isinstance(value, type):
+        parts = [type(value).__name__] + [
+            f'{f.name}={digest(getattr(value, f.name))}'
+            for f in fields(value)]
+    elif isinstance(value, (list, tuple)):
+        parts = [type(value).__name__] + [digest(v) for v in value]
+    elif isinstance(value, dict):
+        parts = [f'{k!r}={digest(v)}' for k, v in sorted(
+            value.items(), key=lambda item: repr(item[0]))]
+    else:
+        parts = [re.sub(r' at 0x[0-9a-fA-F]+', '', repr(value))]
+    return hashlib.sha256('|'.join(parts).encode()).hexdigest()
+
+
+def agree(shards: Shards, parts: Dict[str, str]):
+    r"""Raises a :class:`ShardError` on every rank, naming the part, unless
+    every rank holds the same digest (64 hex digits) of each part.
+
+    Args:
+        shards (Shards): The ranks.
+        parts (Dict[str, str]): The digest of each part, by name (e.g.
+            :obj:`{'the model': ...}`), in the same order on every rank.
+    """
+    for what, hexdigest in parts.items():
+        shards.same(torch.tensor(list(bytes.fromhex(hexdigest))), what)
+
+
+def settle(shards: Shards, error: Optional[BaseException]):
+    r"""Stops every rank where any refused: raises :obj:`error` on every
+    rank if every rank refused (the same refusal, as for the same bad
+    request), else a :class:`ShardError` on every rank, so that none waits
+    for the others until the process group's timeout.
+
+    Args:
+        shards (Shards): The ranks.
+        error (Exception, optional): This rank's refusal, if any.
+    """
+    refused = int(shards.sum_(torch.tensor([int(error is not None)])).item())
+    if refused == 0:
+        return
+    if refused == shards.world_size:
+        raise error
+    here = f'; here: {error}' if error is not None else ''
+    raise ShardError(f"{refused} of {shards.world_size} ranks refused: "
+                     f"nothing was changed on any rank{here}") from error
 
 
 def shard_check(shards: Shards, pair_index: Tensor, num_pairs: int,

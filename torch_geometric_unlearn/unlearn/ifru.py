@@ -59,10 +59,13 @@ from torch_geometric_unlearn.training.trainer import check_model
 from torch_geometric_unlearn.unlearn.base import Unlearner, check_examples
 from torch_geometric_unlearn.unlearn.config import IFRUConfig
 from torch_geometric_unlearn.unlearn.distributed import (ShardError, Shards,
+                                                         agree, digest,
+                                                         settle,
                                                          shard_check)
 from torch_geometric_unlearn.unlearn.ifru_update import IFRUpdate
-from torch_geometric_unlearn.unlearn.ledger import data_fingerprint
-from torch_geometric_unlearn.unlearn.request import Request
+from torch_geometric_unlearn.unlearn.ledger import (data_fingerprint,
+                                                    model_fingerprint)
+from torch_geometric_unlearn.unlearn.request import Request, RequestError
 
 
 class IFRUnlearner(Unlearner):
@@ -192,15 +195,17 @@ class LightGCNIFRUnlearner(IFRUnlearner):
         self.num_hops = (infer_num_hops(self.model)
                          if self.config.num_hops is None else
                          self.config.num_hops)
-        if horizon is not None:
-            shape = tuple(self.model.embedding.weight.shape)
-            if not isinstance(horizon, Tensor) or tuple(horizon.shape) != \
-                    shape:
-                raise ValueError(f"'horizon' must be a tensor of the "
-                                 f"embedding table's shape {list(shape)}")
-            if not bool(torch.isfinite(horizon).all() & (horizon > 0).all()):
-                raise ValueError("'horizon' must be finite and positive")
-        self.trajectory = self._check_trajectory(trajectory)
+        error = None
+        try:
+            self._check_horizon(horizon)
+            self.trajectory = self._check_trajectory(trajectory)
+        except (TypeError, ValueError) as e:
+            if shards is None:
+                raise
+            error = e
+        if shards is not None:
+            # A rank that refuses its arguments stops every rank.
+            settle(shards, error)
         if horizon is None and self.trajectory is not None:
             last = self.trajectory[-1]
             horizon = last.step * last.step_size / self._count(
@@ -209,6 +214,24 @@ class LightGCNIFRUnlearner(IFRUnlearner):
         self._cache: Optional[GraphCache] = None
         self._next_cache: Optional[Tuple[Request, GraphCache, Optional[
             Tuple[Snapshot, ...]]]] = None
+        if shards is not None:
+            # Every rank must hold what decides the update, not only the
+            # same data.
+            agree(shards, {'the model': model_fingerprint(self.model),
+                           "'l2'": digest(self.l2),
+                           'the horizon': digest(self.horizon),
+                           'the trajectory': digest(self.trajectory),
+                           'the configuration': digest(self.config)})
+
+    def _check_horizon(self, horizon: Optional[Tensor]):
+        if horizon is None:
+            return
+        shape = tuple(self.model.embedding.weight.shape)
+        if not isinstance(horizon, Tensor) or tuple(horizon.shape) != shape:
+            raise ValueError(f"'horizon' must be a tensor of the embedding "
+                             f"table's shape {list(shape)}")
+        if not bool(torch.isfinite(horizon).all() & (horizon > 0).all()):
+            raise ValueError("'horizon' must be finite and positive")
 
     def _check_trajectory(self, trajectory) -> Optional[Tuple[Snapshot,
                                                               ...]]:
@@ -286,6 +309,18 @@ class LightGCNIFRUnlearner(IFRUnlearner):
         if self._shards is None:
             return local
         return int(self._shards.sum_(torch.tensor([local])).item())
+
+    def _resolve(self, interactions, users, items, edge_index) -> Tensor:
+        if self._shards is None:
+            return super()._resolve(interactions, users, items, edge_index)
+        # A rank that refuses a request must not leave the others waiting.
+        pairs, error = None, None
+        try:
+            pairs = super()._resolve(interactions, users, items, edge_index)
+        except RequestError as e:
+            error = e
+        settle(self._shards, error)
+        return pairs
 
     def _request(self, pairs: Tensor) -> Request:
         if self._shards is not None:
