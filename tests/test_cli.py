@@ -56,6 +56,26 @@ def test_benchmark_rejects_bad_request(tmp_path, capsys):
                  '--out', str(tmp_path)])
     assert code == 2
     assert 'BCE' in capsys.readouterr().err
+    for amount in ('inf', 'nan'):
+        assert main(['benchmark', '--request', f'random:{amount}',
+                     '--no-progress', '--out', str(tmp_path)]) == 2
+        assert 'positive, finite number' in capsys.readouterr().err
+
+
+def test_a_full_disk_under_out_is_one_error_line(checkpoint, tmp_path,
+                                                 monkeypatch, capsys):
+    # torch.save reports a failed write as a RuntimeError.
+    def full(*args, **kwargs):
+        raise RuntimeError('PytorchStreamWriter failed writing file data/0: '
+                           'file write failed')
+    request = tmp_path / 'user.csv'
+    request.write_text('user\n1\n')
+    monkeypatch.setattr('torch.save', full)
+    assert main(['unlearn', '--checkpoint', str(checkpoint), '--request',
+                 str(request), '--out', str(tmp_path / 'o.pt')]) == 2
+    assert 'error: writing the checkpoint failed' in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['.o.pt.lock',
+                                                          'user.csv']
 
 
 def test_unlearn_applies_request_files_to_checkpoints(tmp_path, capsys):
@@ -227,6 +247,8 @@ def _no_training(monkeypatch):
     (['--checkpoint', 'missing/model.pt'],
      "'--checkpoint' 'missing/model.pt': the folder .* does not exist"),
     (['--out', 'missing/record.json'], "'--out' 'missing/record.json'"),
+    (['--dim', '0'], r"'embedding_dim' \(--dim\) must be at least 1 .got 0"),
+    (['--dim', '-4'], r"must be at least 1 .got -4"),
 ])
 def test_train_refuses_bad_values_before_training(args, match, tmp_path,
                                                   monkeypatch, capsys):

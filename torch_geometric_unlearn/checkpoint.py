@@ -41,6 +41,14 @@ _PARTS = {FORMAT: ('model', 'data', 'examples', 'horizon', 'train_config'),
           FORMAT_2: ('model', 'data', 'examples')}
 
 
+def _write(payload: Dict[str, Any], f: IO):
+    # torch.save reports a failed write (a full disk) as a RuntimeError.
+    try:
+        torch.save(payload, f)
+    except RuntimeError as e:
+        raise OSError(f"writing the checkpoint failed: {e}") from e
+
+
 def _check_forgotten(path: str, forgotten, data: InteractionData):
     # The record of forgotten pairs decides what a later request may name.
     if not isinstance(forgotten, Tensor) or forgotten.dtype != torch.long \
@@ -165,8 +173,8 @@ class Checkpoint:
         with file_lock(path):
             if not overwrite:
                 self._check_replaces(path)
-            atomic_write(list(also) + [(path, lambda f: torch.save(
-                payload, f), 'wb')])
+            atomic_write(list(also) + [(path, lambda f: _write(payload, f),
+                                        'wb')])
 
     def _check_replaces(self, path: str):
         # What the file at 'path' records must survive in this checkpoint.

@@ -45,6 +45,7 @@ def test_good_files_name_exactly_their_rows(tmp_path):
     ('g.json', '{"users": 3}', "'users' must be a list"),
     ('h.json', '{"users": [1], "items": [2]}', 'must hold one key'),
     ('i.json', '{"users": [1', 'is not valid JSON'),
+    ('j.json', '{"users": [0], "users": [1]}', "names the key 'users' twice"),
 ])
 def test_malformed_files_are_refused_by_line(tmp_path, name, text, match):
     path = write(tmp_path, name, text)

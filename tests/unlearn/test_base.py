@@ -74,6 +74,11 @@ def test_users_items_and_homogeneous_requests(unlearner, small_data):
     result = unlearner.unlearn(items=torch.tensor([item]))
     assert (result.request[1] == item).all()
 
+    # Ids as a plain list, as users write them.
+    other = int(unlearner.data.train_index[0, 0])
+    result = unlearner.unlearn(users=[other])
+    assert (result.request[0] == other).all()
+
     pair = unlearner.data.train_index[:, :1]
     # Homogeneous ids, item first: the same interaction.
     edge = torch.stack([pair[1] + small_data.num_users, pair[0]])
@@ -105,6 +110,9 @@ def test_empty_request_is_a_no_op(unlearner, small_data):
     (dict(interactions=(torch.tensor([0.]), torch.tensor([5]))),
      RequestError, 'torch.long'),
     (dict(users=torch.tensor([200])), RequestError, 'outside'),
+    (dict(users=[1, 2.0]), RequestError, 'must hold Python ints'),
+    (dict(items=[True]), RequestError, 'must hold Python ints'),
+    (dict(users='1'), RequestError, 'torch.long'),
     (dict(edge_index=torch.tensor([[0], [1]])), RequestError,
      'user and an item'),
     (dict(), RequestError, 'exactly one'),
@@ -302,3 +310,17 @@ def test_a_bad_request_in_a_batch_changes_nothing(unlearner, small_data):
     with pytest.raises(AlreadyForgottenError, match='request 0'):
         unlearner.unlearn_batch([good])
     assert unlearner.unlearn_batch([]).message.startswith('empty')
+
+
+def test_forgetting_every_pair_is_refused_before_any_work(small_data):
+    class Counting(Shift):
+        updates = 0
+
+        def _update(self, request):
+            Counting.updates += 1
+            return super()._update(request)
+    unlearner = Counting(build_model(small_data, 4, 1), small_data,
+                         triples(small_data), l2=1.0)
+    with pytest.raises(RequestError, match='every training interaction'):
+        unlearner.unlearn(small_data.train_index)
+    assert Counting.updates == 0 and unlearner.data is small_data

@@ -69,6 +69,48 @@ def test_tampering_is_detected(applied):
             Ledger.from_list(entries)
 
 
+def test_every_field_edited_is_refused(applied):
+    # Each field of an entry edited in turn, the entry's hash recomputed
+    # (as a forger would): the chain or the pairs' digest refuses it.
+    from torch_geometric_unlearn.unlearn.ledger import (LedgerEntry,
+                                                        _entry_hash)
+    ledger = applied[0].ledger
+    other = {int: 7, str: 'f' * 64, list: [[0, 1]], dict: {'l2': 0.5}}
+    for field in dataclasses.fields(LedgerEntry):
+        if field.name == 'hash':
+            continue
+        old = getattr(ledger.entries[1], field.name)
+        value = (None if old is not None and field.name == 'certificate'
+                 else other[type(old)] if type(old) in other else 7)
+        if value == old:
+            value = 'edited'
+        body = dict(ledger.entries[1].body(), **{field.name: value})
+        raw = edited(ledger, 1, **{field.name: value},
+                     hash=_entry_hash(body))
+        with pytest.raises(LedgerError):
+            Ledger.from_list(raw)
+    # Pairs of three ids, hash recomputed: refused by name, no traceback.
+    body = dict(ledger.entries[0].body(), pairs=[[0, 1, 2]])
+    with pytest.raises(LedgerError, match='two integers'):
+        Ledger.from_list(edited(ledger, 0, pairs=[[0, 1, 2]],
+                                hash=_entry_hash(body)))
+
+
+def test_the_model_edited_through_data_is_recorded(small_data):
+    # copy_model=False: the caller edits the model between requests
+    # through .data, which moves no version counter; the next entry's
+    # model_before must be the edited model, not the one cached.
+    model = build_model(small_data, 4, 1)
+    unlearner = Shift(model, small_data, triples(small_data), l2=1.0,
+                      copy_model=False)
+    unlearner.unlearn(small_data.train_index[:, [0, 40, 80]])
+    model.embedding.weight.data[0, 0] += 0.5
+    edited_print = model_fingerprint(model)
+    entry = unlearner.unlearn(small_data.train_index[:, [1, 41, 81]]).entry
+    assert entry.model_before == edited_print
+    assert entry.model_before != unlearner.ledger.entries[0].model_after
+
+
 def test_json_lines_and_salt(applied, tmp_path, small_data):
     ledger = applied[0].ledger
     path = tmp_path / 'ledger.jsonl'
@@ -80,6 +122,9 @@ def test_json_lines_and_salt(applied, tmp_path, small_data):
     record['time'] = '1999-01-01T00:00:00Z'
     path.write_text('\n'.join([json.dumps(record)] + lines[1:]) + '\n')
     with pytest.raises(LedgerError, match='entry 0 was edited'):
+        Ledger.from_jsonl(str(path))
+    path.write_bytes(b'\xff\xfe not text\n')
+    with pytest.raises(LedgerError, match='is not JSON Lines'):
         Ledger.from_jsonl(str(path))
     # Salted: a digest of the pairs, never the pairs.
     salted = Shift(build_model(small_data, 4, 1), small_data,

@@ -77,12 +77,31 @@ def _read_csv(path: str) -> Dict[str, Tensor]:
     return {kind: tensor.view(-1)}
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+def _unique_keys(pairs):
+    # json keeps the last of repeated keys; a request must not guess.
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(repr(key))
+        out[key] = value
+    return out
+
+
 def _read_json(path: str) -> Dict[str, Tensor]:
     with open(path) as f:
         try:
-            raw = json.load(f)
+            raw = json.load(f, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as e:
             raise ValueError(f"'{path}' is not valid JSON: {e}") from None
+        except UnicodeDecodeError as e:
+            raise ValueError(f"'{path}' is not UTF-8 text: {e}") from None
+        except _DuplicateKey as e:
+            raise ValueError(f"'{path}' names the key {e} twice: which one "
+                             f"was meant is not clear") from None
     if not isinstance(raw, dict) or len(raw) != 1 or next(iter(raw)) \
             not in KINDS.values():
         raise ValueError(f"'{path}' must hold one key: 'interactions', "

@@ -1,6 +1,7 @@
 r"""The settings of the benchmark (see
 :mod:`~torch_geometric_unlearn.evaluation.benchmark`): which requests, which
 methods, how many repeats; each validated on construction."""
+import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Sequence
 
@@ -43,9 +44,9 @@ class RequestSpec:
         if self.kind not in REQUESTS:
             raise ValueError(f"Unknown request kind {self.kind!r} (choose "
                              f"from {list(REQUESTS)})")
-        if not self.amount > 0:
-            raise ValueError(f"The request amount must be positive (got "
-                             f"{self.amount})")
+        if not (self.amount > 0 and math.isfinite(self.amount)):
+            raise ValueError(f"The request amount must be a positive, "
+                             f"finite number (got {self.amount})")
         whole = float(self.amount).is_integer()
         if self.kind in ('users', 'items') and not whole:
             raise ValueError(f"'{self.kind}' needs a whole count (got "

@@ -175,6 +175,9 @@ def build_model(data: InteractionData, embedding_dim: int = 64,
     if num_layers < 0:
         raise ValueError(f"'num_layers' must be non-negative "
                          f"(got {num_layers})")
+    if embedding_dim < 1:
+        raise ValueError(f"'embedding_dim' (--dim) must be at least 1 "
+                         f"(got {embedding_dim})")
     return LightGCN(data.num_nodes, embedding_dim, num_layers)
 
 

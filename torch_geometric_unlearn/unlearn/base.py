@@ -40,7 +40,12 @@ class UnlearnResult:
     Args:
         model (torch.nn.Module): The updated model.  Predict with
             :obj:`data.edge_index`, the graph without the forgotten
-            interactions.
+            interactions.  It is the module the unlearner updates: PyG's
+            :class:`LightGCN` itself for LightGCN and MF, the
+            :class:`~torch_geometric_unlearn.models.LinkModel` (or
+            :class:`~torch_geometric_unlearn.models.HeteroLinkModel`)
+            wrapping any other model, whose own module is
+            :obj:`result.model.model`.
         data (InteractionData): The data after the request.
         request (torch.Tensor): The forgotten user-item pairs,
             :obj:`[2, k]`, sorted and without duplicates, in item ids (as
@@ -185,8 +190,8 @@ class Unlearner:
         tensors;
         :obj:`edge_index`, the same as homogeneous node pairs (items offset
         by the number of users, either orientation); :obj:`users` or
-        :obj:`items`, ids :obj:`[n]` whose every training interaction is
-        forgotten.  Items are item ids, or item node ids where
+        :obj:`items`, ids :obj:`[n]` (a tensor, or a list of ints) whose
+        every training interaction is forgotten.  Items are item ids, or item node ids where
         :attr:`node_ids` is set (an unlearner from
         :func:`~torch_geometric_unlearn.unlearn.recipe.from_training_loop`):
         then ids below the number of users are refused.  Duplicate pairs
@@ -328,8 +333,11 @@ class Unlearner:
         return None, None
 
     def _model_key(self) -> Tuple:
-        # Changes whenever any tensor of the model changes in place.
-        return tuple((t.data_ptr(), t._version)
+        # Changes whenever any tensor of the model changes: in place, which
+        # moves its version counter, or through .data, which does not but
+        # moves its sum (one pass, far cheaper than hashing).
+        return tuple((t.data_ptr(), t._version,
+                      float(t.detach().double().sum()))
                      for t in self.model.state_dict().values())
 
     def _fingerprint(self) -> str:

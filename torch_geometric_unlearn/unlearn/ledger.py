@@ -228,6 +228,13 @@ class Ledger:
             if _entry_hash(entry.body()) != entry.hash:
                 raise LedgerError(f"ledger entry {position} was edited: "
                                   f"its hash does not match its content")
+            if entry.pairs is not None and not (
+                    isinstance(entry.pairs, list) and all(
+                        isinstance(p, list) and len(p) == 2 and all(
+                            type(x) is int for x in p)
+                        for p in entry.pairs)):
+                raise LedgerError(f"ledger entry {position}: its pairs must "
+                                  f"be [user, item] lists of two integers")
             if entry.pairs is not None and pairs_digest(
                     torch.tensor(entry.pairs, dtype=torch.long).view(-1, 2)
                     .t(), None) != entry.pairs_digest:
@@ -267,7 +274,7 @@ class Ledger:
         with open(path) as f:
             try:
                 raw = [json.loads(line) for line in f if line.strip()]
-            except json.JSONDecodeError as e:
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
                 raise LedgerError(f"'{path}' is not JSON Lines: {e}"
                                   ) from None
         return cls.from_list(raw, salt)

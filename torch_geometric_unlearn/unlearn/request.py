@@ -95,6 +95,17 @@ def _pairs(interactions) -> Tensor:
     return interactions
 
 
+def _id_list(ids, what: str):
+    # A list or tuple of Python ints, as users write ids, as a tensor;
+    # anything else is left to the tensor checks.
+    if isinstance(ids, (list, tuple)):
+        if not all(type(x) is int for x in ids):
+            raise RequestError(f"'{what}' given as a list must hold Python "
+                               f"ints (got {ids[:5]!r})")
+        return torch.tensor(ids, dtype=torch.long).view(-1)
+    return ids
+
+
 def _check_long(x, what: str, dim: int):
     if not isinstance(x, Tensor) or x.dtype != torch.long:
         raise RequestError(f"'{what}' must be a torch.long tensor")
@@ -152,11 +163,13 @@ def resolve_pairs(data: InteractionData, forgotten: Tensor, interactions,
                             keys % data.num_items])
 
     if node_ids and items is not None:
+        items = _id_list(items, 'items')
         _check_long(items, 'items', 1)
         items = _item_ids(data, items, 'items')
     ids, row, kind, size = ((users, 0, 'user', data.num_users)
                             if users is not None else
                             (items, 1, 'item', data.num_items))
+    ids = _id_list(ids, f'{kind}s')
     _check_long(ids, f'{kind}s', 1)
     if ids.numel() and (ids.min() < 0 or ids.max() >= size):
         raise RequestError(f"'{kind}s' holds ids outside [0, {size})")
@@ -210,6 +223,10 @@ def build_request(data: InteractionData, examples: Tensor,
         raise RequestError(f"Interactions {pretty} (user, item) are not "
                            f"training interactions")
     train_mask = ~torch.isin(train_keys, keys)
+    if not bool(train_mask.any()):
+        raise RequestError("The request names every training interaction "
+                           "left: no model remains to update.  Retrain on "
+                           "new data, or delete the model")
     example_mask = ~torch.isin(
         pair_keys(examples[:2], data.num_items), keys)
     positive = (torch.ones_like(train_mask) if data.train_label is None
