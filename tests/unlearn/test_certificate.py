@@ -6,7 +6,8 @@ from torch_geometric_unlearn.unlearn.certificate import (LARGE_STEP,
                                                          Certificate,
                                                          forgotten_auc,
                                                          neighbour_pairs,
-                                                         neighbour_shift)
+                                                         neighbour_shift,
+                                                         response_figures)
 
 OK = dict(step='trajectory', curvature='gauss_newton', horizon='optimizer',
           stationarity=10.0, solve_residual=0.005, solve_tol=0.01,
@@ -28,6 +29,8 @@ def test_a_clean_update_raises_no_flag():
     (dict(forgotten_auc_after=OVERSHOOT_AUC - 0.01), 'overshoot'),
     (dict(step='newton', horizon='infinite', stationary_tol=0.1),
      'off_minimum'),
+    (dict(response_alignment=-0.5, response_bound=0.5), 'reversed'),
+    (dict(response_alignment=0.9, response_bound=1.01), 'response_bound'),
 ])
 def test_each_flag(change, flag):
     certificate = Certificate(**{**OK, **change})
@@ -69,3 +72,32 @@ def test_neighbour_pairs_and_their_shift():
     after = before + torch.tensor([6.0, 8.0, 0.0])  # moved by 10
     assert neighbour_shift(before, dropped, after) == pytest.approx(2.0)
     assert neighbour_shift(before, before, after) is None
+
+
+def test_response_figures_against_the_dense_response():
+    # The response of gradient descent over a per-coordinate horizon tau on
+    # a random PSD quadratic, by eigendecomposition; its figures are within
+    # the bounds whatever the curvature; a reversed step is flagged.
+    gen = torch.Generator().manual_seed(0)
+    for rank in (2, 12):
+        root = torch.randn(12, rank, dtype=torch.float64, generator=gen)
+        a = root @ root.t()
+        tau = torch.rand(12, dtype=torch.float64, generator=gen) * 3 + 0.1
+        g = torch.randn(12, dtype=torch.float64, generator=gen)
+        half = tau.sqrt()
+        lam, vec = torch.linalg.eigh(half[:, None] * a * half[None, :])
+        phi = torch.where(lam.abs() > 1e-12, -torch.expm1(-lam) / lam,
+                          torch.ones_like(lam))
+        x = half * (vec @ (phi * (vec.t() @ (half * g))))
+        figures = response_figures(g, x, tau)
+        assert 0 < figures['response_alignment'] <= 1
+        assert figures['response_bound'] <= 1 + 1e-12
+        u = half * g
+        assert figures['response_bound'] == pytest.approx(max(
+            float((x / half).pow(2).sum() / (g @ x)),
+            float((g @ x) / (u @ u))))
+        assert response_figures(g, -x, tau)['response_alignment'] < 0
+        # A step s times too long reads s times the bound: flagged once s
+        # passes 1 / bound (at most 1.4 on the package's updates measured).
+        assert response_figures(g, 3 * x, tau)['response_bound'] == \
+            pytest.approx(3 * figures['response_bound'])

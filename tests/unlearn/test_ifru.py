@@ -1045,3 +1045,26 @@ def test_the_trajectory_is_checked_and_moves_with_each_request(tiny):
     assert second.certificate.step == 'trajectory'
     assert torch.equal(unlearner.trajectory[-1].param,
                        unlearner.model.embedding.weight)
+
+
+@pytest.mark.parametrize('scale, flag', [(-1, 'reversed'),
+                                         (10, 'response_bound')])
+def test_a_step_the_solver_got_wrong_is_flagged(early_stopped, monkeypatch,
+                                                scale, flag):
+    # A reversed or ten times too long trajectory response (a solver
+    # defect) is flagged; the right one on the same request is not.
+    _, data, model, record, pairs, _ = early_stopped
+
+    def unlearn():
+        return IFRUnlearner(model, data, record.examples, l2=L2,
+                            horizon=record.horizon).unlearn(pairs)
+    right = unlearn().certificate
+    assert right.step == 'trajectory' and not right.suspect
+    assert 0 < right.response_alignment <= 1 and right.response_bound <= 1
+    solve = ifru_update.trajectory_response
+
+    def wrong(*args, **kwargs):
+        x, diagnostics = solve(*args, **kwargs)
+        return scale * x, diagnostics
+    monkeypatch.setattr(ifru_update, 'trajectory_response', wrong)
+    assert flag in unlearn().certificate.flags

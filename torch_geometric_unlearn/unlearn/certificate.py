@@ -10,7 +10,7 @@ objective's gradient changed, and flags when the update is suspect.  See
 the "Reading the certificate" section of the concepts page.
 """
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import torch
 from torch import Tensor
@@ -28,6 +28,9 @@ OVERSHOOT_AUC = 0.1
 LARGE_STEP = 1.0
 # Neighbour pairs scored for Certificate.neighbour_shift, at most.
 NEIGHBOURS = 20_000
+# Slack of the trajectory response's bounds, which hold exactly for the
+# Lanczos estimate, for float32 products.
+RESPONSE_SLACK = 1e-3
 
 
 @dataclass
@@ -91,6 +94,17 @@ class Certificate:
             good update of a package-trained LightGCN-2 (closure 0.97)
             reads 3.3: where a retrain itself moves the neighbours far,
             it cannot tell (see the benchmark docs).
+        response_alignment (float, optional): For a trajectory step,
+            :math:`g^\top x / \sqrt{(g^\top \tau g)(x^\top \tau^{-1}
+            x)}` of its last segment's response :math:`x` to the
+            right-hand side :math:`g` over the horizon :math:`\tau`
+            (:func:`response_figures`): in :math:`(0, 1]` for any response
+            of gradient descent, whatever the curvature.
+        response_bound (float, optional): The larger of
+            :math:`x^\top \tau^{-1} x / g^\top x` and
+            :math:`g^\top x / g^\top \tau g`, both at most 1 for such a
+            response: above 1, the step is longer than gradient descent
+            over the horizon can move.
         flags (List[str]): Why the update is suspect, if it is:
             :obj:`'fallback'` (the exact Hessian failed and Gauss-Newton
             ran), :obj:`'unconverged'` (the solve missed its tolerance),
@@ -100,7 +114,10 @@ class Certificate:
             than retraining puts real interactions), :obj:`'off_minimum'`
             (a Newton step, forced by the config, on a model that is not at
             a minimum: on early-stopped models 7 of 9 such updates were
-            far from a retrain's).
+            far from a retrain's), :obj:`'reversed'` (the response points
+            against its right-hand side) and :obj:`'response_bound'` (it is
+            longer than any response over the horizon): a step the solver
+            did not compute as the theory says.
     """
     step: str
     curvature: str
@@ -118,6 +135,8 @@ class Certificate:
     objective: Optional[str] = None
     stationary_tol: Optional[float] = None
     neighbour_shift: Optional[float] = None
+    response_alignment: Optional[float] = None
+    response_bound: Optional[float] = None
     flags: List[str] = field(default_factory=list)
 
     def __post_init__(self):
@@ -133,6 +152,12 @@ class Certificate:
         if self.step == 'newton' and self.stationary_tol is not None and \
                 self.stationarity > self.stationary_tol:
             self.flags.append('off_minimum')
+        if self.response_alignment is not None and \
+                not self.response_alignment > 0:
+            self.flags.append('reversed')
+        if self.response_bound is not None and \
+                not self.response_bound <= 1 + RESPONSE_SLACK:
+            self.flags.append('response_bound')
 
     @property
     def suspect(self) -> bool:
@@ -210,3 +235,35 @@ def forgotten_auc(final: Tensor, pairs: Tensor, unseen: Tensor,
         return None
     score = pair_dots(final, torch.cat([pairs, unseen], 1), num_users)
     return auc_of(score[:pairs.size(1)], score[pairs.size(1):])
+
+
+def response_figures(g: Tensor, x: Tensor, horizon: Tensor
+                     ) -> Dict[str, float]:
+    r"""Checks of a trajectory response :math:`x = \tau^{1/2}
+    \varphi(M) \tau^{1/2} g` (see
+    :func:`~torch_geometric_unlearn.influence.trajectory.
+    trajectory_response`), which hold for any positive semi-definite
+    curvature because :math:`0 < \varphi \le 1`: with :math:`u =
+    \tau^{1/2} g`, :math:`g^\top x = u^\top \varphi u \in (0, u^\top u]`
+    and :math:`x^\top \tau^{-1} x = u^\top \varphi^2 u \le g^\top x`.
+    A reversed step breaks the first, a step several times too long the
+    others.  No products: three dot products.
+
+    Args:
+        g (torch.Tensor): The right-hand side, :obj:`[dim]`.
+        x (torch.Tensor): The response, :obj:`[dim]`.
+        horizon (torch.Tensor): :math:`\tau > 0`, :obj:`[dim]`.
+
+    Returns:
+        Dict[str, float]: :obj:`response_alignment` and
+        :obj:`response_bound`, as :class:`Certificate` holds them.
+    """
+    g, x, tau = (t.double().reshape(-1) for t in (g, x, horizon))
+    gx = float(g @ x)
+    gtg = float(g @ (tau * g))
+    xtx = float(x @ (x / tau))
+    if gtg <= 0 or xtx <= 0:  # nothing to respond to, or no response
+        return {}
+    return {'response_alignment': gx / (gtg * xtx) ** 0.5,
+            'response_bound': max(xtx / gx, gx / gtg) if gx > 0 else
+            float('inf')}

@@ -41,7 +41,8 @@ from torch_geometric_unlearn.evaluation.metrics import unseen_pairs
 from torch_geometric_unlearn.unlearn.base import PhaseTimer, check_examples
 from torch_geometric_unlearn.unlearn.certificate import (Certificate, auc_of,
                                                          neighbour_pairs,
-                                                         neighbour_shift)
+                                                         neighbour_shift,
+                                                         response_figures)
 from torch_geometric_unlearn.unlearn.request import Request
 
 __all__ = ['LinkIFRUnlearner', 'GenericIFRUnlearner']
@@ -273,7 +274,8 @@ class LinkIFRUnlearner(IFRUnlearner):
             fallback='; then '.join(fallback) or None,
             objective=self.objective_note,
             stationary_tol=config.stationary_tol,
-            neighbour_shift=neighbour_shift(*work.near_scores, near_after))
+            neighbour_shift=neighbour_shift(*work.near_scores, near_after),
+            **work.response)
 
     def _forgotten_auc(self, train_pairs: Tensor, pairs: Tensor,
                        unseen: Tensor) -> Optional[float]:
@@ -372,6 +374,7 @@ class LinkIFRUnlearner(IFRUnlearner):
         finally:
             operator.release()
         record.curvature = HessianType.gauss_newton.value
+        work.response = response_figures(work.influence, delta, work.horizon)
         selection.apply_(delta)
         work.diagnostics['solver'].append(record)
 
@@ -519,5 +522,7 @@ class _LinkWork:
     r"""What the phases of :meth:`LinkIFRUnlearner._update` hand on: set by
     :meth:`~LinkIFRUnlearner._trace` (the request, rows to zero, the free
     parameters, the examples in play, the region's graphs, the
-    diagnostics) and :meth:`~LinkIFRUnlearner._gradients` (the influence,
-    the step and its horizon)."""
+    diagnostics), :meth:`~LinkIFRUnlearner._gradients` (the influence,
+    the step and its horizon) and :meth:`~LinkIFRUnlearner._trajectory`
+    (the response's figures, see :func:`.certificate.response_figures`)."""
+    response: Dict[str, float] = {}

@@ -37,7 +37,8 @@ from torch_geometric_unlearn.unlearn.certificate import (Certificate,
                                                          forgotten_auc,
                                                          neighbour_pairs,
                                                          neighbour_shift,
-                                                         pair_dots)
+                                                         pair_dots,
+                                                         response_figures)
 from torch_geometric_unlearn.unlearn.request import Request
 
 __all__ = ['IFRUpdate']
@@ -63,6 +64,8 @@ class IFRUpdate:
         self._shards, self._union, self._sum = (
             unlearner._shards, unlearner._union, unlearner._sum)
         self.cache = unlearner._graph_cache()
+        # The trajectory response's own check (see response_figures).
+        self.response: Dict[str, float] = {}
 
     def run(self) -> Tuple[Dict, Dict]:
         r"""Runs the phases and applies the update to the model; returns
@@ -493,6 +496,8 @@ class IFRUpdate:
                     operator, rhs.reshape(-1), horizon.reshape(-1),
                     config.solver.tol, config.solver.max_iter,
                     eps=torch.finfo(cdt).eps)
+                self.response = response_figures(
+                    rhs.reshape(-1), step_vec, horizon.reshape(-1))
                 record.curvature = HessianType.gauss_newton.value
                 if earlier is not None:
                     record.num_hvps += 1  # the product with 'earlier'
@@ -593,7 +598,8 @@ class IFRUpdate:
             fallback='; then '.join(fallback) or None,
             objective=self.unlearner.objective_note,
             stationary_tol=self.config.stationary_tol,
-            neighbour_shift=neighbour_shift(*scores))
+            neighbour_shift=neighbour_shift(*scores),
+            **self.response)
 
     @staticmethod
     def _full(final: Tensor, space: Region, prop: LinearPropagation,
