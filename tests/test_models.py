@@ -80,8 +80,8 @@ def test_node_parameters_are_found_and_mapped():
     link_model = make('gcn', 5, 6, 4)
     assert link_model.node_params == {'model.emb.weight': 'node'}
     nodes = torch.tensor([0, 4, 5, 10])
-    assert link_model.rows('model.emb.weight', nodes).tolist() == [0, 4, 5,
-                                                                     10]
+    assert link_model.rows('model.emb.weight', nodes).tolist() == [
+        0, 4, 5, 10]
     hetero = make('hetero', 5, 6, 4)
     assert hetero.node_params == {'model.user_emb.weight': 'user',
                                   'model.item_emb.weight': 'item'}

@@ -57,6 +57,6 @@ def check_range(index: Tensor, num_nodes: int, what: str):
 def check_examples(examples, num_nodes: int):
     ok = (isinstance(examples, Tensor) and examples.dim() == 2
           and examples.size(0) in (2, 3))
-    check_long(examples, 'examples', '[2, M] (pairs) or [3, M] (BPR '
-                'triples)', ok)
+    check_long(examples, 'examples',
+               '[2, M] (pairs) or [3, M] (BPR triples)', ok)
     check_range(examples, num_nodes, 'examples')

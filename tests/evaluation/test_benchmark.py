@@ -150,8 +150,8 @@ def test_missing_matplotlib_is_reported(report, tmp_path, monkeypatch,
 def test_drop_edges_is_always_compared():
     config = BenchmarkConfig(methods=['retrain', 'ifru', 'finetune'])
     assert config.methods == ['retrain', 'ifru', 'drop-edges', 'finetune']
-    assert BenchmarkConfig(methods=['retrain']).methods == ['drop-edges',
-                                                           'retrain']
+    assert BenchmarkConfig(methods=['retrain']).methods == [
+        'drop-edges', 'retrain']
 
 
 def test_finetune_and_warm_retrain_are_different_methods():

@@ -250,4 +250,3 @@ def test_influence_update_matches_reoptimum_to_second_order(method):
         assert 3.0 < influence_err[k] / influence_err[k + 1] < 5.0
         assert 1.6 < no_update_err[k] / no_update_err[k + 1] < 2.4
         assert influence_err[k] < 0.05 * no_update_err[k]
-

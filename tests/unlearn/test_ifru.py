@@ -622,8 +622,8 @@ def test_certificate_figures_match_a_direct_computation(early_stopped):
             rel=1e-4)
 
 
-def test_newton_step_at_a_minimum_solves_the_new_objective(converged,
-                                                          tiny):
+def test_newton_step_at_a_minimum_solves_the_new_objective(
+        converged, tiny):
     num_layers, model, record = converged
     pairs = random_interactions(tiny, count=10)
     certificates = [unlearn(model, tiny, record, pairs,

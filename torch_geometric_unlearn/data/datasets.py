@@ -42,8 +42,8 @@ def data_root(root: Optional[str] = None) -> str:
     return root
 
 
-def _dataset_dir(root: Optional[str], name: str, files: Tuple[str,
-                                                               ...]) -> str:
+def _dataset_dir(root: Optional[str], name: str,
+                 files: Tuple[str, ...]) -> str:
     # Accept either the parent data folder or the data set's own folder.
     root = data_root(root)
     folder = osp.join(root, name)

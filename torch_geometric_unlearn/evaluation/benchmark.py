@@ -482,4 +482,3 @@ def machine(device: str = 'cpu') -> Dict[str, Any]:
     import torch_geometric
     info['torch_geometric'] = torch_geometric.__version__
     return info
-

@@ -106,4 +106,3 @@ def probe_pairs(data: InteractionData, pairs: Tensor, num: int = 20_000,
     keys = torch.unique(pair_keys(drawn, data.num_items))
     keys = keys[~torch.isin(keys, pair_keys(pairs, data.num_items))]
     return torch.stack([keys // data.num_items, keys % data.num_items])
-

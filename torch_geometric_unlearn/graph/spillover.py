@@ -37,8 +37,8 @@ from torch import Tensor
 from torch_geometric.utils import get_num_hops
 
 from torch_geometric_unlearn.checks import check_num_hops
-from torch_geometric_unlearn.graph.pruning import (PruningConfig,
-                                                   PruningStrategy)
+from torch_geometric_unlearn.graph.pruning import (  # noqa: F401
+    PruningConfig, PruningStrategy)
 from torch_geometric_unlearn.graph.tracer import (SpilloverResult,
                                                   SpilloverTracer)
 
@@ -87,4 +87,3 @@ def infer_num_hops(model: torch.nn.Module,
         raise TypeError(f"'model' must be a torch.nn.Module "
                         f"(got {type(model).__name__})")
     return get_num_hops(model)
-

@@ -15,8 +15,8 @@ from torch_geometric.typing import SparseTensor
 
 from torch_geometric_unlearn.graph.adjacency import to_edge_index
 from torch_geometric_unlearn.checks import (check_examples, check_long,
-                                                  check_num_hops, check_pairs,
-                                                  check_range, is_int)
+                                            check_num_hops, check_pairs,
+                                            check_range, is_int)
 from torch_geometric_unlearn.graph.pruning import PruningConfig, index_mask
 
 __all__ = ['SpilloverResult', 'SpilloverTracer']
@@ -265,7 +265,7 @@ class SpilloverTracer:
         """
         check_num_hops(num_hops)
         check_long(nodes, 'nodes', '[n]',
-                    isinstance(nodes, Tensor) and nodes.dim() == 1)
+                   isinstance(nodes, Tensor) and nodes.dim() == 1)
         check_range(nodes, self.num_nodes, 'nodes')
         return self._expand(index_mask(nodes, self.num_nodes), num_hops)[0]
 
@@ -370,7 +370,6 @@ class SpilloverTracer:
         row, col = self.edge_index
         return node_mask[row] & node_mask[col]
 
-
     def trace(
         self,
         deleted: Tensor,
@@ -463,4 +462,3 @@ def _resolve_backend(backend: Optional[str]) -> str:
         raise ImportError("backend 'torch_sparse' needs the 'torch-sparse' "
                           "package, which is not installed")
     return backend
-

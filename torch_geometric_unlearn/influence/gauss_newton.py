@@ -19,8 +19,8 @@ __all__ = ['exact_hessian', 'GaussNewtonOperator', 'CastOperator']
 
 
 def exact_hessian(selection: ParameterSelection,
-                   objective: ExampleObjective, graph,
-                   l2: float) -> HessianOperator:
+                  objective: ExampleObjective, graph,
+                  l2: float) -> HessianOperator:
     r"""The Hessian of :obj:`objective` on :obj:`graph` plus the L2 term
     over the parameters :obj:`selection` frees."""
     func = selection.functional(lambda model: objective(model, graph))

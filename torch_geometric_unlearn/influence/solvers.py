@@ -476,4 +476,3 @@ def _minres(op: LinearOperator, g: Tensor, config: SolverConfig) -> _Run:
             # A vanishing beta means the Krylov space is exhausted: exact.
             break
     return _Run(x, iterations, history, None, min_curv)
-

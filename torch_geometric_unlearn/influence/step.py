@@ -132,8 +132,8 @@ def newton_hint(stationarity: float, config) -> str:
             "that 'l2' is the weight the model was trained with")
 
 
-def solve_hessian(build: Callable[[HessianType], Tuple[LinearOperator,
-                                                      Tensor]],
+def solve_hessian(build: Callable[[HessianType],
+                                  Tuple[LinearOperator, Tensor]],
                   hessian: HessianType, config: SolverConfig
                   ) -> Tuple[Tensor, SolverDiagnostics]:
     r"""Solves the Newton system with the curvature :obj:`hessian` asks

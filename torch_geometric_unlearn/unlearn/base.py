@@ -191,8 +191,8 @@ class Unlearner:
         :obj:`edge_index`, the same as homogeneous node pairs (items offset
         by the number of users, either orientation); :obj:`users` or
         :obj:`items`, ids :obj:`[n]` (a tensor, or a list of ints) whose
-        every training interaction is forgotten.  Items are item ids, or item node ids where
-        :attr:`node_ids` is set (an unlearner from
+        every training interaction is forgotten.  Items are item ids, or
+        item node ids where :attr:`node_ids` is set (an unlearner from
         :func:`~torch_geometric_unlearn.unlearn.recipe.from_training_loop`):
         then ids below the number of users are refused.  Duplicate pairs
         are merged.  An empty request changes nothing and says so.
@@ -383,6 +383,7 @@ class Unlearner:
         return build_request(self.data, self.examples, self._forgotten,
                              pairs)
 
+
 class PhaseTimer:
     r"""Wall time per named phase of an update: each call
     :obj:`timer(name)` adds the time since the previous call (or since
@@ -395,7 +396,6 @@ class PhaseTimer:
         now = time.perf_counter()
         self.timings[name] = self.timings.get(name, 0.0) + now - self._clock
         self._clock = now
-
 
 
 def _figures(diagnostics: Dict[str, Any]) -> Optional[Dict[str, Any]]:

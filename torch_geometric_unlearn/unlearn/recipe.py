@@ -527,8 +527,8 @@ def _summed(recipe: Recipe, triples: bool) -> Optional[Callable]:
     loss, mean = recipe.loss, recipe.reduction == 'mean'
 
     def summed(scores: Tensor, labels: Optional[Tensor]) -> Tensor:
-        out = loss(scores[0], scores[1]) if triples else loss(scores[0],
-                                                               labels)
+        out = (loss(scores[0], scores[1]) if triples else
+               loss(scores[0], labels))
         return out * scores.size(1) if mean else out
 
     summed.__name__ = getattr(loss, '__name__', 'loss')
