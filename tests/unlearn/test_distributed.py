@@ -56,7 +56,7 @@ def timed(error, call):
 def worker(rank, folder):
     dist.init_process_group('gloo', init_method=f'file://{folder}/rdv',
                             rank=rank, world_size=WORLD,
-                            timeout=datetime.timedelta(seconds=120))
+                            timeout=datetime.timedelta(seconds=30))
     torch.set_num_threads(1)
     data, model, record, first, second = torch.load(
         osp.join(folder, 'setup.pt'), weights_only=False)
@@ -93,7 +93,7 @@ def worker(rank, folder):
 
     # Ranks that hold another model, l2, horizon or configuration, or
     # refuse their arguments, all raise ShardError at once (the group's
-    # timeout is 120 s).
+    # timeout is 30 s).
     other_model = build_model(data, 8, 2)
     ones = torch.ones_like(model.embedding.weight)
     mismatches = {
