@@ -222,7 +222,9 @@ def _benchmark_parser(parser: argparse.ArgumentParser):
                         help="'mf' is LightGCN with 0 layers")
     parser.add_argument('--request', default='random:0.01',
                         help="kind:amount, kind one of random (fraction < 1 "
-                        "or count), users, items, poison, flip")
+                        "or count), users, active-users, inactive-users "
+                        "(share < 1 or count: random, most or least active "
+                        "users), items, poison, flip")
     parser.add_argument('--methods', nargs='+', default=None,
                         choices=METHODS, metavar='METHOD',
                         help='methods to compare, from ' + ', '.join(METHODS)

@@ -23,8 +23,11 @@ def test_request_spec_parses_and_validates():
         RequestSpec.parse('everything:1')
     with pytest.raises(ValueError, match="written 'kind:amount'"):
         RequestSpec.parse('random')
+    assert RequestSpec.parse('users:0.05') == RequestSpec('users', 0.05)
+    with pytest.raises(ValueError, match='whole count or a share'):
+        RequestSpec.parse('users:2.5')
     with pytest.raises(ValueError, match='whole count'):
-        RequestSpec.parse('users:0.5')
+        RequestSpec.parse('items:0.5')
     with pytest.raises(ValueError, match='fraction below 1'):
         RequestSpec.parse('poison:3')
 

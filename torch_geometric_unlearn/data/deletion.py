@@ -77,6 +77,49 @@ def random_users(data: InteractionData, num_users: int,
     return _sample_ids(num_users, data.train_positive_index[0], 'user', seed)
 
 
+#: How :func:`users_by_activity` chooses users.
+ACTIVITY = ('random', 'active', 'inactive')
+
+
+def users_by_activity(data: InteractionData, count: Optional[int] = None,
+                      fraction: Optional[float] = None,
+                      which: str = 'random', seed: int = 0) -> Tensor:
+    r"""Whole users to forget as the recommendation-unlearning protocols
+    draw them (CURE4Rec): :obj:`count` users, or a :obj:`fraction` of the
+    users with training interactions, chosen at random, among the most
+    active (:obj:`'active'`, the "core" users) or the least active
+    (:obj:`'inactive'`, the "edge" users) by number of positive training
+    interactions; ties are broken by a seeded shuffle.
+
+    Args:
+        data (InteractionData): The data.
+        count (int, optional): Number of users.
+        fraction (float, optional): Share of the users with training
+            interactions, in :obj:`(0, 1]`.
+        which (str): :obj:`'random'`, :obj:`'active'` or
+            :obj:`'inactive'`.
+        seed (int): Seed of the draw (and of the tie-breaking shuffle).
+
+    Returns:
+        torch.Tensor: User ids :obj:`[n]`, sorted; forget them with
+        :func:`user_interactions` or :obj:`unlearn(users=...)`.
+    """
+    if which not in ACTIVITY:
+        raise ValueError(f"'which' must be one of {list(ACTIVITY)} (got "
+                         f"{which!r})")
+    users = data.train_positive_index[0]
+    candidates = torch.unique(users)
+    count = _count(data, count, fraction, candidates.numel())
+    order = torch.randperm(candidates.numel(), generator=_generator(seed))
+    if which != 'random':
+        degree = torch.bincount(users, minlength=data.num_users)[
+            candidates[order]]
+        # A stable sort keeps the shuffled order among equal degrees.
+        order = order[torch.sort(degree, stable=True,
+                                 descending=which == 'active').indices]
+    return candidates[order[:count]].sort()[0]
+
+
 def random_items(data: InteractionData, num_items: int,
                  seed: int = 0) -> Tensor:
     r"""Ids of :obj:`num_items` random items with training interactions,

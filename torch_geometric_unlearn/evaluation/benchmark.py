@@ -57,20 +57,25 @@ from torch_geometric_unlearn.data.deletion import (flip_labels,
                                                    inject_fake_interactions,
                                                    item_interactions,
                                                    random_interactions,
-                                                   random_items, random_users,
-                                                   user_interactions)
+                                                   random_items,
+                                                   user_interactions,
+                                                   users_by_activity)
 from torch_geometric_unlearn.data.interactions import (InteractionData,
                                                        pair_keys,
                                                        sample_negatives)
-from torch_geometric_unlearn.evaluation.config import (BenchmarkConfig,
+from torch_geometric_unlearn.evaluation.config import (USER_REQUESTS,
+                                                       BenchmarkConfig,
                                                        RequestSpec)
 from torch_geometric_unlearn.evaluation.fidelity import (change_closure,
                                                          probe_pairs,
                                                          score_change)
 from torch_geometric_unlearn.evaluation.metrics import (
-    auc_on_pairs, closure_ratio, converge, evaluate, mean_rank,
-    membership_inference_auc, score_correlation, top_k_overlap, top_k_share,
-    unseen_pairs)
+    auc_on_pairs, closure_ratio, converge, evaluate,
+    membership_inference_auc, pair_ranks, score_correlation, top_k_overlap,
+    top_k_share, unseen_pairs)
+from torch_geometric_unlearn.evaluation.protocols import (fairness_gap,
+                                                          rank_drop,
+                                                          retrain_agreement)
 from torch_geometric_unlearn.evaluation.report import summarize
 from torch_geometric_unlearn.training.trainer import (TrainConfig, build_model,
                                                       train)
@@ -182,8 +187,13 @@ def draw_request(spec: RequestSpec, data: InteractionData, seed: int
             'count': int(amount)
         })
         return data, random_interactions(data, seed=seed, **size), None
-    if spec.kind == 'users':
-        users = random_users(data, int(amount), seed=seed)
+    if spec.kind in USER_REQUESTS:
+        size = ({'fraction': amount} if amount < 1 else {
+            'count': int(amount)
+        })
+        which = {'users': 'random', 'active-users': 'active',
+                 'inactive-users': 'inactive'}[spec.kind]
+        users = users_by_activity(data, which=which, seed=seed, **size)
         return data, user_interactions(data, users), None
     if spec.kind == 'items':
         items = random_items(data, int(amount), seed=seed)
@@ -312,23 +322,27 @@ def run_once(config: BenchmarkConfig, seed: int, bar=None) -> Dict[str, Any]:
     unseen = unseen_pairs(data, pairs, seed)
     probe = torch.cat([after.test_index,
                        unseen_pairs(data, after.test_index, seed + 1)], 1)
-    rank = {}
+    rank, ranks = {}, {}
     for name, (m, edge_index) in models_all.items():
         entry = out['methods'][name]
         data_for = data if name == 'original' else after
         entry['test'] = evaluate(m, data_for, adj=edge_index)
+        entry['fairness'] = fairness_gap(m, data_for, edge_index=edge_index)
         if config.request.kind == 'flip':
             entry['test']['auc_touched'] = _touched_auc(m, edge_index, after,
                                                         pairs)
         if config.request.kind != 'flip':
             # Rank and membership of forgotten interactions; flipped labels
             # are corrupt pairs, not interactions to hide.
-            rank[name] = mean_rank(m, edge_index, pairs, data.num_users,
-                                   after.train_index)
+            ranks[name] = pair_ranks(m, edge_index, pairs, data.num_users,
+                                     after.train_index)
+            rank[name] = float(ranks[name].double().mean())
             entry['forgotten_mean_rank'] = rank[name]
+            entry['forgotten_rank'] = rank_drop(ranks['original'],
+                                                ranks[name])
             entry['mia_auc'] = membership_inference_auc(
                 m, edge_index, pairs, unseen, data.num_users)
-        if config.request.kind == 'users':
+        if config.request.kind in USER_REQUESTS:
             entry['forgotten_user_row_norm'] = float(
                 m.embedding.weight.detach()[torch.unique(pairs[0])].norm())
         if targets is not None:
@@ -343,6 +357,14 @@ def run_once(config: BenchmarkConfig, seed: int, bar=None) -> Dict[str, Any]:
             if name != 'original':
                 entry[f'top20_overlap_{ref}'] = top_k_overlap(
                     m, ref_model, after)
+        # COVA's top-k agreement with the retrains, on the remaining data.
+        for ref in ('paired-retrain', 'retrain'):
+            if ref in models and name not in ('original', ref):
+                entry[f'agreement_{ref}'] = retrain_agreement(
+                    m, models[ref][0], after, [k for k in (20, 50, 100)
+                                               if k <= after.num_items],
+                    edge_index=edge_index,
+                    reference_edge_index=models[ref][1])
         if 'warm-retrain' in models and name not in ('original',
                                                      'warm-retrain'):
             entry['closure_warm'] = closure_ratio(

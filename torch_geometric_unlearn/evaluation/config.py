@@ -20,7 +20,10 @@ METHODS = ('ifru', 'ifru-nospill', 'ifru-noprune', 'drop-edges', 'finetune',
 REFERENCES = ('warm-retrain', 'retrain', 'paired-retrain')
 
 
-REQUESTS = ('random', 'users', 'items', 'poison', 'flip')
+REQUESTS = ('random', 'users', 'active-users', 'inactive-users', 'items',
+            'poison', 'flip')
+#: The request kinds that forget whole users.
+USER_REQUESTS = ('users', 'active-users', 'inactive-users')
 
 
 @dataclass
@@ -31,7 +34,11 @@ class RequestSpec:
     * :obj:`'random:0.01'` (a fraction, below 1) or :obj:`'random:100'` (a
       count): random training interactions;
     * :obj:`'users:5'`, :obj:`'items:5'`: every interaction of random users
-      or items;
+      or items; :obj:`'users:0.05'`, a share of the users;
+    * :obj:`'active-users:0.05'`, :obj:`'inactive-users:0.05'`: the most
+      or least active users (CURE4Rec's "core" and "edge" users), as a
+      share or a count (see
+      :func:`~torch_geometric_unlearn.data.deletion.users_by_activity`);
     * :obj:`'poison:0.01'`: fake interactions injected before training (a
       fraction of the training interactions);
     * :obj:`'flip:0.01'`: training pairs whose labels were flipped before
@@ -48,8 +55,12 @@ class RequestSpec:
             raise ValueError(f"The request amount must be a positive, "
                              f"finite number (got {self.amount})")
         whole = float(self.amount).is_integer()
-        if self.kind in ('users', 'items') and not whole:
+        if self.kind == 'items' and not whole:
             raise ValueError(f"'{self.kind}' needs a whole count (got "
+                             f"{self.amount})")
+        if self.kind in USER_REQUESTS and not (whole or self.amount < 1):
+            raise ValueError(f"'{self.kind}' needs a whole count or a "
+                             f"share of the users below 1 (got "
                              f"{self.amount})")
         if self.kind in ('poison', 'flip') and self.amount >= 1:
             raise ValueError(f"'{self.kind}' needs a fraction below 1 (got "

@@ -223,25 +223,39 @@ def closure_ratio(unlearned: Tensor, original: Tensor,
 
 
 @torch.no_grad()
-def mean_rank(model: torch.nn.Module, edge_index: Tensor, pairs: Tensor,
-              num_users: int, exclude: Tensor) -> float:
-    r"""Mean rank (1 = top) of the items of :obj:`pairs` :obj:`[2, k]` in
-    their users' rankings over all items not in :obj:`exclude`
-    :obj:`[2, M]` (e.g. the remaining training pairs).  Deleted
-    interactions should fall to where a retrained model ranks them."""
+@torch.no_grad()
+def pair_ranks(model: torch.nn.Module, edge_index: Tensor, pairs: Tensor,
+               num_users: int, exclude: Tensor) -> Tensor:
+    r"""The rank (1 = top) of each item of :obj:`pairs` :obj:`[2, k]` in
+    its user's ranking over all items not in :obj:`exclude` :obj:`[2, M]`
+    (e.g. the remaining training pairs), shape :obj:`[k]`, in the order of
+    :obj:`pairs`."""
     emb = model.get_embedding(edge_index)
     user_emb, item_emb = emb[:num_users], emb[num_users:]
     num_items = item_emb.size(0)
     excl = pair_keys(exclude, num_items).sort()[0]
-    ranks = []
+    ranks = torch.empty(pairs.size(1), dtype=torch.long)
     for user in torch.unique(pairs[0]):
         score = user_emb[user] @ item_emb.t()
         own = excl[torch.searchsorted(excl, user * num_items):torch.
                    searchsorted(excl, (user + 1) * num_items)] % num_items
         score[own] = -float('inf')
-        items = pairs[1, pairs[0] == user]
-        ranks.append(1 + (score.view(1, -1) > score[items].view(-1, 1)).sum(1))
-    return float(torch.cat(ranks).double().mean())
+        mine = (pairs[0] == user).nonzero().view(-1)
+        items = pairs[1, mine]
+        ranks[mine] = 1 + (score.view(1, -1) > score[items].view(-1, 1)
+                           ).sum(1).cpu()
+    return ranks
+
+
+def mean_rank(model: torch.nn.Module, edge_index: Tensor, pairs: Tensor,
+              num_users: int, exclude: Tensor) -> float:
+    r"""Mean rank (1 = top) of the items of :obj:`pairs` :obj:`[2, k]` in
+    their users' rankings over all items not in :obj:`exclude`
+    :obj:`[2, M]` (e.g. the remaining training pairs), see
+    :func:`pair_ranks`.  Deleted interactions should fall to where a
+    retrained model ranks them."""
+    return float(pair_ranks(model, edge_index, pairs, num_users,
+                            exclude).double().mean())
 
 
 def _top_k(model: torch.nn.Module, data: InteractionData,

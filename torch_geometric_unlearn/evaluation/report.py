@@ -65,18 +65,22 @@ COLUMNS = [
     ('closure probe', 'change_closure.probe', '{:.2f}', 'higher'),
     ('recall@20', 'test.recall@20', '{:.4f}', 'higher'),
     ('ndcg@20', 'test.ndcg@20', '{:.4f}', 'higher'),
+    ('hr@20', 'fairness.hr@20', '{:.4f}', 'higher'),
+    ('fairness gap ndcg@20', 'fairness.ndcg@20_gap', '{:.4f}',
+     '= retrain'),
     ('auc', 'test.auc', '{:.4f}', 'higher'),
     ('auc touched', 'test.auc_touched', '{:.4f}', 'higher'),
     ('rank shift', 'rank_shift', '{:.2f}', 'near 1'),
     ('MIA auc', 'mia_auc', '{:.3f}', "= retrain"),
     ('top20 ∩ retrain', 'top20_overlap_retrain', '{:.3f}', 'higher'),
+    ('top20 agreement (ndcg) paired', 'agreement_paired-retrain.ndcg@20',
+     '{:.3f}', 'higher'),
+    ('forgotten ranks dropped', 'forgotten_rank.dropped', '{:.2f}',
+     '= retrain'),
     ('corr retrain', 'score_corr_retrain', '{:.3f}', 'higher'),
     ('poison removed', 'poison_removed', '{:.2f}', 'higher'),
     ('peak MiB', 'peak_mib', '{:.0f}', 'lower'),
 ]
-
-# What the columns and rows mean, under the table (only for columns shown).
-
 
 # What the columns and rows mean, under the table (only for columns shown).
 LEGEND = {
@@ -88,6 +92,15 @@ LEGEND = {
     'rank_shift': "rank shift = the forgotten pairs' mean rank moved as a "
     "share of the scratch retrain's move: above 1 is overshoot, which makes "
     'them stand out again',
+    'fairness.ndcg@20_gap': "fairness gap = NDCG@20 of the most active 5% "
+    "of test users minus the rest's (CURE4Rec): the retrain's row is the "
+    'target',
+    'agreement_paired-retrain.ndcg@20': 'top20 agreement = NDCG of the '
+    "paired retrain's top 20 in the method's top 20 (COVA), 1 = the same "
+    'ranking of the same items',
+    'forgotten_rank.dropped': 'forgotten ranks dropped = share of forgotten '
+    "pairs ranked lower than by the original model: the retrain's row is "
+    'the target',
     'mia_auc': "MIA auc = a membership-inference attacker's AUC on the "
     "forgotten pairs: the retrain's row is the target, not 0.5",
 }
@@ -205,7 +218,8 @@ def _better(key: str) -> str:
         if key == column:
             return better
     if key.startswith(('test.', 'change_closure.', 'score_corr_',
-                       'top20_overlap_', 'speedup_', 'closure_')):
+                       'top20_overlap_', 'speedup_', 'closure_',
+                       'agreement_')):
         return 'higher'
     if key in ('seconds', 'all_seconds', 'peak_mib') or \
             key.startswith('timings.'):
