@@ -94,6 +94,20 @@ def test_paired_retrain_is_the_original_run_without_the_requests(
                        expected.embedding.weight)
     assert result.diagnostics['epochs'] == record.best_epoch
     assert torch.equal(unlearner.examples, direct.examples)
+    assert result.diagnostics['length'] == \
+        f"the original run's {record.best_epoch} epochs"
     with pytest.raises(ValueError, match='epochs'):
         PairedRetrainUnlearner(model, small_data, record.examples,
                                config=CONFIG, epochs=0)
+    # One yardstick: the original's length unless early stopping is asked
+    # for, and then the result says so.
+    with pytest.raises(ValueError, match='record.best_epoch'):
+        PairedRetrainUnlearner(model, small_data, record.examples,
+                               config=CONFIG)
+    with pytest.raises(ValueError, match='not both'):
+        PairedRetrainUnlearner(model, small_data, record.examples,
+                               config=CONFIG, epochs=3, early_stopping=True)
+    again = PairedRetrainUnlearner(model, small_data, record.examples,
+                                   config=CONFIG, early_stopping=True
+                                   ).unlearn(first)
+    assert again.diagnostics['length'] == 'early stopping applied again'

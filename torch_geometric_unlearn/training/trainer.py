@@ -17,7 +17,7 @@ import copy
 import math
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Callable, Dict, List, Optional, Union
 
@@ -252,6 +252,15 @@ def example_loss(emb: Tensor, examples: Tensor, labels: Optional[Tensor],
     return margin_loss(example_margin(emb, examples, num_users), labels)
 
 
+def fixed_epochs(config: TrainConfig, epochs: int) -> TrainConfig:
+    r""":obj:`config` changed to train exactly :obj:`epochs` epochs,
+    validating only at the last so that its parameters are the ones kept.
+    With :obj:`train(..., exclude=pairs)`, the original run's seed and
+    :obj:`epochs=record.best_epoch`, this is the paired retrain of a
+    request."""
+    return replace(config, max_epochs=epochs, eval_every=epochs, patience=1)
+
+
 def train(model: LightGCN, data: InteractionData,
           config: Optional[TrainConfig] = None,
           warm_start: bool = False,
@@ -270,10 +279,13 @@ def train(model: LightGCN, data: InteractionData,
             leave out.  The model trains and is validated on the remaining
             data, but draws the example stream of :obj:`data` (the same
             negatives and batch order, minus the examples of the excluded
-            pairs): with the same seed this is the *paired retrain* of a
-            deletion request, whose only difference from the original run
-            is the request (see
-            :class:`~.unlearn.baselines.PairedRetrainUnlearner`).
+            pairs): with the same seed and the original run's length
+            (:obj:`config=fixed_epochs(config, record.best_epoch)`) this is
+            the *paired retrain* of a deletion request, whose only
+            difference from the original run is the request (see
+            :class:`~.unlearn.baselines.PairedRetrainUnlearner`).  Early
+            stopping applied again stops at another epoch, a second
+            difference.
 
     Returns:
         TrainResult: Epochs, wall time, best metric and the frozen examples.

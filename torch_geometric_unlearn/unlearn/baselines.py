@@ -10,7 +10,7 @@ import torch
 
 from torch_geometric_unlearn.data.interactions import pair_keys
 from torch_geometric_unlearn.training.trainer import (TrainConfig, TrainResult,
-                                                      train)
+                                                      fixed_epochs, train)
 from torch_geometric_unlearn.unlearn.base import Unlearner, remaining_data
 from torch_geometric_unlearn.unlearn.request import Request
 
@@ -69,35 +69,49 @@ class PairedRetrainUnlearner(RetrainUnlearner):
     was forgotten: the reference for an early-stopped model (see
     :mod:`~torch_geometric_unlearn.evaluation.fidelity`).
 
+    The yardstick is the original run's length: early stopping applied
+    again on the smaller data stops at another epoch, and its model differs
+    from the original by that too, which flatters a method compared with
+    it.  So :obj:`epochs` is required; :obj:`early_stopping=True` asks for
+    the other retrain, and the result's diagnostics say which ran.
+
     Args:
         config (TrainConfig): The original run's configuration (its seed
             included).
         epochs (int, optional): Train exactly this many epochs, evaluating
-            only at the last so that its parameters are kept: the original
-            run's restored epoch (:obj:`TrainResult.best_epoch`).
-            :obj:`None` applies the configuration's early stopping again.
+            only at the last so that its parameters are kept (see
+            :func:`~torch_geometric_unlearn.training.trainer.fixed_epochs`):
+            the original run's restored epoch
+            (:obj:`TrainResult.best_epoch`).
+        early_stopping (bool): Instead of :obj:`epochs`, apply the
+            configuration's early stopping again.
     """
     method = 'paired-retrain'
 
     def __init__(self, model, data, examples, labels=None,
                  l2: Optional[float] = None,
                  config: Optional[TrainConfig] = None,
-                 epochs: Optional[int] = None, copy_model: bool = True):
+                 epochs: Optional[int] = None, copy_model: bool = True,
+                 early_stopping: bool = False):
         super().__init__(model, data, examples, labels, l2, config,
                          copy_model)
+        if (epochs is None) != bool(early_stopping):
+            raise ValueError("Give 'epochs', the original run's restored "
+                             "epoch (record.best_epoch), or "
+                             "early_stopping=True to stop again by "
+                             "validation, not both")
         if epochs is not None and (isinstance(epochs, bool) or
                                    not isinstance(epochs, int) or
                                    epochs < 1):
-            raise ValueError(f"'epochs' must be a positive int or None "
-                             f"(got {epochs!r})")
+            raise ValueError(f"'epochs' must be a positive int (got "
+                             f"{epochs!r})")
         self.epochs = epochs
         self._stream = data
 
     def _train_config(self) -> TrainConfig:
         if self.epochs is None:
             return self.config
-        return replace(self.config, max_epochs=self.epochs,
-                       eval_every=self.epochs, patience=1)
+        return fixed_epochs(self.config, self.epochs)
 
     def _update(self, request: Request) -> Tuple[Dict, Dict]:
         start = time.perf_counter()
@@ -113,6 +127,8 @@ class PairedRetrainUnlearner(RetrainUnlearner):
             'epochs': record.epochs,
             'best_epoch': record.best_epoch,
             record.metric: record.best_metric,
+            'length': ('early stopping applied again' if self.epochs is None
+                       else f"the original run's {self.epochs} epochs"),
         }
 
 
@@ -147,5 +163,4 @@ class FineTuneUnlearner(RetrainUnlearner):
 
     def _train_config(self) -> TrainConfig:
         # Evaluated only at the last epoch, which is then the one kept.
-        return replace(self.config, max_epochs=self.epochs,
-                       eval_every=self.epochs, patience=1)
+        return fixed_epochs(self.config, self.epochs)
