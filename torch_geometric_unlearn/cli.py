@@ -18,7 +18,9 @@ from torch_geometric_unlearn.data.datasets import load_dataset
 from torch_geometric_unlearn.data.deletion import random_interactions
 from torch_geometric_unlearn.data.request_file import read_request
 from torch_geometric_unlearn.evaluation.benchmark import run_benchmark
-from torch_geometric_unlearn.evaluation.config import METHODS, BenchmarkConfig
+from torch_geometric_unlearn.evaluation.config import (DEFAULT_METHODS,
+                                                       METHODS,
+                                                       BenchmarkConfig)
 from torch_geometric_unlearn.evaluation.metrics import evaluate, mean_rank
 from torch_geometric_unlearn.evaluation.report import write_report
 from torch_geometric_unlearn.persist import (atomic_open, check_output,
@@ -228,8 +230,13 @@ def _benchmark_parser(parser: argparse.ArgumentParser):
     parser.add_argument('--methods', nargs='+', default=None,
                         choices=METHODS, metavar='METHOD',
                         help='methods to compare, from ' + ', '.join(METHODS)
-                        + "; None runs them all; 'drop-edges' (the "
+                        + "; None runs all but sisa; 'drop-edges' (the "
                         'do-nothing baseline) is always added')
+    parser.add_argument('--sisa-shards', type=int, default=10,
+                        help="SISA's shards, each with a model of its own")
+    parser.add_argument('--sisa-partition', default='user',
+                        choices=['user', 'item', 'interaction'],
+                        help='how SISA deals the interactions to shards')
     parser.add_argument('--repeats', type=int, default=1,
                         help='independent runs (seeds seed, seed+1, ...)')
     parser.add_argument('--ifru-repeats', type=int, default=3,
@@ -260,11 +267,12 @@ def run_benchmark_cmd(args: argparse.Namespace) -> dict:
         dataset=args.dataset, data_dir=args.data_dir,
         dataset_options=options,
         layers=0 if args.model == 'mf' else args.layers, dim=args.dim,
-        request=args.request, methods=args.methods or METHODS,
+        request=args.request, methods=args.methods or DEFAULT_METHODS,
         repeats=args.repeats,
         ifru_repeats=args.ifru_repeats, seed=args.seed, device=args.device,
         train=train_config, converged_fidelity=args.converged_fidelity,
-        progress=not args.no_progress)
+        progress=not args.no_progress, sisa_shards=args.sisa_shards,
+        sisa_partition=args.sisa_partition)
     report = run_benchmark(config)
     name = args.name or (f"{args.dataset}_{args.model}"
                          f"{config.layers if args.model == 'lightgcn' else ''}"

@@ -183,3 +183,27 @@ def test_finetune_and_warm_retrain_are_different_methods():
                            tuned.model.embedding.weight)
     # The fine-tune keeps its last epoch.
     assert tuned.diagnostics['best_epoch'] == tuned.diagnostics['epochs'] == 2
+
+
+def test_the_cure4rec_protocol_with_sisa():
+    # The most active 10% of users forgotten; SISA beside IFRU and the
+    # paired retrain, with the protocol's metrics.
+    config = BenchmarkConfig(
+        dataset_options=TINY, layers=1, dim=8, request='active-users:0.1',
+        methods=['ifru', 'paired-retrain', 'sisa'], ifru_repeats=1,
+        train=TrainConfig(max_epochs=3, progress=False), progress=False,
+        sisa_shards=3, sisa_partition='user')
+    run = run_benchmark(config)['runs'][0]
+    methods = run['methods']
+    sisa = methods['sisa']
+    assert sisa['train_seconds'] > 0 and 1 <= sisa['shards_retrained'] <= 3
+    assert 'change_closure' not in sisa and 'rank_shift' not in sisa
+    assert 'change_closure' in methods['ifru']
+    for name in ('ifru', 'sisa', 'drop-edges'):
+        agreement = methods[name]['agreement_paired-retrain']
+        # Cut-offs up to the 90 items: 20 and 50, not 100.
+        assert set(agreement) == {f'{m}@{k}' for m in ('recall', 'ndcg')
+                                  for k in (20, 50)}
+        assert 0 <= agreement['ndcg@20'] <= 1
+        assert set(methods[name]['fairness']) >= {'ndcg@20_gap', 'hr@20'}
+    assert 0 <= methods['ifru']['forgotten_rank']['dropped'] <= 1

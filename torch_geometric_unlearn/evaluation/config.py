@@ -7,15 +7,15 @@ from typing import Any, Dict, Optional, Sequence
 
 from torch_geometric_unlearn.training.trainer import TrainConfig
 
-__all__ = ['RequestSpec', 'BenchmarkConfig', 'METHODS', 'REFERENCES',
-           'REQUESTS']
+__all__ = ['RequestSpec', 'BenchmarkConfig', 'METHODS', 'DEFAULT_METHODS',
+           'REFERENCES', 'REQUESTS']
 
 
 METHODS = ('ifru', 'ifru-nospill', 'ifru-noprune', 'drop-edges', 'finetune',
-           'warm-retrain', 'retrain', 'paired-retrain')
-# Retrains: references, not candidates.
-
-
+           'warm-retrain', 'retrain', 'paired-retrain', 'sisa')
+#: What runs when no methods are named: all but SISA, which trains an
+#: ensemble of its own.
+DEFAULT_METHODS = METHODS[:-1]
 # Retrains: references, not candidates.
 REFERENCES = ('warm-retrain', 'retrain', 'paired-retrain')
 
@@ -101,6 +101,10 @@ class BenchmarkConfig:
             variants if missing, as it costs nothing.
             :obj:`'paired-retrain'` is the reference of the score-change
             closure (see :mod:`~torch_geometric_unlearn.evaluation.fidelity`).
+            :obj:`'sisa'` trains its own ensemble (see
+            :mod:`~torch_geometric_unlearn.unlearn.sisa`), whose training
+            time is reported as :obj:`train_seconds`; closures and rank
+            shifts measured from the original model do not apply to it.
         repeats (int): Independent runs (seeds :obj:`seed` to
             :obj:`seed + repeats - 1`).
         ifru_repeats (int): Timed calls of each IFRU variant per run; the
@@ -113,6 +117,9 @@ class BenchmarkConfig:
         converged_fidelity (bool): Also measure the IFRU variants' closure
             between converged points.
         progress (bool): Show progress bars.
+        sisa_shards (int): SISA's number of shards.
+        sisa_partition (str): How SISA deals the interactions to shards:
+            :obj:`'user'`, :obj:`'item'` or :obj:`'interaction'`.
     """
     dataset: str = 'synthetic'
     data_dir: Optional[str] = None
@@ -121,7 +128,7 @@ class BenchmarkConfig:
     dim: int = 64
     request: RequestSpec = field(
         default_factory=lambda: RequestSpec('random', 0.01))
-    methods: Sequence[str] = METHODS
+    methods: Sequence[str] = DEFAULT_METHODS
     repeats: int = 1
     ifru_repeats: int = 3
     seed: int = 0
@@ -130,6 +137,8 @@ class BenchmarkConfig:
         default_factory=lambda: TrainConfig(progress=False))
     converged_fidelity: bool = False
     progress: bool = True
+    sisa_shards: int = 10
+    sisa_partition: str = 'user'
 
     def __post_init__(self):
         if isinstance(self.request, str):
@@ -143,7 +152,10 @@ class BenchmarkConfig:
             ifru = [i for i, m in enumerate(self.methods)
                     if m.startswith('ifru')]
             self.methods.insert(ifru[-1] + 1 if ifru else 0, 'drop-edges')
-        for name in ('repeats', 'ifru_repeats', 'dim'):
+        if self.sisa_partition not in ('user', 'item', 'interaction'):
+            raise ValueError(f"'sisa_partition' must be 'user', 'item' or "
+                             f"'interaction' (got {self.sisa_partition!r})")
+        for name in ('repeats', 'ifru_repeats', 'dim', 'sisa_shards'):
             if getattr(self, name) < 1:
                 raise ValueError(f"'{name}' must be at least 1 (got "
                                  f"{getattr(self, name)})")

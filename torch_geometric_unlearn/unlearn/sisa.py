@@ -1,0 +1,234 @@
+r"""SISA (Bourtoule et al., S&P 2021), the exact-unlearning baseline of the
+recommendation-unlearning literature: the training interactions are split
+into shards, one model is trained per shard, their predictions are
+averaged, and a request retrains, from scratch, only the shards holding
+its interactions.  The result is exactly what training without the request
+gives (each touched shard is trained again as if the request never
+existed); the price is paid up front and in utility:
+
+- **Training** costs one run per shard (each on its shard's data).
+- **Utility.** Each model sees a :math:`1/K` share of the interactions,
+  and LightGCN's propagation sees only its shard's graph, so the ensemble
+  ranks worse than one model on all of it.
+- **Unlearning** retrains every touched shard: a request spread over many
+  users (5% of users at random) touches every shard under a user
+  partition, and then costs a full retrain's work.
+
+Partitions are by user (a user's interactions in one shard, so forgetting
+a user retrains one shard), by item, or by interaction, each dealt at
+random in equal numbers.  RecEraser's balanced clustering and attention
+aggregation are not implemented.
+
+Usage::
+
+    sharded, shards = train_sisa(data, num_shards=10, by='user',
+                                 config=TrainConfig(l2=1.0))
+    unlearner = SISAUnlearner(sharded, data, shards, TrainConfig(l2=1.0))
+    result = unlearner.unlearn(users=torch.tensor([42]))
+    evaluate(result.model, result.data)  # each shard predicts on its graph
+"""
+import math
+import time
+from dataclasses import replace
+from typing import Dict, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+from torch_geometric.nn import LightGCN
+
+from torch_geometric_unlearn.data.interactions import (
+    InteractionData, pair_keys, remaining_data, to_undirected_homogeneous)
+from torch_geometric_unlearn.training.trainer import (TrainConfig, build_model,
+                                                      train)
+from torch_geometric_unlearn.unlearn.base import Unlearner
+from torch_geometric_unlearn.unlearn.request import Request
+
+PARTITIONS = ('user', 'item', 'interaction')
+
+
+class ShardedRecommender(torch.nn.Module):
+    r"""One LightGCN (or MF) per shard; scores are the mean of the shards'
+    scores.
+
+    :meth:`get_embedding` returns every shard's final embeddings side by
+    side, scaled by :math:`1/\sqrt{K}`, so that a dot product is the mean
+    score and every metric of
+    :mod:`~torch_geometric_unlearn.evaluation.metrics` applies.  Each shard
+    propagates over its own shard's graph, the positive training pairs
+    assigned to it (:meth:`graph`): the graph passed to
+    :meth:`get_embedding` is ignored.  The pairs and their shards are
+    buffers, so the state dict holds the whole ensemble.
+
+    Args:
+        models (Sequence[LightGCN]): The shards' models.
+        pairs (torch.Tensor): The positive training pairs, :obj:`[2, N]`
+            (user, item).
+        pair_shard (torch.Tensor): The shard of each pair, :obj:`[N]`;
+            :obj:`-1` for a pair in no shard (forgotten).
+        num_users (int): Number of users (items are offset by it).
+    """
+    def __init__(self, models: Sequence[LightGCN], pairs: Tensor,
+                 pair_shard: Tensor, num_users: int):
+        super().__init__()
+        if not models:
+            raise ValueError("Give at least one model")
+        if pair_shard.shape != (pairs.size(1), ):
+            raise ValueError("Give one shard per pair")
+        self.models = torch.nn.ModuleList(models)
+        self.num_users = num_users
+        self.register_buffer('pairs', pairs.clone())
+        self.register_buffer('pair_shard', pair_shard.clone())
+
+    def graph(self, shard: int) -> Tensor:
+        r"""Shard :obj:`shard`'s message-passing graph :obj:`[2, 2 E]`
+        (both directions, items offset)."""
+        return to_undirected_homogeneous(
+            self.pairs[:, self.pair_shard == shard], self.num_users)
+
+    def get_embedding(self, edge_index: Optional[Tensor] = None) -> Tensor:
+        r"""The shards' final embeddings :obj:`[num_nodes, K * d]` (see the
+        class); :obj:`edge_index` is ignored."""
+        parts = [m.get_embedding(self.graph(k))
+                 for k, m in enumerate(self.models)]
+        return torch.cat(parts, 1) / math.sqrt(len(parts))
+
+
+def shard_of(data: InteractionData, num_shards: int, by: str = 'user',
+             seed: int = 0) -> Tensor:
+    r"""The shard of each training pair, :obj:`[N]`: users, items or the
+    pairs themselves dealt at random to :obj:`num_shards` shards in equal
+    numbers (:obj:`by`).
+
+    Args:
+        data (InteractionData): The data.
+        num_shards (int): Number of shards, at least 1.
+        by (str): :obj:`'user'`, :obj:`'item'` or :obj:`'interaction'`.
+        seed (int): Seed of the deal.
+    """
+    if by not in PARTITIONS:
+        raise ValueError(f"'by' must be one of {list(PARTITIONS)} (got "
+                         f"{by!r})")
+    if isinstance(num_shards, bool) or not isinstance(num_shards, int) or \
+            num_shards < 1:
+        raise ValueError(f"'num_shards' must be a positive int (got "
+                         f"{num_shards!r})")
+    gen = torch.Generator().manual_seed(seed)
+    if by == 'interaction':
+        order = torch.randperm(data.num_train, generator=gen)
+        shards = torch.empty(data.num_train, dtype=torch.long)
+        shards[order] = torch.arange(data.num_train) % num_shards
+        return shards
+    row, size = (0, data.num_users) if by == 'user' else (1, data.num_items)
+    owner = torch.empty(size, dtype=torch.long)
+    owner[torch.randperm(size, generator=gen)] = torch.arange(size) % \
+        num_shards
+    return owner[data.train_index[row]]
+
+
+def _shard_config(config: TrainConfig, shard: int) -> TrainConfig:
+    # Each shard's run has its own seed, the same whenever it is retrained.
+    return replace(config, seed=config.seed + shard)
+
+
+def train_shard(data: InteractionData, shards: Tensor, shard: int,
+                config: TrainConfig, dim: int, num_layers: int) -> LightGCN:
+    r"""Trains shard :obj:`shard`'s model from scratch on its training
+    pairs (those with :obj:`shards == shard`; validation and test as in
+    :obj:`data`) with seed :obj:`config.seed + shard`."""
+    part = remaining_data(data, shards == shard)
+    model = build_model(part, dim, num_layers)
+    train(model, part, _shard_config(config, shard))
+    return model
+
+
+def train_sisa(data: InteractionData, num_shards: int, by: str = 'user',
+               config: Optional[TrainConfig] = None, dim: int = 64,
+               num_layers: int = 2, seed: int = 0
+               ) -> Tuple[ShardedRecommender, Tensor]:
+    r"""Trains one model per shard (see :func:`shard_of` and
+    :func:`train_shard`).  Returns the ensemble and the shard of each
+    training pair :obj:`[N]`."""
+    config = config or TrainConfig()
+    shards = shard_of(data, num_shards, by, seed)
+    models = [train_shard(data, shards, k, config, dim, num_layers)
+              for k in range(num_shards)]
+    return ShardedRecommender(models, *_graph_pairs(data, shards),
+                              data.num_users), shards
+
+
+def _graph_pairs(data: InteractionData, shards: Tensor
+                 ) -> Tuple[Tensor, Tensor]:
+    # The positive training pairs and their shards (labelled data's
+    # negatives are examples, not edges).
+    positive = (slice(None) if data.train_label is None else
+                data.train_label == 1)
+    return data.train_index[:, positive], shards[positive]
+
+
+class SISAUnlearner(Unlearner):
+    r"""Exact unlearning by retraining the shards a request touches (see
+    the module).
+
+    Args:
+        model (ShardedRecommender): The trained shards, e.g. from
+            :func:`train_sisa`.
+        data (InteractionData): The data they were trained on.
+        shards (torch.Tensor): The shard of each training pair, :obj:`[N]`.
+        config (TrainConfig): The shards' training configuration (each
+            shard's seed is :obj:`config.seed` plus its index).
+        copy_model (bool): Work on a copy (default).
+    """
+    method = 'sisa'
+
+    def __init__(self, model: ShardedRecommender, data: InteractionData,
+                 shards: Tensor, config: TrainConfig,
+                 copy_model: bool = True):
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"'config' must be a TrainConfig (got "
+                            f"{type(config).__name__})")
+        if not isinstance(shards, Tensor) or shards.dtype != torch.long or \
+                shards.shape != (data.num_train, ):
+            raise ValueError(f"'shards' must be a torch.long tensor of "
+                             f"shape [{data.num_train}], a shard per "
+                             f"training pair")
+        super().__init__(model, data, data.train_index, data.train_label,
+                         config.l2, copy_model)
+        if shards.numel() and (shards.min() < 0 or
+                               shards.max() >= len(self.model.models)):
+            raise ValueError(f"'shards' must lie in [0, "
+                             f"{len(self.model.models)})")
+        self.shards = shards
+        self.config = config
+
+    def _check(self, model, data, examples, labels):
+        if not isinstance(model, ShardedRecommender):
+            raise TypeError(f"SISAUnlearner needs a ShardedRecommender "
+                            f"(got {type(model).__name__})")
+        for shard in model.models:
+            if shard.num_nodes != data.num_nodes:
+                raise ValueError(f"Every shard's model needs "
+                                 f"{data.num_nodes} nodes")
+
+    def _update(self, request: Request) -> Tuple[Dict[str, float], Dict]:
+        # Everything changed is in the model's state dict (the shards'
+        # weights, the pairs' shards), which a failure restores.
+        start = time.perf_counter()
+        touched = torch.unique(self.shards[~request.train_mask]).tolist()
+        remaining = remaining_data(self.data, request.train_mask)
+        shards = self.shards[request.train_mask]
+        for k in touched:
+            old = self.model.models[k]
+            model = train_shard(remaining, shards, k, self.config,
+                                old.embedding_dim, old.num_layers)
+            with torch.no_grad():
+                old.embedding.weight.copy_(model.embedding.weight)
+        gone = torch.isin(pair_keys(self.model.pairs, self.data.num_items),
+                          pair_keys(request.pairs, self.data.num_items))
+        self.model.pair_shard[gone] = -1
+        return {'train': time.perf_counter() - start}, {
+            'shards_retrained': touched,
+            'num_shards': len(self.model.models)}
+
+    def _advance(self, request: Request):
+        super()._advance(request)
+        self.shards = self.shards[request.train_mask]
