@@ -3,7 +3,8 @@ loop (:mod:`~torch_geometric_unlearn.unlearn.recipe`), the base class and its
 transaction (:mod:`~torch_geometric_unlearn.unlearn.base`), IFRU for PyG's
 LightGCN and MF (:mod:`~torch_geometric_unlearn.unlearn.ifru`) and for any link
 predictor (:mod:`~torch_geometric_unlearn.unlearn.generic`), the
-baselines (:mod:`~torch_geometric_unlearn.unlearn.baselines`), and what
+baselines (:mod:`~torch_geometric_unlearn.unlearn.baselines`, SISA in
+:mod:`~torch_geometric_unlearn.unlearn.sisa`), and what
 serves them: a request queue, certificates, the audit ledger and sharded
 solves."""
 from torch_geometric_unlearn.unlearn.base import Unlearner, UnlearnResult
@@ -21,6 +22,9 @@ from torch_geometric_unlearn.unlearn.queue import RequestQueue
 from torch_geometric_unlearn.unlearn.recipe import Recipe, from_training_loop
 from torch_geometric_unlearn.unlearn.request import (AlreadyForgottenError,
                                                      RequestError)
+from torch_geometric_unlearn.unlearn.sisa import (SISAUnlearner,
+                                                  ShardedRecommender,
+                                                  train_sisa)
 
 __all__ = [
     'AlreadyForgottenError',
@@ -37,6 +41,9 @@ __all__ = [
     'PairedRetrainUnlearner',
     'RetrainUnlearner',
     'WarmRetrainUnlearner',
+    'SISAUnlearner',
+    'ShardedRecommender',
+    'train_sisa',
     'RequestQueue',
     'Recipe',
     'from_training_loop',
