@@ -125,8 +125,9 @@ def test_outputs_are_written(report, tmp_path):
     assert rows[0]['test.recall@20_mean'] == 'higher'
     assert rows[0]['change_closure.forgotten_mean'] == 'higher'
     table = format_table(report).splitlines()
-    assert table[0].startswith('| method | seconds | speed-up | closure '
-                               'forgotten | closure probe | recall@20')
+    assert table[0].startswith('| method | seconds | speed-up | speed-up '
+                               'paired | closure forgotten | closure probe '
+                               '| recall@20')
     assert table[2].startswith('| *better* | lower | higher | higher')
     assert any(line.startswith('| drop-edges |') for line in table)
     assert any('do-nothing baseline' in line for line in table)

@@ -389,7 +389,7 @@ def run_once(config: BenchmarkConfig, seed: int, bar=None) -> Dict[str, Any]:
                 models['warm-retrain'][0].embedding.weight.detach())
 
     for name, entry in out['methods'].items():
-        for ref in ('retrain', 'warm-retrain'):
+        for ref in ('retrain', 'warm-retrain', 'paired-retrain'):
             ref_seconds = out['methods'].get(ref, {}).get('seconds')
             if ref_seconds and entry.get('seconds'):
                 entry[f'speedup_{ref}'] = ref_seconds / entry['seconds']

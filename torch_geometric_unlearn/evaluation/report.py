@@ -61,6 +61,7 @@ def summarize(runs: List[Dict[str, Any]]) -> Dict[str, Dict[str, Dict]]:
 COLUMNS = [
     ('seconds', 'seconds', '{:.3g}', 'lower'),
     ('speed-up', 'speedup_retrain', '{:.0f}x', 'higher'),
+    ('speed-up paired', 'speedup_paired-retrain', '{:.0f}x', 'higher'),
     ('closure forgotten', 'change_closure.forgotten', '{:.2f}', 'higher'),
     ('closure probe', 'change_closure.probe', '{:.2f}', 'higher'),
     ('recall@20', 'test.recall@20', '{:.4f}', 'higher'),
