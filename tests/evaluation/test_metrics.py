@@ -93,7 +93,7 @@ def test_k_larger_than_item_count_is_an_error():
                         torch.tensor([[0], [0]]), k=5)
 
 
-class _Fixed(torch.nn.Module):
+class Fixed(torch.nn.Module):
     # A "model" whose final embeddings are given, graph ignored.
     def __init__(self, emb):
         super().__init__()
@@ -105,7 +105,7 @@ class _Fixed(torch.nn.Module):
 
 def _models(num_users=6, num_items=9, dim=3, seed=0):
     gen = torch.Generator().manual_seed(seed)
-    return [_Fixed(torch.randn(num_users + num_items, dim, generator=gen))
+    return [Fixed(torch.randn(num_users + num_items, dim, generator=gen))
             for _ in range(2)]
 
 

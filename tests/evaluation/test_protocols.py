@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from test_metrics import Fixed
 
 from torch_geometric_unlearn.data.deletion import users_by_activity
 from torch_geometric_unlearn.data.interactions import InteractionData
@@ -12,16 +13,6 @@ from torch_geometric_unlearn.evaluation.protocols import (fairness_gap,
                                                           retrain_agreement,
                                                           top_k_agreement,
                                                           user_ranking)
-
-
-class Fixed(torch.nn.Module):
-    # Predicts with fixed final embeddings, whatever the graph.
-    def __init__(self, emb):
-        super().__init__()
-        self.emb = emb
-
-    def get_embedding(self, edge_index):
-        return self.emb
 
 
 def tiny():
