@@ -86,6 +86,10 @@ def test_ranks_and_their_drop_by_hand():
     # ranks [1, 2, 3]: item 1 first.
     assert pair_ranks(model, None, pairs, 3, data.train_index).tolist() == \
         [3, 1]
+    # A zeroed user ties every item: the mean rank, not the first.
+    zeroed = Fixed(torch.cat([torch.zeros(1, 1), model.emb[1:]]))
+    assert pair_ranks(zeroed, None, torch.tensor([[0], [1]]), 3,
+                      data.train_index).tolist() == [2.0]
     drop = rank_drop(torch.tensor([1, 5, 3]), torch.tensor([4, 5, 2]))
     assert drop == {'mean_rank_before': 3.0,
                     'mean_rank_after': pytest.approx(11 / 3),

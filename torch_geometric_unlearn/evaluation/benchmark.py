@@ -352,7 +352,7 @@ def run_once(config: BenchmarkConfig, seed: int, bar=None) -> Dict[str, Any]:
             # are corrupt pairs, not interactions to hide.
             ranks[name] = pair_ranks(m, edge_index, pairs, data.num_users,
                                      after.train_index)
-            rank[name] = float(ranks[name].double().mean())
+            rank[name] = float(ranks[name].mean())
             entry['forgotten_mean_rank'] = rank[name]
             if name != 'sisa':
                 entry['forgotten_rank'] = rank_drop(ranks['original'],

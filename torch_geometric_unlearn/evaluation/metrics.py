@@ -228,22 +228,25 @@ def pair_ranks(model: torch.nn.Module, edge_index: Tensor, pairs: Tensor,
                num_users: int, exclude: Tensor) -> Tensor:
     r"""The rank (1 = top) of each item of :obj:`pairs` :obj:`[2, k]` in
     its user's ranking over all items not in :obj:`exclude` :obj:`[2, M]`
-    (e.g. the remaining training pairs), shape :obj:`[k]`, in the order of
-    :obj:`pairs`."""
+    (e.g. the remaining training pairs), shape :obj:`[k]` (float64), in
+    the order of :obj:`pairs`.  Items with equal scores share their mean
+    rank, so that a user whose row was zeroed (every score 0, as IFRU
+    leaves a forgotten user) ranks every item in the middle, not first."""
     emb = model.get_embedding(edge_index)
     user_emb, item_emb = emb[:num_users], emb[num_users:]
     num_items = item_emb.size(0)
     excl = pair_keys(exclude, num_items).sort()[0]
-    ranks = torch.empty(pairs.size(1), dtype=torch.long)
+    ranks = torch.empty(pairs.size(1), dtype=torch.float64)
     for user in torch.unique(pairs[0]):
         score = user_emb[user] @ item_emb.t()
         own = excl[torch.searchsorted(excl, user * num_items):torch.
                    searchsorted(excl, (user + 1) * num_items)] % num_items
         score[own] = -float('inf')
         mine = (pairs[0] == user).nonzero().view(-1)
-        items = pairs[1, mine]
-        ranks[mine] = 1 + (score.view(1, -1) > score[items].view(-1, 1)
-                           ).sum(1).cpu()
+        own_score = score[pairs[1, mine]].view(-1, 1)
+        above = (score.view(1, -1) > own_score).sum(1)
+        tied = (score.view(1, -1) == own_score).sum(1) - 1  # but itself
+        ranks[mine] = (1 + above + tied / 2).double().cpu()
     return ranks
 
 
@@ -255,7 +258,7 @@ def mean_rank(model: torch.nn.Module, edge_index: Tensor, pairs: Tensor,
     :func:`pair_ranks`.  Deleted interactions should fall to where a
     retrained model ranks them."""
     return float(pair_ranks(model, edge_index, pairs, num_users,
-                            exclude).double().mean())
+                            exclude).mean())
 
 
 def _top_k(model: torch.nn.Module, data: InteractionData,
