@@ -123,11 +123,17 @@ class ExpectedBPR:
                              offset] % self.num_items] = True
         return mask
 
-    def _margins(self, scores: Tensor, slot: Tensor,
-                 items: Tensor) -> Tensor:
+    def _margins(self, scores: Tensor, slot: Tensor, items: Tensor,
+                 mask: Optional[Tensor] = None,
+                 fill: float = 0.0) -> Tensor:
         # [P_b, I]: s_uj - s_{u i_p} from the block's users' scores
-        # [U_b, I].
-        return scores[slot].sub_(scores[slot, items].view(-1, 1))
+        # [U_b, I]; with 'mask' ([U_b, I], the known pairs), the users'
+        # known items' scores are 'fill' first (in place: a user's
+        # [U_b, I] row costs 1/P_u of its pairs' [P_b, I] rows).
+        positive = scores[slot, items].view(-1, 1)
+        if mask is not None:
+            scores.masked_fill_(mask, fill)
+        return scores[slot].sub_(positive)
 
     def _scatter(self, weights: Tensor, x: Tensor, users: Tensor,
                  slot: Tensor, items: Tensor, scale: Tensor, out: Tensor,
@@ -161,10 +167,9 @@ class ExpectedBPR:
         for first, last in self.blocks:
             users, slot, items, scale = self._block(first, last)
             scores = final[users] @ final[self.num_users:].t()
-            prob = torch.sigmoid_(self._margins(scores, slot, items))
-            mask = self._mask(users)
-            if mask is not None:
-                prob.masked_fill_(mask[slot], 0)
+            # Known items never drawn: margin -inf, weight 0.
+            prob = torch.sigmoid_(self._margins(
+                scores, slot, items, self._mask(users), -float('inf')))
             self._scatter(prob, final, users, slot, items, scale, out)
         return out if self.reduce is None else self.reduce(out)
 
@@ -192,16 +197,15 @@ class ExpectedBPR:
             # dm = m(F) - m(F - dF), bilinear in the two tables.
             steps = change[users] @ final[nu:].t()
             steps.addmm_(before[users], change[nu:].t())
-            margin = self._margins(scores, slot, items)
-            step = self._margins(steps, slot, items)
+            # Known items never drawn: margin -inf, so that the weight and
+            # its shift are 0 (their score change 0 keeps expm1 finite).
+            mask = self._mask(users)
+            margin = self._margins(scores, slot, items, mask, -float('inf'))
+            step = self._margins(steps, slot, items, mask, 0.0)
             prob = torch.sigmoid(margin)
             # -shift = sigma(m) sigma(dm - m) expm1(-dm), in place.
             shift = torch.sub(step, margin, out=margin).sigmoid_().mul_(prob)
             shift.mul_(step.neg_().expm1_())
-            mask = self._mask(users)
-            if mask is not None:
-                prob.masked_fill_(mask[slot], 0)
-                shift.masked_fill_(mask[slot], 0)
             # grad(F) - grad(F - dF) = G(shift, F - dF) + G(prob, dF),
             # with G bilinear in the weights and the embeddings.
             part = torch.zeros_like(both)
