@@ -5,7 +5,7 @@ pairs :obj:`[2, k]`; the poisoning scenarios also return the poisoned data
 that a model should be trained on first.
 """
 from dataclasses import dataclass
-from typing import Optional
+from typing import List, Optional
 
 import torch
 from torch import Tensor
@@ -118,6 +118,42 @@ def users_by_activity(data: InteractionData, count: Optional[int] = None,
         order = order[torch.sort(degree, stable=True,
                                  descending=which == 'active').indices]
     return candidates[order[:count]].sort()[0]
+
+
+def request_stream(data: InteractionData, num_requests: int, size: int,
+                   kind: str = 'random', seed: int = 0) -> List[Tensor]:
+    r"""A stream of :obj:`num_requests` disjoint requests (ERASE's repeated
+    small requests): :obj:`size` random positive training pairs each
+    (:obj:`kind='random'`), or every pair of :obj:`size` random users each
+    (:obj:`kind='users'`).
+
+    Returns:
+        List[torch.Tensor]: The requests' pairs, :obj:`[2, k]` each, sorted.
+    """
+    if kind not in ('random', 'users'):
+        raise ValueError(f"'kind' must be 'random' or 'users' (got "
+                         f"{kind!r})")
+    for name, value in (('num_requests', num_requests), ('size', size)):
+        if isinstance(value, bool) or not isinstance(value, int) or \
+                value < 1:
+            raise ValueError(f"'{name}' must be a positive int (got "
+                             f"{value!r})")
+    pos = data.train_positive_index
+    pool = pos if kind == 'random' else torch.unique(pos[0]).view(1, -1)
+    if num_requests * size > pool.size(1):
+        raise ValueError(f"{num_requests} requests of {size} need "
+                         f"{num_requests * size} {kind} entries; the data "
+                         f"has {pool.size(1)}")
+    pick = torch.randperm(pool.size(1), generator=_generator(seed))
+    out = []
+    for part in pick[:num_requests * size].view(num_requests, size):
+        if kind == 'random':
+            keys = pair_keys(pos[:, part], data.num_items).sort()[0]
+            out.append(torch.stack([keys // data.num_items,
+                                    keys % data.num_items]))
+        else:
+            out.append(user_interactions(data, pool[0, part].sort()[0]))
+    return out
 
 
 def random_items(data: InteractionData, num_items: int,

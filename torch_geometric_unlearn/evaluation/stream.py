@@ -1,0 +1,127 @@
+r"""A stream of requests, as ERASE (arXiv 2603.08341) runs its protocol:
+many small requests applied one after another, with efficiency, utility and
+effectiveness measured after each quarter of the stream against the paired
+retrain of everything forgotten so far.
+
+Repeated requests are where general-purpose methods drift: each update is
+taken from the previous one's parameters, so errors add up, while the
+reference (one retrain without the union) has none.
+"""
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from torch_geometric_unlearn.data.interactions import (InteractionData,
+                                                       pair_keys,
+                                                       remaining_data)
+from torch_geometric_unlearn.evaluation.fidelity import (change_closure,
+                                                         score_change)
+from torch_geometric_unlearn.evaluation.metrics import (
+    evaluate, membership_inference_auc, unseen_pairs)
+from torch_geometric_unlearn.evaluation.protocols import (fairness_gap,
+                                                          retrain_agreement)
+from torch_geometric_unlearn.training.trainer import TrainConfig, TrainResult
+from torch_geometric_unlearn.unlearn.baselines import PairedRetrainUnlearner
+from torch_geometric_unlearn.unlearn.base import Unlearner
+from torch_geometric_unlearn.unlearn.sisa import ShardedRecommender
+
+#: The methods a stream runs: an unlearner built from the trained model, or
+#: None for dropping the edges (the original parameters on the new graph).
+Factory = Optional[Callable[[], Unlearner]]
+
+
+def checkpoints(num_requests: int, parts: int = 4) -> List[int]:
+    r"""After how many requests each of :obj:`parts` equal parts of the
+    stream ends (the last is :obj:`num_requests`)."""
+    return sorted({max(1, round(num_requests * q / parts))
+                   for q in range(1, parts + 1)})
+
+
+def run_stream(model: torch.nn.Module, data: InteractionData,
+               record: TrainResult, config: TrainConfig,
+               requests: Sequence[Tensor], methods: Dict[str, Factory],
+               parts: int = 4, k: int = 20) -> Dict[str, Any]:
+    r"""Applies :obj:`requests` one after another with each method and,
+    after each of :obj:`parts` parts of the stream, measures every method
+    against the paired retrain of the union forgotten so far.
+
+    Args:
+        model (torch.nn.Module): The trained LightGCN or MF.
+        data (InteractionData): Its training data.
+        record (TrainResult): Its training record (the paired retrain runs
+            its :obj:`best_epoch` epochs with :obj:`config`).
+        config (TrainConfig): Its training configuration.
+        requests (Sequence[torch.Tensor]): Disjoint requests, :obj:`[2, k]`
+            each (e.g. from
+            :func:`~torch_geometric_unlearn.data.deletion.request_stream`).
+        methods (Dict[str, Callable]): A factory of a fresh unlearner per
+            method name, or :obj:`None` to drop the edges.
+        parts (int): Parts of the stream measured (4: quarters).
+        k (int): The metrics' cut-off.
+
+    Returns:
+        Dict[str, Any]: Per checkpoint (:obj:`'after'` requests, the
+        union's size, the paired retrain's seconds), per method the
+        cumulative unlearning seconds, test NDCG@k and recall@k, the
+        fairness gap, the agreement with the paired retrain, the closure of
+        the union's scores and the membership-inference AUC.
+    """
+    unlearners = {name: None if make is None else make()
+                  for name, make in methods.items()}
+    seconds = {name: 0.0 for name in methods}
+    current = {name: (model, data) for name in methods}
+    stops, done, out = checkpoints(len(requests), parts), 0, []
+    for stop in stops:
+        for request in requests[done:stop]:
+            for name, unlearner in unlearners.items():
+                if unlearner is None:
+                    continue
+                start = time.perf_counter()
+                result = unlearner.unlearn(request)
+                seconds[name] += time.perf_counter() - start
+                current[name] = (result.model, result.data)
+        done = stop
+        union = torch.cat(list(requests[:stop]), 1)
+        after = remaining_data(data, ~torch.isin(
+            pair_keys(data.train_index, data.num_items),
+            pair_keys(union, data.num_items)))
+        start = time.perf_counter()
+        paired = PairedRetrainUnlearner(
+            model, data, record.examples, record.labels, config.l2,
+            config=config, epochs=record.best_epoch).unlearn(union).model
+        row: Dict[str, Any] = {
+            'after': stop, 'forgotten': union.size(1),
+            'paired_retrain_seconds': time.perf_counter() - start,
+            'methods': {}}
+        unseen = unseen_pairs(data, union)
+        target = score_change(model, data.edge_index, paired,
+                              after.edge_index, union, data.num_users)
+        for name in ['paired-retrain'] + list(methods):
+            if name == 'paired-retrain':
+                m, edges, entry = paired, after.edge_index, {}
+            else:
+                m = current[name][0]
+                edges = after.edge_index
+                entry = {'seconds': seconds[name]}
+                entry['agreement'] = retrain_agreement(
+                    m, paired, after, [k], edge_index=edges,
+                    reference_edge_index=after.edge_index)
+                # An ensemble's scores are not the original model's: no
+                # change from them to measure.
+                if not isinstance(m, ShardedRecommender):
+                    entry['closure'] = change_closure(score_change(
+                        model, data.edge_index, m, edges, union,
+                        data.num_users), target)
+            test = evaluate(m, after, k=k, adj=edges)
+            entry['test'] = {key: test[key] for key in (f'recall@{k}',
+                                                        f'ndcg@{k}')}
+            entry['fairness'] = fairness_gap(m, after, k, edge_index=edges)
+            entry['mia_auc'] = membership_inference_auc(
+                m, edges, union, unseen, data.num_users)
+            row['methods'][name] = entry
+        out.append(row)
+    return {'requests': len(requests),
+            'sizes': [int(r.size(1)) for r in requests],
+            'checkpoints': out}
