@@ -79,6 +79,7 @@ def main(argv=None):
         print(json.dumps({'after': row['after'], **{
             name: {key: entry.get(key) for key in ('seconds', 'closure')}
             | {'ndcg@20': entry['test']['ndcg@20'],
+               'one_request': entry.get('closure_one_request'),
                'agreement_ndcg@20': entry.get('agreement', {}).get(
                    'ndcg@20'), 'mia_auc': entry['mia_auc']}
             for name, entry in row['methods'].items()}}), flush=True)

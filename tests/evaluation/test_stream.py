@@ -5,10 +5,13 @@ from torch_geometric_unlearn.data.datasets import synthetic
 from torch_geometric_unlearn.data.deletion import request_stream
 from torch_geometric_unlearn.data.interactions import (pair_keys,
                                                        remaining_data)
+from torch_geometric_unlearn.evaluation.fidelity import (change_closure,
+                                                         score_change)
 from torch_geometric_unlearn.evaluation.metrics import evaluate
 from torch_geometric_unlearn.evaluation.stream import checkpoints, run_stream
 from torch_geometric_unlearn.training.trainer import (TrainConfig, build_model,
                                                       train)
+from torch_geometric_unlearn.unlearn.baselines import PairedRetrainUnlearner
 from torch_geometric_unlearn.unlearn.ifru import IFRUnlearner
 
 CONFIG = TrainConfig(progress=False, l2=1.0, lr=0.01, max_epochs=6,
@@ -71,3 +74,15 @@ def test_the_stream_measures_each_quarter_against_the_paired_retrain():
     last = rows[-1]['methods']
     assert 'agreement' not in last['paired-retrain']
     assert last['ifru']['closure'] > last['drop-edges']['closure']
+    # The union in one request, for the drift: IFRU on the union by hand.
+    one = ifru().unlearn(union).model
+    paired = PairedRetrainUnlearner(
+        model, data, record.examples, None, CONFIG.l2, config=CONFIG,
+        epochs=record.best_epoch).unlearn(union).model
+    target = score_change(model, data.edge_index, paired, after.edge_index,
+                          union, data.num_users)
+    assert last['ifru']['closure_one_request'] == pytest.approx(
+        change_closure(score_change(model, data.edge_index, one,
+                                    after.edge_index, union,
+                                    data.num_users), target))
+    assert 'closure_one_request' not in last['drop-edges']

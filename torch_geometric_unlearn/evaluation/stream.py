@@ -66,7 +66,9 @@ def run_stream(model: torch.nn.Module, data: InteractionData,
         union's size, the paired retrain's seconds), per method the
         cumulative unlearning seconds, test NDCG@k and recall@k, the
         fairness gap, the agreement with the paired retrain, the closure of
-        the union's scores and the membership-inference AUC.
+        the union's scores (and, for an unlearner of one model, the closure
+        of the union forgotten in one request: the difference is the
+        stream's drift) and the membership-inference AUC.
     """
     unlearners = {name: None if make is None else make()
                   for name, make in methods.items()}
@@ -114,6 +116,14 @@ def run_stream(model: torch.nn.Module, data: InteractionData,
                     entry['closure'] = change_closure(score_change(
                         model, data.edge_index, m, edges, union,
                         data.num_users), target)
+                    if methods[name] is not None:
+                        # The union as one request: what the stream's
+                        # accumulated updates drifted from, if they did.
+                        one = methods[name]().unlearn(union).model
+                        entry['closure_one_request'] = change_closure(
+                            score_change(model, data.edge_index, one,
+                                         edges, union, data.num_users),
+                            target)
             test = evaluate(m, after, k=k, adj=edges)
             entry['test'] = {key: test[key] for key in (f'recall@{k}',
                                                         f'ndcg@{k}')}
