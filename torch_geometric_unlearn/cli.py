@@ -23,6 +23,7 @@ from torch_geometric_unlearn.evaluation.config import (DEFAULT_METHODS,
                                                        BenchmarkConfig)
 from torch_geometric_unlearn.evaluation.metrics import evaluate, mean_rank
 from torch_geometric_unlearn.evaluation.report import write_report
+from torch_geometric_unlearn.evaluation.stream import run_stream_benchmark
 from torch_geometric_unlearn.persist import (atomic_open, check_output,
                                              file_lock)
 from torch_geometric_unlearn.training.trainer import (TrainConfig, build_model,
@@ -232,6 +233,12 @@ def _benchmark_parser(parser: argparse.ArgumentParser):
                         help='methods to compare, from ' + ', '.join(METHODS)
                         + "; None runs all but sisa; 'drop-edges' (the "
                         'do-nothing baseline) is always added')
+    parser.add_argument('--requests', type=int, default=None,
+                        help='a stream of this many disjoint requests of '
+                        "--request's kind and size (random or users), "
+                        'applied in turn and measured after each quarter '
+                        "against the paired retrain (ERASE's protocol); "
+                        'None runs one request')
     parser.add_argument('--sisa-shards', type=int, default=10,
                         help="SISA's shards, each with a model of its own")
     parser.add_argument('--sisa-partition', default='user',
@@ -273,12 +280,24 @@ def run_benchmark_cmd(args: argparse.Namespace) -> dict:
         train=train_config, converged_fidelity=args.converged_fidelity,
         progress=not args.no_progress, sisa_shards=args.sisa_shards,
         sisa_partition=args.sisa_partition)
-    report = run_benchmark(config)
     name = args.name or (f"{args.dataset}_{args.model}"
                          f"{config.layers if args.model == 'lightgcn' else ''}"
                          f"_{args.loss}_{config.request.kind}")
-    report['command'] = ('python -m torch_geometric_unlearn ' +
-                         shlex.join(args.argv))
+    command = 'python -m torch_geometric_unlearn ' + shlex.join(args.argv)
+    if args.requests is not None:
+        if args.requests < 1:
+            raise ValueError(f"'--requests' must be at least 1 (got "
+                             f"{args.requests})")
+        report = run_stream_benchmark(config, args.requests)
+        report['command'] = command
+        os.makedirs(args.out, exist_ok=True)
+        path = os.path.join(args.out, f'{name}_stream.json')
+        with atomic_open(path) as f:
+            json.dump(report, f, indent=2)
+        report['files'] = [path]
+        return report
+    report = run_benchmark(config)
+    report['command'] = command
     report['files'] = write_report(report, args.out, name)
     return report
 

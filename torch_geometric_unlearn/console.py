@@ -2,6 +2,7 @@ r"""What the commands of :mod:`~torch_geometric_unlearn.cli` print: the
 training record, the demo's table and its legend, the benchmark's summary
 and the report of an unlearn run."""
 from torch_geometric_unlearn.evaluation.report import format_table
+from torch_geometric_unlearn.evaluation.stream import format_stream
 
 __all__ = ['print_train', 'print_demo', 'print_benchmark', 'print_unlearn']
 
@@ -59,6 +60,12 @@ def print_demo(record: dict):
 
 def print_benchmark(report: dict):
     r"""The ``benchmark`` command's summary table and the files it wrote."""
+    if 'checkpoints' in report:  # a stream (--requests)
+        print(f"{report['data']}, {report['requests']} requests of "
+              f"{report['config']['request']} in turn")
+        print(format_stream(report))
+        print('wrote ' + ', '.join(report['files']))
+        return
     runs = report['runs']
     print(f"{runs[0]['data']}, request {report['config']['request']} "
           f"({runs[0]['request_size']} pairs), {len(runs)} run(s)")

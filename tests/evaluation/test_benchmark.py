@@ -5,6 +5,7 @@ import statistics
 import pytest
 import torch
 
+from torch_geometric_unlearn.cli import main
 from torch_geometric_unlearn.evaluation.benchmark import (
     PeakMemory, run_benchmark, with_sampled_negatives)
 from torch_geometric_unlearn.evaluation.config import (BenchmarkConfig,
@@ -208,3 +209,27 @@ def test_the_cure4rec_protocol_with_sisa():
         assert 0 <= agreement['ndcg@20'] <= 1
         assert set(methods[name]['fairness']) >= {'ndcg@20_gap', 'hr@20'}
     assert 0 <= methods['ifru']['forgotten_rank']['dropped'] <= 1
+
+
+def test_converged_fidelity_runs():
+    config = BenchmarkConfig(
+        dataset_options=TINY, layers=1, dim=8, request='random:20',
+        methods=['ifru'], ifru_repeats=1, converged_fidelity=True,
+        train=TrainConfig(max_epochs=3, progress=False), progress=False)
+    converged = run_benchmark(config)['runs'][0]['converged_fidelity']
+    assert 'closure_ifru' in converged
+
+
+def test_a_stream_from_the_command_line(tmp_path, capsys):
+    assert main(['benchmark', '--synthetic-size', '1500', '--layers', '1',
+                 '--dim', '8', '--max-epochs', '3', '--request', 'random:6',
+                 '--requests', '4', '--methods', 'ifru', '--no-progress',
+                 '--out', str(tmp_path), '--name', 'tiny']) == 0
+    out = capsys.readouterr().out
+    assert '4 requests of random:6 in turn' in out
+    assert '| 4 | 24 | ifru |' in out
+    report = json.loads((tmp_path / 'tiny_stream.json').read_text())
+    assert [r['after'] for r in report['checkpoints']] == [1, 2, 3, 4]
+    assert main(['benchmark', '--request', 'items:2', '--requests', '4',
+                 '--no-progress', '--out', str(tmp_path)]) == 2
+    assert "draws 'random' or 'users'" in capsys.readouterr().err

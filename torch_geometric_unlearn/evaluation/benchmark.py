@@ -206,8 +206,11 @@ def draw_request(spec: RequestSpec, data: InteractionData, seed: int
     return attack.data, attack.request, None
 
 
-def _unlearner(method: str, model, data, record, config: TrainConfig,
-               benchmark: BenchmarkConfig):
+def make_unlearner(method: str, model, data, record, config: TrainConfig,
+                   benchmark: BenchmarkConfig):
+    r"""A fresh unlearner of :obj:`method` (from :obj:`METHODS`, not
+    :obj:`'drop-edges'`) for the trained :obj:`model` and its
+    :obj:`record`; SISA trains its ensemble here."""
     if method == 'sisa':
         start = time.perf_counter()
         sharded, shards = train_sisa(
@@ -243,8 +246,8 @@ def _timed(config: BenchmarkConfig, method: str, model, data, record,
     calls = config.ifru_repeats if method.startswith('ifru') else 1
     times, peaks = [], []
     for _ in range(calls):
-        unlearner = _unlearner(method, model, data, record, train_config,
-                               config)
+        unlearner = make_unlearner(method, model, data, record,
+                                   train_config, config)
         with PeakMemory(config.device) as memory:
             start = time.perf_counter()
             result = unlearner.unlearn(pairs)
@@ -476,8 +479,8 @@ def converged_fidelity(config: BenchmarkConfig, model, data, record,
         'converge_seconds': time.perf_counter() - start,
     }
     for method in [m for m in config.methods if m.startswith('ifru')]:
-        result = _unlearner(method, hat, data, record,
-                            train_config).unlearn(pairs)
+        result = make_unlearner(method, hat, data, record, train_config,
+                                config).unlearn(pairs)
         out[f'closure_{method}'] = closure_ratio(
             result.model.embedding.weight.detach(), theta, target)
     return out

@@ -8,23 +8,32 @@ taken from the previous one's parameters, so errors add up, while the
 reference (one retrain without the union) has none.
 """
 import time
+from dataclasses import asdict, replace
+from functools import partial
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 from torch import Tensor
 
+from torch_geometric_unlearn.data.deletion import request_stream
 from torch_geometric_unlearn.data.interactions import (InteractionData,
                                                        pair_keys,
                                                        remaining_data)
+from torch_geometric_unlearn.evaluation.benchmark import (load_data,
+                                                          machine,
+                                                          make_unlearner)
+from torch_geometric_unlearn.evaluation.config import BenchmarkConfig
 from torch_geometric_unlearn.evaluation.fidelity import (change_closure,
                                                          score_change)
 from torch_geometric_unlearn.evaluation.metrics import (
     evaluate, membership_inference_auc, unseen_pairs)
 from torch_geometric_unlearn.evaluation.protocols import (fairness_gap,
                                                           retrain_agreement)
-from torch_geometric_unlearn.training.trainer import TrainConfig, TrainResult
+from torch_geometric_unlearn.training.trainer import (TrainConfig, TrainResult,
+                                                      build_model, train)
 from torch_geometric_unlearn.unlearn.baselines import PairedRetrainUnlearner
 from torch_geometric_unlearn.unlearn.base import Unlearner
+from torch_geometric_unlearn.unlearn.ledger import json_value
 from torch_geometric_unlearn.unlearn.sisa import ShardedRecommender
 
 #: The methods a stream runs: an unlearner built from the trained model, or
@@ -135,3 +144,69 @@ def run_stream(model: torch.nn.Module, data: InteractionData,
     return {'requests': len(requests),
             'sizes': [int(r.size(1)) for r in requests],
             'checkpoints': out}
+
+
+def run_stream_benchmark(config: BenchmarkConfig,
+                         num_requests: int) -> Dict[str, Any]:
+    r"""The ``benchmark --requests N`` command: trains the model of
+    :obj:`config`, draws :obj:`num_requests` disjoint requests of its
+    request's kind and size (:obj:`'random'`: pairs, a count or a share of
+    the training pairs; :obj:`'users'`: whole users, a count or a share of
+    the users), and runs :func:`run_stream` for every method of
+    :obj:`config` (the paired retrain is the reference; dropping the edges
+    is always there)."""
+    spec = config.request
+    if spec.kind not in ('random', 'users'):
+        raise ValueError(f"A stream draws 'random' or 'users' requests "
+                         f"(got {spec.kind!r})")
+    if 'retrain' in config.methods:
+        raise ValueError("The stream's reference is the paired retrain; "
+                         "leave 'retrain' out")
+    seed = config.seed
+    train_config = replace(config.train, seed=seed)
+    data = load_data(config, seed)
+    model = build_model(data, config.dim, config.layers).to(config.device)
+    record = train(model, data, train_config)
+    pool = (data.num_train if spec.kind == 'random' else
+            int(torch.unique(data.train_positive_index[0]).numel()))
+    size = (int(spec.amount) if spec.amount >= 1 else
+            max(1, round(spec.amount * pool)))
+    requests = request_stream(data, num_requests, size, spec.kind, seed)
+    methods: Dict[str, Factory] = {
+        name: (None if name == 'drop-edges' else partial(
+            make_unlearner, name, model, data, record, train_config,
+            config))
+        for name in config.methods if name != 'paired-retrain'}
+    out = run_stream(model, data, record, train_config, requests, methods)
+    return {'config': {**asdict(config), 'request': str(spec),
+                       'train': json_value(config.train)},
+            'machine': machine(config.device),
+            'date': time.strftime('%Y-%m-%d'), 'data': repr(data),
+            'train': {'epochs': record.epochs, 'seconds': record.wall_time},
+            **out}
+
+
+def format_stream(report: Dict[str, Any]) -> str:
+    r"""A Markdown table of a stream's report: per checkpoint and method,
+    cumulative seconds (the paired retrain's own), the closure (and in one
+    request), NDCG@20, the agreement with the paired retrain and the MIA
+    AUC."""
+    lines = ['| after | forgotten | method | seconds | closure (one '
+             'request) | ndcg@20 | top20 agreement (ndcg) | MIA auc |',
+             '|---|---|---|---|---|---|---|---|']
+    for row in report['checkpoints']:
+        for name, entry in row['methods'].items():
+            seconds = (row['paired_retrain_seconds'] if name ==
+                       'paired-retrain' else entry['seconds'])
+            closure = '' if 'closure' not in entry else (
+                f"{entry['closure']:.2f}" + (
+                    f" ({entry['closure_one_request']:.2f})"
+                    if 'closure_one_request' in entry else ''))
+            agreement = entry.get('agreement', {}).get('ndcg@20')
+            lines.append(
+                f"| {row['after']} | {row['forgotten']} | {name} | "
+                f"{seconds:.3g} | {closure} | "
+                f"{entry['test']['ndcg@20']:.4f} | "
+                f"{'' if agreement is None else f'{agreement:.3f}'} | "
+                f"{entry['mia_auc']:.3f} |")
+    return '\n'.join(lines)
