@@ -244,6 +244,9 @@ def _benchmark_parser(parser: argparse.ArgumentParser):
     parser.add_argument('--sisa-partition', default='user',
                         choices=['user', 'item', 'interaction'],
                         help='how SISA deals the interactions to shards')
+    parser.add_argument('--sisa-balanced', action='store_true',
+                        help="RecEraser's balanced partition of the trained "
+                        "model's embeddings instead of a random deal")
     parser.add_argument('--repeats', type=int, default=1,
                         help='independent runs (seeds seed, seed+1, ...)')
     parser.add_argument('--ifru-repeats', type=int, default=3,
@@ -279,7 +282,8 @@ def run_benchmark_cmd(args: argparse.Namespace) -> dict:
         ifru_repeats=args.ifru_repeats, seed=args.seed, device=args.device,
         train=train_config, converged_fidelity=args.converged_fidelity,
         progress=not args.no_progress, sisa_shards=args.sisa_shards,
-        sisa_partition=args.sisa_partition)
+        sisa_partition=args.sisa_partition,
+        sisa_balanced=args.sisa_balanced)
     name = args.name or (f"{args.dataset}_{args.model}"
                          f"{config.layers if args.model == 'lightgcn' else ''}"
                          f"_{args.loss}_{config.request.kind}")

@@ -194,7 +194,7 @@ def test_the_cure4rec_protocol_with_sisa():
         dataset_options=TINY, layers=1, dim=8, request='active-users:0.1',
         methods=['ifru', 'paired-retrain', 'sisa'], ifru_repeats=1,
         train=TrainConfig(max_epochs=3, progress=False), progress=False,
-        sisa_shards=3, sisa_partition='user')
+        sisa_shards=3, sisa_partition='user', sisa_balanced=True)
     run = run_benchmark(config)['runs'][0]
     methods = run['methods']
     sisa = methods['sisa']

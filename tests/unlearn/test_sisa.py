@@ -5,8 +5,9 @@ from torch_geometric_unlearn.data.interactions import (pair_keys,
                                                        remaining_data)
 from torch_geometric_unlearn.training.trainer import (TrainConfig, build_model,
                                                       train)
-from torch_geometric_unlearn.unlearn.sisa import (SISAUnlearner, shard_of,
-                                                  train_sisa)
+from torch_geometric_unlearn.unlearn.sisa import (SISAUnlearner,
+                                                  balanced_partition,
+                                                  shard_of, train_sisa)
 
 CONFIG = TrainConfig(progress=False, lr=0.01, batch_size=1024, max_epochs=4,
                      patience=2, seed=3)
@@ -95,3 +96,36 @@ def test_a_failed_request_leaves_every_shard_as_it_was(small_data,
     assert torch.equal(pair_keys(unlearner.model.pairs, small_data.num_items),
                        pair_keys(small_data.train_index,
                                  small_data.num_items))
+
+
+def test_the_balanced_partition_groups_alike_rows_in_equal_shards():
+    # Three tight clusters of 10 rows, far apart: one shard each.
+    gen = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[0., 0.], [10., 0.], [0., 10.]])
+    rows = torch.cat([c + 0.1 * torch.randn(10, 2, generator=gen)
+                      for c in centres])
+    owner = balanced_partition(rows, 3, seed=1)
+    for cluster in owner.view(3, 10):
+        assert cluster.unique().numel() == 1
+    assert sorted(torch.bincount(owner).tolist()) == [10, 10, 10]
+    # Unequal clusters (14, 8, 8): no shard above ceil(30 / 3) = 10.
+    rows = torch.cat([centres[0] + 0.1 * torch.randn(14, 2, generator=gen),
+                      centres[1] + 0.1 * torch.randn(8, 2, generator=gen),
+                      centres[2] + 0.1 * torch.randn(8, 2, generator=gen)])
+    assert torch.bincount(balanced_partition(rows, 3)).max() <= 10
+    with pytest.raises(ValueError, match='cannot fill'):
+        balanced_partition(rows[:2], 3)
+
+
+def test_partitions_by_similarity_keep_owners_together(small_data):
+    emb = torch.randn(small_data.num_nodes, 4,
+                      generator=torch.Generator().manual_seed(2))
+    shards = shard_of(small_data, 4, 'user', embedding=emb)
+    for user in torch.unique(small_data.train_index[0])[:30]:
+        assert shards[small_data.train_index[0] == user].unique().numel() \
+            == 1
+    pairs = torch.bincount(shard_of(small_data, 4, 'interaction',
+                                    embedding=emb))
+    assert pairs.max() <= -(-small_data.num_train // 4)
+    with pytest.raises(ValueError, match='num_nodes'):
+        shard_of(small_data, 4, 'item', embedding=emb[1:])

@@ -213,9 +213,13 @@ def make_unlearner(method: str, model, data, record, config: TrainConfig,
     :obj:`record`; SISA trains its ensemble here."""
     if method == 'sisa':
         start = time.perf_counter()
+        with torch.no_grad():
+            embedding = (model.get_embedding(data.edge_index).cpu()
+                         if benchmark.sisa_balanced else None)
         sharded, shards = train_sisa(
             data, benchmark.sisa_shards, benchmark.sisa_partition, config,
-            model.embedding_dim, model.num_layers, seed=config.seed)
+            model.embedding_dim, model.num_layers, seed=config.seed,
+            embedding=embedding)
         unlearner = SISAUnlearner(sharded, data, shards, config,
                                   copy_model=False)
         unlearner.train_seconds = time.perf_counter() - start

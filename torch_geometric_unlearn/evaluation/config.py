@@ -120,6 +120,8 @@ class BenchmarkConfig:
         sisa_shards (int): SISA's number of shards.
         sisa_partition (str): How SISA deals the interactions to shards:
             :obj:`'user'`, :obj:`'item'` or :obj:`'interaction'`.
+        sisa_balanced (bool): Partition by RecEraser's balanced clustering
+            of the trained model's final embeddings instead of at random.
     """
     dataset: str = 'synthetic'
     data_dir: Optional[str] = None
@@ -139,6 +141,7 @@ class BenchmarkConfig:
     progress: bool = True
     sisa_shards: int = 10
     sisa_partition: str = 'user'
+    sisa_balanced: bool = False
 
     def __post_init__(self):
         if isinstance(self.request, str):

@@ -16,8 +16,10 @@ existed); the price is paid up front and in utility:
 
 Partitions are by user (a user's interactions in one shard, so forgetting
 a user retrains one shard), by item, or by interaction, each dealt at
-random in equal numbers.  RecEraser's balanced clustering and attention
-aggregation are not implemented.
+random in equal numbers, or (given a trained model's embeddings) by
+RecEraser's balanced partition, which puts similar users, items or
+interactions together.  RecEraser's attention aggregation is not
+implemented: the shards' scores are averaged.
 
 Usage::
 
@@ -94,16 +96,21 @@ class ShardedRecommender(torch.nn.Module):
 
 
 def shard_of(data: InteractionData, num_shards: int, by: str = 'user',
-             seed: int = 0) -> Tensor:
-    r"""The shard of each training pair, :obj:`[N]`: users, items or the
-    pairs themselves dealt at random to :obj:`num_shards` shards in equal
-    numbers (:obj:`by`).
+             seed: int = 0, embedding: Optional[Tensor] = None) -> Tensor:
+    r"""The shard of each training pair, :obj:`[N]`, by user, item or
+    interaction (:obj:`by`), in equal numbers: dealt at random (SISA), or,
+    given an :obj:`embedding`, by RecEraser's balanced partition
+    (:func:`balanced_partition`) of the users' or items' rows, or of each
+    pair's user and item rows side by side.
 
     Args:
         data (InteractionData): The data.
         num_shards (int): Number of shards, at least 1.
         by (str): :obj:`'user'`, :obj:`'item'` or :obj:`'interaction'`.
-        seed (int): Seed of the deal.
+        seed (int): Seed of the deal (or of the partition's anchors).
+        embedding (torch.Tensor, optional): Node embeddings
+            :obj:`[num_nodes, d]` (users, then items), e.g. a trained
+            model's, to partition by similarity.
     """
     if by not in PARTITIONS:
         raise ValueError(f"'by' must be one of {list(PARTITIONS)} (got "
@@ -112,17 +119,70 @@ def shard_of(data: InteractionData, num_shards: int, by: str = 'user',
             num_shards < 1:
         raise ValueError(f"'num_shards' must be a positive int (got "
                          f"{num_shards!r})")
+    if embedding is not None and (embedding.dim() != 2 or
+                                  embedding.size(0) != data.num_nodes):
+        raise ValueError(f"'embedding' must be [num_nodes, d] with "
+                         f"num_nodes = {data.num_nodes}")
     gen = torch.Generator().manual_seed(seed)
+    users, items = data.train_index
     if by == 'interaction':
+        if embedding is not None:
+            rows = torch.cat([embedding[users],
+                              embedding[items + data.num_users]], 1)
+            return balanced_partition(rows, num_shards, seed=seed)
         order = torch.randperm(data.num_train, generator=gen)
         shards = torch.empty(data.num_train, dtype=torch.long)
         shards[order] = torch.arange(data.num_train) % num_shards
         return shards
-    row, size = (0, data.num_users) if by == 'user' else (1, data.num_items)
-    owner = torch.empty(size, dtype=torch.long)
-    owner[torch.randperm(size, generator=gen)] = torch.arange(size) % \
-        num_shards
-    return owner[data.train_index[row]]
+    ids, size, offset = ((users, data.num_users, 0) if by == 'user' else
+                         (items, data.num_items, data.num_users))
+    if embedding is not None:
+        owner = balanced_partition(embedding[offset:offset + size],
+                                   num_shards, seed=seed)
+    else:
+        owner = torch.empty(size, dtype=torch.long)
+        owner[torch.randperm(size, generator=gen)] = torch.arange(size) % \
+            num_shards
+    return owner[ids]
+
+
+def balanced_partition(rows: Tensor, num_shards: int, iterations: int = 5,
+                       seed: int = 0) -> Tensor:
+    r"""RecEraser's balanced partition (Chen et al., WWW 2022): anchors
+    start at :obj:`num_shards` random rows; each round, every (row, anchor)
+    pair is taken in order of distance and the row joins the anchor unless
+    the row is placed or the anchor's shard is full (:math:`\lceil n / K
+    \rceil` rows); the anchors then move to their shards' means.
+
+    Args:
+        rows (torch.Tensor): What to partition, :obj:`[n, d]`.
+        num_shards (int): Number of shards :math:`K`.
+        iterations (int): Rounds.
+        seed (int): Seed of the first anchors.
+
+    Returns:
+        torch.Tensor: The shard of each row, :obj:`[n]`.
+    """
+    rows = rows.detach().double()
+    n = rows.size(0)
+    if n < num_shards:
+        raise ValueError(f"{n} rows cannot fill {num_shards} shards")
+    capacity = -(-n // num_shards)
+    gen = torch.Generator().manual_seed(seed)
+    anchors = rows[torch.randperm(n, generator=gen)[:num_shards]]
+    owner = torch.empty(n, dtype=torch.long)
+    for _ in range(iterations):
+        order = torch.cdist(rows, anchors).view(-1).argsort(stable=True)
+        owner.fill_(-1)
+        load = [0] * anchors.size(0)
+        for index in order.tolist():
+            row, shard = divmod(index, anchors.size(0))
+            if owner[row] < 0 and load[shard] < capacity:
+                owner[row] = shard
+                load[shard] += 1
+        anchors = torch.stack([rows[owner == k].mean(0)
+                               for k in range(anchors.size(0))])
+    return owner
 
 
 def _shard_config(config: TrainConfig, shard: int) -> TrainConfig:
@@ -143,13 +203,14 @@ def train_shard(data: InteractionData, shards: Tensor, shard: int,
 
 def train_sisa(data: InteractionData, num_shards: int, by: str = 'user',
                config: Optional[TrainConfig] = None, dim: int = 64,
-               num_layers: int = 2, seed: int = 0
+               num_layers: int = 2, seed: int = 0,
+               embedding: Optional[Tensor] = None
                ) -> Tuple[ShardedRecommender, Tensor]:
-    r"""Trains one model per shard (see :func:`shard_of` and
-    :func:`train_shard`).  Returns the ensemble and the shard of each
-    training pair :obj:`[N]`."""
+    r"""Trains one model per shard (see :func:`shard_of`, whose arguments
+    these are, and :func:`train_shard`).  Returns the ensemble and the
+    shard of each training pair :obj:`[N]`."""
     config = config or TrainConfig()
-    shards = shard_of(data, num_shards, by, seed)
+    shards = shard_of(data, num_shards, by, seed, embedding)
     models = [train_shard(data, shards, k, config, dim, num_layers)
               for k in range(num_shards)]
     return ShardedRecommender(models, *_graph_pairs(data, shards),
