@@ -39,6 +39,7 @@ FORMAT_1 = 'torch_geometric_unlearn.checkpoint/1'
 # The parts whose fingerprints each format stores.
 _PARTS = {FORMAT: ('model', 'data', 'examples', 'horizon', 'train_config'),
           FORMAT_2: ('model', 'data', 'examples')}
+_FORMATS = (FORMAT, FORMAT_2, FORMAT_1)
 
 
 def _write(payload: Dict[str, Any], f: IO):
@@ -182,8 +183,7 @@ class Checkpoint:
             raw = torch.load(path, weights_only=True, mmap=True)
         except Exception:  # missing, or not a checkpoint: nothing to keep
             return
-        if not isinstance(raw, dict) or raw.get('format') not in (
-                FORMAT, FORMAT_2, FORMAT_1):
+        if not isinstance(raw, dict) or raw.get('format') not in _FORMATS:
             return
         theirs = [e.get('hash') if isinstance(e, dict) else e
                   for e in raw.get('ledger') or []]
@@ -217,7 +217,7 @@ class Checkpoint:
             raise ValueError(f"'{path}' is not a readable checkpoint: {e}"
                              ) from e
         version = raw.get('format') if isinstance(raw, dict) else None
-        if version not in (FORMAT, FORMAT_2, FORMAT_1):
+        if version not in _FORMATS:
             raise ValueError(f"'{path}' is not a torch_geometric_unlearn "
                              f"checkpoint (expected format {FORMAT!r})")
         newer = {FORMAT_1: ('ledger', 'fingerprints', 'ledger_salt'),

@@ -82,9 +82,7 @@ def atomic_open(path: str, mode: str = 'w', **kwargs) -> Iterator[IO]:
     try:
         with f:
             yield f
-            f.flush()
-            os.fsync(f.fileno())
-        _keep_access(temp, path)
+            _seal(f, temp, path)
         os.replace(temp, path)
     except BaseException:
         with suppress(OSError):
@@ -113,9 +111,7 @@ def atomic_write(files: Sequence[Tuple[str, Callable[[IO], None], str]]):
             temps.append(temp)
             with f:
                 write(f)
-                f.flush()
-                os.fsync(f.fileno())
-            _keep_access(temp, path)
+                _seal(f, temp, path)
         for (path, _, _), temp in zip(files, list(temps)):
             os.replace(temp, path)
             temps.remove(temp)
@@ -142,6 +138,14 @@ def _temporary(path: str, mode: str, **kwargs) -> Tuple[str, IO]:
         os.close(fd)
         os.unlink(temp)
         raise
+
+
+def _seal(f: IO, temp: str, path: str):
+    # The temporary's content on disk, and the access of the file it will
+    # replace, before the rename.
+    f.flush()
+    os.fsync(f.fileno())
+    _keep_access(temp, path)
 
 
 def _keep_access(temp: str, path: str):

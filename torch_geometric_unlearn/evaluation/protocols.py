@@ -21,7 +21,8 @@ from torch import Tensor
 
 from torch_geometric_unlearn.data.interactions import (InteractionData,
                                                        pair_keys)
-from torch_geometric_unlearn.evaluation.metrics import _rows_cols, _split
+from torch_geometric_unlearn.evaluation.metrics import (_rows_cols, _split,
+                                                        _top_k)
 
 
 def _discounts(k: int, device=None) -> Tensor:
@@ -162,19 +163,13 @@ def retrain_agreement(model: torch.nn.Module, reference: torch.nn.Module,
         raise ValueError(f"'ks' holds {k_max}, more than the "
                          f"{data.num_items} items")
     graph = data.edge_index if edge_index is None else edge_index
-    embs = [model.get_embedding(graph), reference.get_embedding(
-        graph if reference_edge_index is None else reference_edge_index)]
+    reference_graph = (graph if reference_edge_index is None else
+                       reference_edge_index)
     if users is None:
         users = torch.unique(data.train_positive_index[0])
-    excl = pair_keys(data.train_index, data.num_items).sort()[0]
-    tops = [[], []]
-    for batch in users.sort()[0].split(batch_size):
-        mask = _rows_cols(excl, batch, data.num_items)
-        for top, emb in zip(tops, embs):
-            score = emb[batch.to(emb.device)] @ emb[data.num_users:].t()
-            score[mask] = -float('inf')
-            top.append(score.topk(k_max, dim=1).indices.cpu())
-    mine, theirs = (torch.cat(t) for t in tops)
+    tops = [list(_top_k(m, data, users, k_max, batch_size, g))
+            for m, g in ((model, graph), (reference, reference_graph))]
+    mine, theirs = (torch.cat(t).cpu() for t in tops)
     out = {}
     for k in ks:
         agreement = top_k_agreement(mine[:, :k], theirs[:, :k])
