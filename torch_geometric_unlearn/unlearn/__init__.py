@@ -4,7 +4,8 @@ transaction (:mod:`~torch_geometric_unlearn.unlearn.base`), IFRU for PyG's
 LightGCN and MF (:mod:`~torch_geometric_unlearn.unlearn.ifru`) and for any link
 predictor (:mod:`~torch_geometric_unlearn.unlearn.generic`), the
 baselines (:mod:`~torch_geometric_unlearn.unlearn.baselines`, SISA in
-:mod:`~torch_geometric_unlearn.unlearn.sisa`), and what
+:mod:`~torch_geometric_unlearn.unlearn.sisa` with RecEraser's aggregation in
+:mod:`~torch_geometric_unlearn.unlearn.receraser`), and what
 serves them: a request queue, certificates, the audit ledger and sharded
 solves."""
 from torch_geometric_unlearn.unlearn.base import Unlearner, UnlearnResult
@@ -19,6 +20,7 @@ from torch_geometric_unlearn.unlearn.generic import (GenericIFRUnlearner,
 from torch_geometric_unlearn.unlearn.ifru import (IFRUnlearner,
                                                   LightGCNIFRUnlearner)
 from torch_geometric_unlearn.unlearn.queue import RequestQueue
+from torch_geometric_unlearn.unlearn.receraser import AggregationConfig
 from torch_geometric_unlearn.unlearn.recipe import Recipe, from_training_loop
 from torch_geometric_unlearn.unlearn.request import (AlreadyForgottenError,
                                                      RequestError)
@@ -44,6 +46,7 @@ __all__ = [
     'SISAUnlearner',
     'ShardedRecommender',
     'train_sisa',
+    'AggregationConfig',
     'RequestQueue',
     'Recipe',
     'from_training_loop',

@@ -18,8 +18,11 @@ Partitions are by user (a user's interactions in one shard, so forgetting
 a user retrains one shard), by item, or by interaction, each dealt at
 random in equal numbers, or (given a trained model's embeddings) by
 RecEraser's balanced partition, which puts similar users, items or
-interactions together.  RecEraser's attention aggregation is not
-implemented: the shards' scores are averaged.
+interactions together.  The shards' scores are averaged, or (given an
+:class:`~torch_geometric_unlearn.unlearn.receraser.AggregationConfig`)
+combined by RecEraser's attention aggregator, trained on the frozen
+shards and retrained after every request: balanced partition plus
+attention aggregation is RecEraser.
 
 Usage::
 
@@ -28,6 +31,12 @@ Usage::
     unlearner = SISAUnlearner(sharded, data, shards, TrainConfig(l2=1.0))
     result = unlearner.unlearn(users=torch.tensor([42]))
     evaluate(result.model, result.data)  # each shard predicts on its graph
+
+    # RecEraser: balanced partition of a trained model's embeddings, and
+    # the attention aggregator.
+    sharded, shards = train_sisa(data, 10, 'user', config,
+                                 embedding=model.get_embedding(edge_index),
+                                 aggregation=AggregationConfig())
 """
 import math
 import time
@@ -43,6 +52,9 @@ from torch_geometric_unlearn.data.interactions import (
 from torch_geometric_unlearn.training.trainer import (TrainConfig, build_model,
                                                       train)
 from torch_geometric_unlearn.unlearn.base import Unlearner
+from torch_geometric_unlearn.unlearn.receraser import (AggregationConfig,
+                                                       AttentionAggregator,
+                                                       train_aggregator)
 from torch_geometric_unlearn.unlearn.request import Request
 
 PARTITIONS = ('user', 'item', 'interaction')
@@ -50,11 +62,12 @@ PARTITIONS = ('user', 'item', 'interaction')
 
 class ShardedRecommender(torch.nn.Module):
     r"""One LightGCN (or MF) per shard; scores are the mean of the shards'
-    scores.
+    scores, or RecEraser's attention aggregate.
 
     :meth:`get_embedding` returns every shard's final embeddings side by
     side, scaled by :math:`1/\sqrt{K}`, so that a dot product is the mean
-    score and every metric of
+    score, or, with an :obj:`aggregator`, its aggregate of them; either way
+    every metric of
     :mod:`~torch_geometric_unlearn.evaluation.metrics` applies.  Each shard
     propagates over its own shard's graph, the positive training pairs
     assigned to it (:meth:`graph`): the graph passed to
@@ -68,9 +81,14 @@ class ShardedRecommender(torch.nn.Module):
         pair_shard (torch.Tensor): The shard of each pair, :obj:`[N]`;
             :obj:`-1` for a pair in no shard (forgotten).
         num_users (int): Number of users (items are offset by it).
+        aggregator (AttentionAggregator, optional): RecEraser's aggregator
+            of the shards' embeddings (see
+            :mod:`~torch_geometric_unlearn.unlearn.receraser`); None
+            averages the scores.
     """
     def __init__(self, models: Sequence[LightGCN], pairs: Tensor,
-                 pair_shard: Tensor, num_users: int):
+                 pair_shard: Tensor, num_users: int,
+                 aggregator: Optional[AttentionAggregator] = None):
         super().__init__()
         if not models:
             raise ValueError("Give at least one model")
@@ -80,6 +98,7 @@ class ShardedRecommender(torch.nn.Module):
         self.num_users = num_users
         self.register_buffer('pairs', pairs.clone())
         self.register_buffer('pair_shard', pair_shard.clone())
+        self.aggregator = aggregator
 
     def graph(self, shard: int) -> Tensor:
         r"""Shard :obj:`shard`'s message-passing graph :obj:`[2, 2 E]`
@@ -87,12 +106,20 @@ class ShardedRecommender(torch.nn.Module):
         return to_undirected_homogeneous(
             self.pairs[:, self.pair_shard == shard], self.num_users)
 
+    def shard_embeddings(self) -> Tensor:
+        r"""Every shard's final embeddings on its own graph,
+        :obj:`[num_nodes, K, d]`."""
+        return torch.stack([m.get_embedding(self.graph(k))
+                            for k, m in enumerate(self.models)], 1)
+
     def get_embedding(self, edge_index: Optional[Tensor] = None) -> Tensor:
-        r"""The shards' final embeddings :obj:`[num_nodes, K * d]` (see the
-        class); :obj:`edge_index` is ignored."""
-        parts = [m.get_embedding(self.graph(k))
-                 for k, m in enumerate(self.models)]
-        return torch.cat(parts, 1) / math.sqrt(len(parts))
+        r"""Final embeddings (see the class): :obj:`[num_nodes, K * d]`
+        averaging, :obj:`[num_nodes, d]` with an aggregator;
+        :obj:`edge_index` is ignored."""
+        parts = self.shard_embeddings()
+        if self.aggregator is not None:
+            return self.aggregator(parts)
+        return parts.flatten(1) / math.sqrt(parts.size(1))
 
 
 def shard_of(data: InteractionData, num_shards: int, by: str = 'user',
@@ -204,17 +231,26 @@ def train_shard(data: InteractionData, shards: Tensor, shard: int,
 def train_sisa(data: InteractionData, num_shards: int, by: str = 'user',
                config: Optional[TrainConfig] = None, dim: int = 64,
                num_layers: int = 2, seed: int = 0,
-               embedding: Optional[Tensor] = None
+               embedding: Optional[Tensor] = None,
+               aggregation: Optional[AggregationConfig] = None
                ) -> Tuple[ShardedRecommender, Tensor]:
     r"""Trains one model per shard (see :func:`shard_of`, whose arguments
-    these are, and :func:`train_shard`).  Returns the ensemble and the
-    shard of each training pair :obj:`[N]`."""
+    these are, and :func:`train_shard`) and, given :obj:`aggregation`,
+    RecEraser's aggregator on them (see
+    :func:`~torch_geometric_unlearn.unlearn.receraser.train_aggregator`).
+    Returns the ensemble and the shard of each training pair :obj:`[N]`."""
     config = config or TrainConfig()
     shards = shard_of(data, num_shards, by, seed, embedding)
     models = [train_shard(data, shards, k, config, dim, num_layers)
               for k in range(num_shards)]
-    return ShardedRecommender(models, *_graph_pairs(data, shards),
-                              data.num_users), shards
+    sharded = ShardedRecommender(models, *_graph_pairs(data, shards),
+                                 data.num_users)
+    if aggregation is not None:
+        with torch.no_grad():
+            parts = sharded.shard_embeddings()
+        sharded.aggregator = train_aggregator(parts, data, aggregation,
+                                              config.loss.value)
+    return sharded, shards
 
 
 def _graph_pairs(data: InteractionData, shards: Tensor
@@ -227,8 +263,8 @@ def _graph_pairs(data: InteractionData, shards: Tensor
 
 
 class SISAUnlearner(Unlearner):
-    r"""Exact unlearning by retraining the shards a request touches (see
-    the module).
+    r"""Exact unlearning by retraining the shards a request touches, then
+    RecEraser's aggregator if the ensemble has one (see the module).
 
     Args:
         model (ShardedRecommender): The trained shards, e.g. from
@@ -239,7 +275,9 @@ class SISAUnlearner(Unlearner):
             shard's seed is :obj:`config.seed` plus its index).
         copy_model (bool): Work on a copy (default).
     """
-    method = 'sisa'
+    @property
+    def method(self) -> str:
+        return 'sisa' if self.model.aggregator is None else 'receraser'
 
     def __init__(self, model: ShardedRecommender, data: InteractionData,
                  shards: Tensor, config: TrainConfig,
@@ -286,9 +324,19 @@ class SISAUnlearner(Unlearner):
         gone = torch.isin(pair_keys(self.model.pairs, self.data.num_items),
                           pair_keys(request.pairs, self.data.num_items))
         self.model.pair_shard[gone] = -1
-        return {'train': time.perf_counter() - start}, {
-            'shards_retrained': touched,
-            'num_shards': len(self.model.models)}
+        timings = {'train': time.perf_counter() - start}
+        aggregator = self.model.aggregator
+        if aggregator is not None:
+            # Trained on every shard: any request retrains it, from scratch.
+            start = time.perf_counter()
+            with torch.no_grad():
+                parts = self.model.shard_embeddings()
+            aggregator.load_state_dict(train_aggregator(
+                parts, remaining, aggregator.config,
+                self.config.loss.value).state_dict())
+            timings['aggregate'] = time.perf_counter() - start
+        return timings, {'shards_retrained': touched,
+                         'num_shards': len(self.model.models)}
 
     def _advance(self, request: Request):
         super()._advance(request)
