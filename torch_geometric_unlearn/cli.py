@@ -19,7 +19,7 @@ from torch_geometric_unlearn.data.deletion import random_interactions
 from torch_geometric_unlearn.data.request_file import read_request
 from torch_geometric_unlearn.evaluation.benchmark import run_benchmark
 from torch_geometric_unlearn.evaluation.config import (DEFAULT_METHODS,
-                                                       METHODS,
+                                                       METHODS, PROTOCOLS,
                                                        BenchmarkConfig)
 from torch_geometric_unlearn.evaluation.metrics import evaluate, mean_rank
 from torch_geometric_unlearn.evaluation.report import write_report
@@ -46,9 +46,11 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
 def _model_options(parser: argparse.ArgumentParser):
     # Data, model and the reference trainer's settings.
     parser.add_argument('--dataset', default='synthetic',
-                        choices=['synthetic', 'ml-100k', 'gowalla', 'lastfm'],
+                        choices=['synthetic', 'ml-100k', 'gowalla', 'lastfm',
+                                 'ifru-ml100k'],
                         help='data set; the real ones are read from '
-                        '--data-dir')
+                        "--data-dir; 'ifru-ml100k' is the IFRU authors' "
+                        'labelled split (BCE)')
     parser.add_argument('--data-dir', default=None,
                         help='folder holding the real data sets; None reads '
                         '$TGU_DATA_DIR')
@@ -56,9 +58,10 @@ def _model_options(parser: argparse.ArgumentParser):
                         help='LightGCN layers; 0 is matrix factorisation')
     parser.add_argument('--dim', type=int, default=64,
                         help='embedding size')
-    parser.add_argument('--loss', default='bpr', choices=['bpr', 'bce'],
+    parser.add_argument('--loss', default=None, choices=['bpr', 'bce'],
                         help='training loss: BPR with negatives drawn every '
-                        'epoch, or BCE on labelled pairs')
+                        'epoch, or BCE on labelled pairs; None is BPR, or '
+                        "what --protocol needs")
     parser.add_argument('--l2', type=float, default=1.0,
                         help='weight of the L2 term on the summed loss; the '
                         'unlearners use the same')
@@ -120,7 +123,7 @@ def check_device(device: str) -> torch.device:
 
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(loss=args.loss, l2=args.l2, lr=args.lr,
+    return TrainConfig(loss=args.loss or 'bpr', l2=args.l2, lr=args.lr,
                        batch_size=args.batch_size or None,
                        max_epochs=args.max_epochs, patience=args.patience,
                        seed=args.seed, progress=not args.no_progress)
@@ -223,30 +226,42 @@ def _benchmark_parser(parser: argparse.ArgumentParser):
     parser.add_argument('--model', choices=['lightgcn', 'mf'],
                         default='lightgcn',
                         help="'mf' is LightGCN with 0 layers")
-    parser.add_argument('--request', default='random:0.01',
+    parser.add_argument('--request', default=None,
                         help="kind:amount, kind one of random (fraction < 1 "
                         "or count), users, active-users, inactive-users "
                         "(share < 1 or count: random, most or least active "
-                        "users), items, poison, flip")
+                        "users), items, poison, flip; None is random:0.01, "
+                        'or the requests of --protocol')
+    parser.add_argument('--protocol', default=None, choices=list(PROTOCOLS),
+                        help="a protocol of the field, end to end: "
+                        "cure4rec (5%% of users deleted at random, most and "
+                        "least active), cova (flipped labels, BCE), erase "
+                        "(a stream of 20 small requests); it sets the "
+                        'requests, the methods (unless --methods) and the '
+                        'loss; see docs/benchmarks.md')
     parser.add_argument('--methods', nargs='+', default=None,
                         choices=METHODS, metavar='METHOD',
                         help='methods to compare, from ' + ', '.join(METHODS)
-                        + "; None runs all but sisa; 'drop-edges' (the "
-                        'do-nothing baseline) is always added')
+                        + "; None runs all but sisa and receraser (or the "
+                        "protocol's); 'drop-edges' (the do-nothing "
+                        'baseline) is always added')
     parser.add_argument('--requests', type=int, default=None,
                         help='a stream of this many disjoint requests of '
                         "--request's kind and size (random or users), "
                         'applied in turn and measured after each quarter '
                         "against the paired retrain (ERASE's protocol); "
-                        'None runs one request')
+                        "None runs one request (or --protocol's stream)")
     parser.add_argument('--sisa-shards', type=int, default=10,
-                        help="SISA's shards, each with a model of its own")
+                        help="SISA's and RecEraser's shards, each with a "
+                        'model of its own')
     parser.add_argument('--sisa-partition', default='user',
                         choices=['user', 'item', 'interaction'],
-                        help='how SISA deals the interactions to shards')
+                        help='how SISA and RecEraser deal the interactions '
+                        'to shards')
     parser.add_argument('--sisa-balanced', action='store_true',
-                        help="RecEraser's balanced partition of the trained "
-                        "model's embeddings instead of a random deal")
+                        help="SISA's shards by RecEraser's balanced "
+                        "partition of the trained model's embeddings "
+                        'instead of a random deal (scores still averaged)')
     parser.add_argument('--repeats', type=int, default=1,
                         help='independent runs (seeds seed, seed+1, ...)')
     parser.add_argument('--ifru-repeats', type=int, default=3,
@@ -262,8 +277,18 @@ def _benchmark_parser(parser: argparse.ArgumentParser):
 
 
 def run_benchmark_cmd(args: argparse.Namespace) -> dict:
-    r"""Runs :func:`~.evaluation.benchmark.run_benchmark` and
-    writes its JSON, CSV and PNG into :obj:`args.out`."""
+    r"""Runs :func:`~.evaluation.benchmark.run_benchmark` (or a stream, or
+    every request of a protocol) and writes its JSON, CSV and PNG into
+    :obj:`args.out`."""
+    protocol = PROTOCOLS.get(args.protocol)
+    if protocol is not None:
+        if args.request is not None:
+            raise ValueError(f"'--protocol {protocol.name}' sets the "
+                             f"requests: leave out '--request'")
+        if args.requests is not None and protocol.stream is None:
+            raise ValueError(f"'--requests' sets the length of a stream; "
+                             f"'--protocol {protocol.name}' runs none")
+        args.loss = args.loss or protocol.loss
     train_config = _train_config(args)
     train_config.progress = False
     options = {}
@@ -277,32 +302,45 @@ def run_benchmark_cmd(args: argparse.Namespace) -> dict:
         dataset=args.dataset, data_dir=args.data_dir,
         dataset_options=options,
         layers=0 if args.model == 'mf' else args.layers, dim=args.dim,
-        request=args.request, methods=args.methods or DEFAULT_METHODS,
-        repeats=args.repeats,
+        request=args.request or 'random:0.01',
+        methods=args.methods or DEFAULT_METHODS, repeats=args.repeats,
         ifru_repeats=args.ifru_repeats, seed=args.seed, device=args.device,
         train=train_config, converged_fidelity=args.converged_fidelity,
         progress=not args.no_progress, sisa_shards=args.sisa_shards,
         sisa_partition=args.sisa_partition,
         sisa_balanced=args.sisa_balanced)
-    name = args.name or (f"{args.dataset}_{args.model}"
-                         f"{config.layers if args.model == 'lightgcn' else ''}"
-                         f"_{args.loss}_{config.request.kind}")
+    model = (f"{args.dataset}_{args.model}"
+             f"{config.layers if args.model == 'lightgcn' else ''}")
     command = 'python -m torch_geometric_unlearn ' + shlex.join(args.argv)
-    if args.requests is not None:
-        if args.requests < 1:
-            raise ValueError(f"'--requests' must be at least 1 (got "
-                             f"{args.requests})")
-        report = run_stream_benchmark(config, args.requests)
+    if protocol is None:
+        name = args.name or (f'{model}_{train_config.loss.value}_'
+                             f'{config.request.kind}')
+        return _benchmark(config, args.requests, args.out, name, command)
+    name = args.name or f'{model}_{protocol.name}'
+    return {'protocol': protocol.name, 'source': protocol.source,
+            'reports': [_benchmark(c, args.requests or protocol.stream,
+                                   args.out, f'{name}_{c.request.kind}',
+                                   command)
+                        for c in protocol.configs(config, args.methods)]}
+
+
+def _benchmark(config: BenchmarkConfig, requests: Optional[int], out: str,
+               name: str, command: str) -> dict:
+    # One request, or a stream of them, written into out.
+    if requests is None:
+        report = run_benchmark(config)
         report['command'] = command
-        os.makedirs(args.out, exist_ok=True)
-        path = os.path.join(args.out, f'{name}_stream.json')
-        with atomic_open(path) as f:
-            json.dump(report, f, indent=2)
-        report['files'] = [path]
+        report['files'] = write_report(report, out, name)
         return report
-    report = run_benchmark(config)
+    if requests < 1:
+        raise ValueError(f"'--requests' must be at least 1 (got {requests})")
+    report = run_stream_benchmark(config, requests)
     report['command'] = command
-    report['files'] = write_report(report, args.out, name)
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, f'{name}_stream.json')
+    with atomic_open(path) as f:
+        json.dump(report, f, indent=2)
+    report['files'] = [path]
     return report
 
 

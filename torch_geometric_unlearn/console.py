@@ -59,7 +59,14 @@ def print_demo(record: dict):
 
 
 def print_benchmark(report: dict):
-    r"""The ``benchmark`` command's summary table and the files it wrote."""
+    r"""The ``benchmark`` command's summary table and the files it wrote
+    (one per request of a protocol)."""
+    if 'reports' in report:
+        print(f"protocol {report['protocol']}: {report['source']}")
+        for each in report['reports']:
+            print()
+            print_benchmark(each)
+        return
     if 'checkpoints' in report:  # a stream (--requests)
         print(f"{report['data']}, {report['requests']} requests of "
               f"{report['config']['request']} in turn")
@@ -70,6 +77,11 @@ def print_benchmark(report: dict):
     print(f"{runs[0]['data']}, request {report['config']['request']} "
           f"({runs[0]['request_size']} pairs), {len(runs)} run(s)")
     print(format_table(report))
+    popularity = [run['mia_auc_popularity'] for run in runs
+                  if 'mia_auc_popularity' in run]
+    if popularity:
+        print(f"MIA auc of item popularity alone (no model): "
+              f"{sum(popularity) / len(popularity):.3f}")
     print('wrote ' + ', '.join(report['files']))
     if report.get('plot_skipped'):
         print(f"plot skipped: {report['plot_skipped']}")

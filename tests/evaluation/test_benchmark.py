@@ -233,3 +233,61 @@ def test_a_stream_from_the_command_line(tmp_path, capsys):
     assert main(['benchmark', '--request', 'items:2', '--requests', '4',
                  '--no-progress', '--out', str(tmp_path)]) == 2
     assert "draws 'random' or 'users'" in capsys.readouterr().err
+
+
+def test_a_protocol_runs_every_request_and_method_in_one_command(tmp_path,
+                                                                 capsys):
+    assert main(['benchmark', '--protocol', 'cure4rec', '--synthetic-size',
+                 '1500', '--layers', '1', '--dim', '8', '--max-epochs', '2',
+                 '--sisa-shards', '2', '--ifru-repeats', '1',
+                 '--no-progress', '--out', str(tmp_path),
+                 '--name', 'c']) == 0
+    out = capsys.readouterr().out
+    assert out.startswith('protocol cure4rec: CURE4Rec')
+    kinds = ('users', 'active-users', 'inactive-users')
+    assert {p.name for p in tmp_path.iterdir()} == {
+        f'c_{kind}.{ext}' for kind in kinds for ext in ('json', 'csv', 'png')}
+    for kind in kinds:
+        report = json.loads((tmp_path / f'c_{kind}.json').read_text())
+        assert report['config']['request'] == f'{kind}:0.05'
+        methods = report['runs'][0]['methods']
+        assert list(methods) == ['original', 'ifru', 'drop-edges',
+                                 'paired-retrain', 'sisa', 'receraser']
+        # Every method sits beside the paired retrain, by agreement and by
+        # time; the ensembles record their training.
+        for name in ('ifru', 'drop-edges', 'sisa', 'receraser'):
+            assert 'ndcg@20' in methods[name]['agreement_paired-retrain']
+        for name in ('sisa', 'receraser'):
+            assert methods[name]['train_seconds'] > 0
+            assert 'speedup_paired-retrain' in methods[name]
+    # 5% of 50 users: 3 users, the most active ones in turn.
+    report = json.loads((tmp_path / 'c_active-users.json').read_text())
+    assert report['runs'][0]['request_size'] > json.loads(
+        (tmp_path / 'c_inactive-users.json').read_text()
+    )['runs'][0]['request_size']
+
+
+def test_a_protocol_refuses_what_it_sets(tmp_path, capsys):
+    assert main(['benchmark', '--protocol', 'cure4rec', '--request',
+                 'users:2', '--out', str(tmp_path)]) == 2
+    assert "sets the requests" in capsys.readouterr().err
+    assert main(['benchmark', '--protocol', 'cure4rec', '--requests', '4',
+                 '--out', str(tmp_path)]) == 2
+    assert "runs none" in capsys.readouterr().err
+    assert main(['benchmark', '--protocol', 'cova', '--loss', 'bpr',
+                 '--out', str(tmp_path)]) == 2
+    assert "trains with the bce loss" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_ifru_split_takes_the_authors_flipped_pairs(data_dir):
+    from torch_geometric_unlearn.data.datasets import ifru_ml100k
+    from torch_geometric_unlearn.evaluation.benchmark import draw_request
+    own = ifru_ml100k(data_dir)
+    data, pairs, _ = draw_request(RequestSpec('flip', 0.01), own.data, 0,
+                                  data_dir)
+    assert data is own.data and torch.equal(pairs, own.request)
+    # The last training pairs, read from train_random.csv.
+    assert torch.equal(pairs, own.data.train_index[:, -pairs.size(1):])
+    with pytest.raises(ValueError, match="write 'flip:0.01'"):
+        draw_request(RequestSpec('flip', 0.02), own.data, 0, data_dir)

@@ -124,6 +124,19 @@ def test_membership_inference_auc_matches_brute_force():
                                         brute_auc(score, label))
 
 
+def test_popularity_auc_hand_case():
+    from torch_geometric_unlearn.data.interactions import InteractionData
+    from torch_geometric_unlearn.evaluation.metrics import popularity_auc
+    # Item degrees in training: item 0 three times, item 1 once, item 2
+    # never.
+    train = torch.tensor([[0, 1, 2, 3], [0, 0, 0, 1]])
+    data = InteractionData(4, 3, train, train, train)
+    forgotten = torch.tensor([[0, 1], [0, 2]])  # degrees 3 and 0
+    unseen = torch.tensor([[0, 1], [1, 2]])  # degrees 1 and 0
+    # Pairs (forgotten, unseen): 3>1 wins, 3>0 wins, 0<1 loses, 0=0 ties.
+    assert popularity_auc(data, forgotten, unseen) == pytest.approx(2.5 / 4)
+
+
 def test_score_correlation_matches_numpy_and_is_one_for_itself():
     import numpy as np
 

@@ -41,6 +41,7 @@ the frozen-negative objective converged with and without the request (see
 :func:`~torch_geometric_unlearn.evaluation.metrics.converge`).
 """
 import copy
+import math
 import os
 import platform
 import statistics
@@ -52,7 +53,7 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
-from torch_geometric_unlearn.data.datasets import load_dataset
+from torch_geometric_unlearn.data.datasets import ifru_ml100k, load_dataset
 from torch_geometric_unlearn.data.deletion import (flip_labels,
                                                    inject_fake_interactions,
                                                    item_interactions,
@@ -63,7 +64,8 @@ from torch_geometric_unlearn.data.deletion import (flip_labels,
 from torch_geometric_unlearn.data.interactions import (InteractionData,
                                                        pair_keys,
                                                        sample_negatives)
-from torch_geometric_unlearn.evaluation.config import (USER_REQUESTS,
+from torch_geometric_unlearn.evaluation.config import (ENSEMBLES,
+                                                       USER_REQUESTS,
                                                        BenchmarkConfig,
                                                        RequestSpec)
 from torch_geometric_unlearn.evaluation.fidelity import (change_closure,
@@ -71,8 +73,8 @@ from torch_geometric_unlearn.evaluation.fidelity import (change_closure,
                                                          score_change)
 from torch_geometric_unlearn.evaluation.metrics import (
     auc_on_pairs, closure_ratio, converge, evaluate,
-    membership_inference_auc, pair_ranks, score_correlation, top_k_overlap,
-    top_k_share, unseen_pairs)
+    membership_inference_auc, pair_ranks, popularity_auc, score_correlation,
+    top_k_overlap, top_k_share, unseen_pairs)
 from torch_geometric_unlearn.evaluation.protocols import (fairness_gap,
                                                           rank_drop,
                                                           retrain_agreement)
@@ -80,6 +82,7 @@ from torch_geometric_unlearn.evaluation.report import summarize
 from torch_geometric_unlearn.training.trainer import (TrainConfig, build_model,
                                                       train)
 from torch_geometric_unlearn.unlearn.base import remaining_data
+from torch_geometric_unlearn.unlearn.receraser import AggregationConfig
 from torch_geometric_unlearn.unlearn.sisa import SISAUnlearner, train_sisa
 from torch_geometric_unlearn.unlearn.baselines import (FineTuneUnlearner,
                                                        PairedRetrainUnlearner,
@@ -177,12 +180,21 @@ def load_data(config: BenchmarkConfig, seed: int) -> InteractionData:
     return data
 
 
-def draw_request(spec: RequestSpec, data: InteractionData, seed: int
+def draw_request(spec: RequestSpec, data: InteractionData, seed: int,
+                 data_dir: Optional[str] = None
                  ) -> Tuple[InteractionData, Tensor, Optional[Tensor]]:
     r"""Draws a request.  Returns the data to train on, the pairs to
     forget :obj:`[2, k]` and, for :obj:`'poison'`, the attack's target
-    items."""
+    items.  On :obj:`'ifru-ml100k'` (read from :obj:`data_dir`),
+    :obj:`'flip:0.01'` is the authors' own flipped pairs."""
     amount = spec.amount
+    if data.name == 'ifru-ml100k' and spec.kind == 'flip':
+        if not math.isclose(amount, 0.01):
+            raise ValueError(f"On 'ifru-ml100k' the request is the "
+                             f"authors' own flipped pairs, 1% of the "
+                             f"training pairs: write 'flip:0.01' (got "
+                             f"{spec})")
+        return data, ifru_ml100k(data_dir).request, None
     if spec.kind == 'random':
         size = ({'fraction': amount} if amount < 1 else {
             'count': int(amount)
@@ -210,16 +222,20 @@ def make_unlearner(method: str, model, data, record, config: TrainConfig,
                    benchmark: BenchmarkConfig):
     r"""A fresh unlearner of :obj:`method` (from :obj:`METHODS`, not
     :obj:`'drop-edges'`) for the trained :obj:`model` and its
-    :obj:`record`; SISA trains its ensemble here."""
-    if method == 'sisa':
+    :obj:`record`; SISA and RecEraser train their ensembles here (RecEraser:
+    the balanced partition of the model's final embeddings and the
+    attention aggregator)."""
+    if method in ENSEMBLES:
         start = time.perf_counter()
+        receraser = method == 'receraser'
         with torch.no_grad():
             embedding = (model.get_embedding(data.edge_index).cpu()
-                         if benchmark.sisa_balanced else None)
+                         if receraser or benchmark.sisa_balanced else None)
         sharded, shards = train_sisa(
             data, benchmark.sisa_shards, benchmark.sisa_partition, config,
             model.embedding_dim, model.num_layers, seed=config.seed,
-            embedding=embedding)
+            embedding=embedding, aggregation=AggregationConfig(
+                seed=config.seed) if receraser else None)
         unlearner = SISAUnlearner(sharded, data, shards, config,
                                   copy_model=False)
         unlearner.train_seconds = time.perf_counter() - start
@@ -283,7 +299,7 @@ def _timed(config: BenchmarkConfig, method: str, model, data, record,
     else:
         entry.update({k: v for k, v in result.diagnostics.items()
                       if isinstance(v, (int, float))})
-    if method == 'sisa':
+    if method in ENSEMBLES:
         entry['train_seconds'] = unlearner.train_seconds
         entry['shards_retrained'] = len(
             result.diagnostics['shards_retrained'])
@@ -304,7 +320,8 @@ def run_once(config: BenchmarkConfig, seed: int, bar=None) -> Dict[str, Any]:
     report."""
     train_config = replace(config.train, seed=seed)
     data, pairs, targets = draw_request(config.request,
-                                        load_data(config, seed), seed)
+                                        load_data(config, seed), seed,
+                                        config.data_dir)
     model = build_model(data, config.dim, config.layers).to(config.device)
     record = train(model, data, train_config)
     after = None
@@ -343,6 +360,8 @@ def run_once(config: BenchmarkConfig, seed: int, bar=None) -> Dict[str, Any]:
     out.update(fidelity(config, model, data, pairs, models, out['methods'],
                         seed))
     unseen = unseen_pairs(data, pairs, seed)
+    if config.request.kind != 'flip':
+        out['mia_auc_popularity'] = popularity_auc(after, pairs, unseen)
     probe = torch.cat([after.test_index,
                        unseen_pairs(data, after.test_index, seed + 1)], 1)
     rank, ranks = {}, {}
@@ -361,12 +380,12 @@ def run_once(config: BenchmarkConfig, seed: int, bar=None) -> Dict[str, Any]:
                                      after.train_index)
             rank[name] = float(ranks[name].mean())
             entry['forgotten_mean_rank'] = rank[name]
-            if name != 'sisa':
+            if name not in ENSEMBLES:
                 entry['forgotten_rank'] = rank_drop(ranks['original'],
                                                     ranks[name])
             entry['mia_auc'] = membership_inference_auc(
                 m, edge_index, pairs, unseen, data.num_users)
-        if config.request.kind in USER_REQUESTS and name != 'sisa':
+        if config.request.kind in USER_REQUESTS and name not in ENSEMBLES:
             entry['forgotten_user_row_norm'] = float(
                 m.embedding.weight.detach()[torch.unique(pairs[0])].norm())
         if targets is not None:
@@ -390,7 +409,8 @@ def run_once(config: BenchmarkConfig, seed: int, bar=None) -> Dict[str, Any]:
                     edge_index=edge_index,
                     reference_edge_index=models[ref][1])
         if 'warm-retrain' in models and name not in ('original',
-                                                     'warm-retrain', 'sisa'):
+                                                     'warm-retrain',
+                                                     *ENSEMBLES):
             entry['closure_warm'] = closure_ratio(
                 m.embedding.weight.detach(), model.embedding.weight.detach(),
                 models['warm-retrain'][0].embedding.weight.detach())
@@ -401,7 +421,7 @@ def run_once(config: BenchmarkConfig, seed: int, bar=None) -> Dict[str, Any]:
             if ref_seconds and entry.get('seconds'):
                 entry[f'speedup_{ref}'] = ref_seconds / entry['seconds']
         if 'retrain' in rank and rank['retrain'] != rank['original'] and \
-                name != 'sisa':
+                name not in ENSEMBLES:
             entry['rank_shift'] = ((rank[name] - rank['original']) /
                                    (rank['retrain'] - rank['original']))
         if targets is not None and 'retrain' in models:
@@ -443,9 +463,9 @@ def fidelity(config: BenchmarkConfig, model, data: InteractionData,
 
     target = change(ref)
     for name in models:
-        # SISA's scores are its ensemble's, not the original model's: a
+        # An ensemble's scores are its own, not the original model's: a
         # change from the original's scores says nothing of it.
-        if name in (ref, 'sisa'):
+        if name in (ref, *ENSEMBLES):
             continue
         entry, moved = {}, change(name)
         for key in sets:

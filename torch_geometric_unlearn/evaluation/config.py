@@ -2,20 +2,23 @@ r"""The settings of the benchmark (see
 :mod:`~torch_geometric_unlearn.evaluation.benchmark`): which requests, which
 methods, how many repeats; each validated on construction."""
 import math
-from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from torch_geometric_unlearn.training.trainer import TrainConfig
 
-__all__ = ['RequestSpec', 'BenchmarkConfig', 'METHODS', 'DEFAULT_METHODS',
-           'REFERENCES', 'REQUESTS']
+__all__ = ['RequestSpec', 'BenchmarkConfig', 'Protocol', 'METHODS',
+           'DEFAULT_METHODS', 'ENSEMBLES', 'PROTOCOLS', 'REFERENCES',
+           'REQUESTS']
 
 
 METHODS = ('ifru', 'ifru-nospill', 'ifru-noprune', 'drop-edges', 'finetune',
-           'warm-retrain', 'retrain', 'paired-retrain', 'sisa')
-#: What runs when no methods are named: all but SISA, which trains an
-#: ensemble of its own.
-DEFAULT_METHODS = METHODS[:-1]
+           'warm-retrain', 'retrain', 'paired-retrain', 'sisa', 'receraser')
+#: The exact-unlearning baselines, which train ensembles of their own:
+#: their scores are not the original model's.
+ENSEMBLES = ('sisa', 'receraser')
+#: What runs when no methods are named: all but the ensembles.
+DEFAULT_METHODS = tuple(m for m in METHODS if m not in ENSEMBLES)
 # Retrains: references, not candidates.
 REFERENCES = ('warm-retrain', 'retrain', 'paired-retrain')
 
@@ -101,10 +104,13 @@ class BenchmarkConfig:
             variants if missing, as it costs nothing.
             :obj:`'paired-retrain'` is the reference of the score-change
             closure (see :mod:`~torch_geometric_unlearn.evaluation.fidelity`).
-            :obj:`'sisa'` trains its own ensemble (see
-            :mod:`~torch_geometric_unlearn.unlearn.sisa`), whose training
-            time is reported as :obj:`train_seconds`; closures and rank
-            shifts measured from the original model do not apply to it.
+            :obj:`'sisa'` and :obj:`'receraser'` train their own ensembles
+            (see :mod:`~torch_geometric_unlearn.unlearn.sisa`; RecEraser
+            partitions the trained model's final embeddings with its
+            balanced clustering and aggregates by attention), whose
+            training time is reported as :obj:`train_seconds`; closures and
+            rank shifts measured from the original model do not apply to
+            them.
         repeats (int): Independent runs (seeds :obj:`seed` to
             :obj:`seed + repeats - 1`).
         ifru_repeats (int): Timed calls of each IFRU variant per run; the
@@ -118,10 +124,11 @@ class BenchmarkConfig:
             between converged points.
         progress (bool): Show progress bars.
         sisa_shards (int): SISA's number of shards.
-        sisa_partition (str): How SISA deals the interactions to shards:
-            :obj:`'user'`, :obj:`'item'` or :obj:`'interaction'`.
-        sisa_balanced (bool): Partition by RecEraser's balanced clustering
-            of the trained model's final embeddings instead of at random.
+        sisa_partition (str): How SISA and RecEraser deal the interactions
+            to shards: :obj:`'user'`, :obj:`'item'` or
+            :obj:`'interaction'`.
+        sisa_balanced (bool): Partition SISA's shards by RecEraser's
+            balanced clustering too (its scores stay averaged).
     """
     dataset: str = 'synthetic'
     data_dir: Optional[str] = None
@@ -171,3 +178,73 @@ class BenchmarkConfig:
         if self.request.kind == 'poison' and self.train.loss.value != 'bpr':
             raise ValueError("'poison' requests inject implicit interactions:"
                              " use the BPR loss")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    r"""A protocol of the recommendation-unlearning literature, run end to
+    end by ``benchmark --protocol NAME`` (see :obj:`PROTOCOLS` and
+    ``docs/benchmarks.md``).
+
+    Args:
+        name (str): Its name on the command line.
+        source (str): Where it is defined, and what it measures.
+        requests (Tuple[str, ...]): The requests, one benchmark each
+            (:class:`RequestSpec` strings).
+        methods (Tuple[str, ...]): The methods it compares (dropping the
+            edges is always added).
+        loss (str): The training loss it needs.
+        stream (int, optional): Run each request's kind as a stream of this
+            many disjoint requests, measured after each quarter.
+    """
+    name: str
+    source: str
+    requests: Tuple[str, ...]
+    methods: Tuple[str, ...]
+    loss: str = 'bpr'
+    stream: Optional[int] = None
+
+    def configs(self, base: BenchmarkConfig,
+                methods: Optional[Sequence[str]] = None
+                ) -> List[BenchmarkConfig]:
+        r"""One validated configuration per request, from :obj:`base`'s
+        data, model and trainer (whose loss must be :obj:`loss`), with
+        :obj:`methods` or the protocol's."""
+        if base.train.loss.value != self.loss:
+            raise ValueError(f"The {self.name} protocol trains with the "
+                             f"{self.loss} loss (got "
+                             f"{base.train.loss.value})")
+        return [replace(base, request=RequestSpec.parse(request),
+                        methods=list(methods or self.methods))
+                for request in self.requests]
+
+
+#: The protocols ``benchmark --protocol`` runs.
+PROTOCOLS = {
+    'cure4rec': Protocol(
+        'cure4rec',
+        'CURE4Rec (Chen et al., NeurIPS 2024 Datasets and Benchmarks): 5% '
+        'of the users deleted whole, chosen at random, from the most '
+        'active ("core") and from the least active ("edge"); NDCG@20, '
+        'HR@20, the fairness gap between the most active 5% of users and '
+        'the rest, and the unlearning time, with SISA and RecEraser as '
+        'the exact baselines',
+        ('users:0.05', 'active-users:0.05', 'inactive-users:0.05'),
+        ('ifru', 'paired-retrain', 'sisa', 'receraser')),
+    'cova': Protocol(
+        'cova',
+        "COVA's measures (the top-K agreement with the retrain at K = 20, "
+        '50, 100) on the IFRU paper\'s request (Zhang et al., TORS 2024): '
+        "1% of the training labels flipped before training, BCE, AUC; on "
+        "'ifru-ml100k' the request is the authors' own flipped pairs",
+        ('flip:0.01', ),
+        ('ifru', 'paired-retrain', 'retrain', 'sisa', 'receraser'),
+        loss='bce'),
+    'erase': Protocol(
+        'erase',
+        'ERASE (arXiv 2603.08341): a stream of 20 small requests (0.25% of '
+        'the training interactions each) applied in turn; efficiency, '
+        'utility and effectiveness after each quarter against the paired '
+        'retrain of everything forgotten so far',
+        ('random:0.0025', ), ('ifru', 'sisa'), stream=20),
+}

@@ -355,6 +355,22 @@ def membership_inference_auc(model: torch.nn.Module, edge_index: Tensor,
     return auc_score(score.cpu(), label)
 
 
+def popularity_auc(data: InteractionData, forgotten: Tensor,
+                   unseen: Tensor) -> float:
+    r"""The AUC of :func:`membership_inference_auc`'s attacker when each
+    pair is scored by its item's number of training interactions in
+    :obj:`data` (the data after the request): what popularity alone tells
+    forgotten pairs from unseen ones.  A model that ranks a user without
+    data by popularity (shared terms, e.g. an aggregator's bias) reaches
+    about this AUC with no memory of the request."""
+    degree = torch.bincount(data.train_positive_index[1],
+                            minlength=data.num_items).double()
+    score = torch.cat([degree[forgotten[1]], degree[unseen[1]]])
+    label = torch.cat([torch.ones(forgotten.size(1)),
+                       torch.zeros(unseen.size(1))])
+    return auc_score(score, label)
+
+
 def score_correlation(model: torch.nn.Module, edge_index: Tensor,
                       reference: torch.nn.Module, reference_edge_index: Tensor,
                       probe: Tensor, num_users: int) -> float:
