@@ -5,7 +5,8 @@ grows, in batches and in a stream of requests.
 Parts (``--part``):
 
 * ``ml100k``: MovieLens-100K, LightGCN-2 trained by the package's trainer
-  at its defaults (early stopping).  A 1% random request and 5 users: IFRU
+  at its defaults (early stopping).  A 1% random request, 5 users and the
+  most popular item's interactions (which leaves a row to reset): IFRU
   cold (a fresh unlearner, as one call costs) and warm (its structures
   built beforehand by :meth:`IFRUnlearner.prepare`), the previous code, the
   scratch retrain on the remaining data (its wall time to its early stop),
@@ -21,9 +22,12 @@ Parts (``--part``):
 "The previous code" is another copy of the package, imported under another
 name in the same process (``--old DIR`` holds it as ``DIR/tgu_old``)::
 
-    mkdir -p /tmp/old && git archive c4a29b1 torch_geometric_unlearn | \
+    mkdir -p /tmp/old && git archive COMMIT torch_geometric_unlearn | \
         tar -x -C /tmp/old && mv /tmp/old/torch_geometric_unlearn \
-        /tmp/old/tgu_old
+        /tmp/old/tgu_old && grep -rl torch_geometric_unlearn /tmp/old/tgu_old \
+        | xargs sed -i 's/torch_geometric_unlearn/tgu_old/g'
+
+(the renaming keeps the old copy's own imports inside it).
 
 Peak memory is what the timed call adds to the process at its peak: the
 resident high-water mark during the call (``VmHWM``, reset before it
@@ -50,7 +54,8 @@ import torch
 from torch_geometric_unlearn import (IFRUConfig, IFRUnlearner, PruningConfig,
                                      TrainConfig, build_model, train)
 from torch_geometric_unlearn.data.datasets import ifru_ml100k, load_dataset
-from torch_geometric_unlearn.data.deletion import (random_interactions,
+from torch_geometric_unlearn.data.deletion import (item_interactions,
+                                                   random_interactions,
                                                    random_users,
                                                    user_interactions)
 from torch_geometric_unlearn.evaluation.fidelity import (change_closure,
@@ -119,9 +124,9 @@ def old_package(path):
 def old_unlearner(old, model, data, examples, labels, l2, horizon):
     fields = {f.name: getattr(data, f.name)
               for f in dataclasses.fields(data)}
-    old_data = old.data.InteractionData(**fields)
-    return old.ifru.IFRUnlearner(model, old_data, examples, labels, l2,
-                                 horizon=horizon)
+    old_data = old.data.interactions.InteractionData(**fields)
+    return old.unlearn.ifru.IFRUnlearner(model, old_data, examples, labels,
+                                         l2, horizon=horizon)
 
 
 def entry(seconds, times, result, peak):
@@ -187,6 +192,9 @@ def part_ml100k(args, old):
     requests = {
         'random:0.01': random_interactions(data, fraction=0.01, seed=SEED),
         'users:5': user_interactions(data, random_users(data, 5, seed=SEED)),
+        # Its item keeps no interaction: a reset row.
+        'popular:1': item_interactions(data, torch.bincount(
+            data.train_index[1]).argmax().view(1)),
     }
     def make(**local):
         return IFRUnlearner(model, data, record.examples, l2=config.l2,

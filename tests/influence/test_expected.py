@@ -98,3 +98,40 @@ def test_expected_negative_grad_is_the_averaged_loss_gradient():
 def test_bad_pairs_are_refused():
     with pytest.raises(ValueError, match=r'\[2, P\]'):
         ExpectedBPR(PAIRS[0], NUM_USERS, NUM_ITEMS)
+
+
+@pytest.mark.parametrize('sampler', ['all', 'unseen'])
+@pytest.mark.parametrize('moved', [[NUM_USERS + 2], [1, NUM_USERS + 2]])
+def test_the_change_of_a_few_rows_needs_only_their_pairs_and_columns(
+        sampler, moved):
+    gen = torch.Generator().manual_seed(5)
+    final = torch.randn(NUM_USERS + NUM_ITEMS, DIM, generator=gen,
+                        dtype=torch.float64)
+    change = torch.zeros_like(final)
+    change[moved] = 0.3 * torch.randn(len(moved), DIM, generator=gen,
+                                      dtype=torch.float64)
+    weight = torch.rand(PAIRS.size(1), generator=gen, dtype=torch.float64)
+    known = KNOWN if sampler == 'unseen' else None
+    loss = ExpectedBPR(PAIRS, NUM_USERS, NUM_ITEMS,
+                       None if known is None else keys(known), weight,
+                       chunk=20)
+    rows = torch.tensor([NUM_USERS + 2, 4])
+    # The sparse pass runs here (a few pairs in full, a few columns).
+    assert loss._sparse_change(final, change, rows) is not None
+    grad, grad_change = loss.gradient_change(final, change, rows=rows)
+    expected = brute_force(final, weight, known)
+    torch.testing.assert_close(grad[rows], expected[rows])
+    others = torch.ones(final.size(0), dtype=torch.bool)
+    others[rows] = False
+    assert not grad[others].any()
+    torch.testing.assert_close(
+        grad_change, expected - brute_force(final - change, weight, known))
+    # Where most rows move, the full pass runs, with the same contract.
+    change = 0.1 * torch.randn(final.shape, generator=gen,
+                               dtype=torch.float64)
+    assert loss._sparse_change(final, change, rows) is None
+    grad, grad_change = loss.gradient_change(final, change, rows=rows)
+    torch.testing.assert_close(grad[rows], expected[rows])
+    assert not grad[others].any()
+    torch.testing.assert_close(
+        grad_change, expected - brute_force(final - change, weight, known))

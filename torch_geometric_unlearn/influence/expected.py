@@ -67,7 +67,7 @@ class ExpectedBPR:
         self.weight = (None if weight is None else
                        weight.to(pairs.device)[order])
         self.num_users, self.num_items = num_users, num_items
-        self.known, self.reduce = known, reduce
+        self.known, self.reduce, self.chunk = known, reduce, chunk
         self.users, counts = torch.unique_consecutive(self.pairs[0],
                                                       return_counts=True)
         self.slot = torch.repeat_interleave(
@@ -173,8 +173,9 @@ class ExpectedBPR:
             self._scatter(prob, final, users, slot, items, scale, out)
         return out if self.reduce is None else self.reduce(out)
 
-    def gradient_change(self, final: Tensor,
-                        change: Tensor) -> Tuple[Tensor, Tensor]:
+    def gradient_change(self, final: Tensor, change: Tensor,
+                        rows: Optional[Tensor] = None
+                        ) -> Tuple[Tensor, Tensor]:
         r"""The gradient at :math:`F` = :obj:`final` and how much it exceeds
         the gradient at :math:`F - \Delta F` (:obj:`change`), both
         :obj:`[N, d]`.
@@ -185,7 +186,101 @@ class ExpectedBPR:
         :math:`\sigma(m) - \sigma(m - \Delta m) = \sigma(m)\,
         \sigma(\Delta m - m)(1 - e^{-\Delta m})`, never as the difference of
         two nearly equal gradients.
+
+        Args:
+            final (torch.Tensor): :math:`F`, :obj:`[N, d]`.
+            change (torch.Tensor): :math:`\Delta F`, :obj:`[N, d]`.
+            rows (torch.Tensor, optional): The node ids :obj:`[R]` where
+                the gradient is wanted: it is then returned on them alone
+                (zero elsewhere), and the work follows the rows that
+                :obj:`change` moves and :obj:`rows`.  A pair of such a user
+                or positive item is scored against every item, any other
+                pair against those items alone (its other margins do not
+                move); the result is the same.  Where that would cost over
+                half of the full pass, the full pass runs.
         """
+        if rows is not None:
+            sparse = self._sparse_change(final, change, rows)
+            if sparse is not None:
+                return sparse
+        grad, out = self._full_change(final, change)
+        if rows is not None:
+            wanted = torch.zeros(final.size(0), dtype=torch.bool,
+                                 device=final.device)
+            wanted[rows] = True
+            grad[~wanted] = 0
+        return grad, out
+
+    def _sparse_change(self, final: Tensor, change: Tensor,
+                       rows: Tensor) -> Optional[Tuple[Tensor, Tensor]]:
+        # gradient_change on the rows that move: the pairs of a moving
+        # user or positive item in full, the others on the moving items'
+        # columns alone; None where that is not cheaper by half.
+        nu, num_items = self.num_users, self.num_items
+        moving = change.ne(0).any(1)
+        moving[rows] = True
+        moving = moving.to(self.pairs.device)
+        whole = moving[self.pairs[0]] | moving[self.pairs[1] + nu]
+        columns = moving[nu:].nonzero().view(-1)
+        pairs = self.pairs.size(1)
+        if int(whole.sum()) * num_items + pairs * columns.numel() > \
+                pairs * num_items / 2:
+            return None
+        grad, out = torch.zeros_like(final), torch.zeros_like(final)
+        if bool(whole.any()):
+            part = ExpectedBPR(self.pairs[:, whole], nu, num_items,
+                               self.known, None if self.weight is None else
+                               self.weight[whole], self.chunk)
+            grad, out = part._full_change(final, change)
+        rest = (~whole).nonzero().view(-1)
+        if columns.numel() and rest.numel():
+            self._column_change(final, change, rest, columns, grad, out)
+        wanted = torch.zeros_like(moving)
+        wanted[rows] = True
+        grad[~wanted.to(grad.device)] = 0
+        if self.reduce is not None:
+            grad, out = self.reduce(grad), self.reduce(out)
+        return grad, out
+
+    def _column_change(self, final: Tensor, change: Tensor, rest: Tensor,
+                       columns: Tensor, grad: Tensor, out: Tensor):
+        # The pairs 'rest' (user and positive item unmoved) on the moving
+        # items 'columns' alone: the gradient at F on those items, and the
+        # change G(shift, F - dF) + G(prob, dF) with G bilinear, as in the
+        # full pass, where dF is zero on the pair's user and item.
+        nu = self.num_users
+        scale = 1 / self.candidates[self.slot[rest]].to(final.dtype)
+        if self.weight is not None:
+            scale = scale * self.weight[rest].to(final.dtype)
+        table, moved = final[nu + columns], change[nu + columns]
+        before = table - moved
+        budget = max(1, self.chunk // columns.numel())
+        for block in torch.arange(rest.numel(),
+                                  device=rest.device).split(budget):
+            user, item = self.pairs[:, rest[block]]
+            fu, fi = final[user], final[nu + item]
+            margin = (fu @ table.t()).sub_((fu * fi).sum(1, keepdim=True))
+            step = fu @ moved.t()
+            if self.known is not None:
+                keys = user.view(-1, 1) * self.num_items + columns
+                at = torch.searchsorted(self.known, keys).clamp_(
+                    max=self.known.numel() - 1)
+                never = self.known[at] == keys
+                margin.masked_fill_(never, -float('inf'))
+                step.masked_fill_(never, 0.0)
+            prob = torch.sigmoid(margin)
+            shift = torch.sub(step, margin).sigmoid_().mul_(prob)
+            shift.mul_(step.neg().expm1_()).neg_()
+            prob.mul_(scale[block].view(-1, 1))
+            shift.mul_(scale[block].view(-1, 1))
+            grad.index_add_(0, nu + columns, prob.t() @ fu)
+            out.index_add_(0, user, shift @ before - shift.sum(
+                1, keepdim=True) * fi + prob @ moved)
+            out.index_add_(0, nu + columns, shift.t() @ fu)
+            out.index_add_(0, nu + item, -shift.sum(1, keepdim=True) * fu)
+
+    def _full_change(self, final: Tensor,
+                     change: Tensor) -> Tuple[Tensor, Tensor]:
         grad, out = torch.zeros_like(final), torch.zeros_like(final)
         before = final - change
         both = torch.cat([final, change], 1)

@@ -400,8 +400,19 @@ class IFRUpdate:
             emb[rows_dev[is_reset]] = 0
             moved_final = self.prop_new(shift)
             final_new += moved_final
-            grad, grad_change = self.kept_loss.gradient_change(
-                final_new, moved_final)
+            if isinstance(self.kept_loss, ExpectedBPR):
+                # Only the reset rows' pull is read below (the trajectory
+                # step: no Newton step takes averaged gradients), so the
+                # gradient is wanted where the new propagation reaches
+                # them (their own rows: they keep no edges) and its change
+                # follows their few moved rows instead of a full pass.
+                reach = self.prop_new(shift.ne(0).any(1, keepdim=True).to(
+                    dtype)).ne(0).any(1).nonzero().view(-1)
+                grad, grad_change = self.kept_loss.gradient_change(
+                    final_new, moved_final, rows=reach)
+            else:
+                grad, grad_change = self.kept_loss.gradient_change(
+                    final_new, moved_final)
             moved = self.prop_new(grad)[local] + (l2 * emb[rows_dev]).to(
                 dtype)
             # Kept rows: the influence, corrected for the reset rows'
