@@ -6,6 +6,8 @@ from torch_geometric_unlearn.data.deletion import request_stream
 from torch_geometric_unlearn.data.interactions import (pair_keys,
                                                        remaining_data)
 from torch_geometric_unlearn.evaluation.fidelity import (change_closure,
+                                                         noise_floor,
+                                                         probe_pairs,
                                                          score_change)
 from torch_geometric_unlearn.evaluation.metrics import evaluate
 from torch_geometric_unlearn.evaluation.stream import checkpoints, run_stream
@@ -48,8 +50,13 @@ def test_the_stream_measures_each_quarter_against_the_paired_retrain():
     def ifru():
         return IFRUnlearner(model, data, record.examples, record.labels,
                             CONFIG.l2, horizon=record.horizon)
+    torch.manual_seed(1)
+    other = build_model(data, 8, 1)
+    other_config = TrainConfig(**{**vars(CONFIG), 'seed': 1})
+    other_record = train(other, data, other_config)
     out = run_stream(model, data, record, CONFIG, stream,
-                     {'ifru': ifru, 'drop-edges': None})
+                     {'ifru': ifru, 'drop-edges': None},
+                     floor=(other, other_record, other_config))
     rows = out['checkpoints']
     assert [r['after'] for r in rows] == [1, 2, 3, 4]
     assert [r['forgotten'] for r in rows] == [8, 16, 24, 32]
@@ -73,16 +80,31 @@ def test_the_stream_measures_each_quarter_against_the_paired_retrain():
     # the original parameters do.
     last = rows[-1]['methods']
     assert 'agreement' not in last['paired-retrain']
-    assert last['ifru']['closure'] > last['drop-edges']['closure']
-    # The union in one request, for the drift: IFRU on the union by hand.
+    assert last['ifru']['closure']['forgotten'] > \
+        last['drop-edges']['closure']['forgotten']
+    # The union in one request, for the drift: IFRU on the union by hand,
+    # on the forgotten pairs and on the probe pairs.
     one = ifru().unlearn(union).model
-    paired = PairedRetrainUnlearner(
-        model, data, record.examples, None, CONFIG.l2, config=CONFIG,
-        epochs=record.best_epoch).unlearn(union).model
-    target = score_change(model, data.edge_index, paired, after.edge_index,
-                          union, data.num_users)
-    assert last['ifru']['closure_one_request'] == pytest.approx(
-        change_closure(score_change(model, data.edge_index, one,
-                                    after.edge_index, union,
-                                    data.num_users), target))
+    sets = {'forgotten': union, 'probe': probe_pairs(data, union)}
+
+    def change(before, moved, key):
+        return score_change(before, data.edge_index, moved,
+                            after.edge_index, sets[key], data.num_users)
+
+    def paired(m, r, config):
+        return PairedRetrainUnlearner(
+            m, data, r.examples, None, CONFIG.l2, config=config,
+            epochs=r.best_epoch).unlearn(union).model
+    reference = paired(model, record, CONFIG)
+    for key in sets:
+        target = change(model, reference, key)
+        assert last['ifru']['closure_one_request'][key] == pytest.approx(
+            change_closure(change(model, one, key), target))
+        assert last['ifru']['closure'][key] == pytest.approx(
+            change_closure(change(model, result.model, key), target))
+        # The noise floor: the other seed's paired retrain against this
+        # one's, both ways.
+        assert rows[-1]['noise_floor'][key] == pytest.approx(noise_floor([
+            target, change(other, paired(other, other_record,
+                                         other_config), key)]))
     assert 'closure_one_request' not in last['drop-edges']

@@ -10,7 +10,7 @@ reference (one retrain without the union) has none.
 import time
 from dataclasses import asdict, replace
 from functools import partial
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -24,6 +24,8 @@ from torch_geometric_unlearn.evaluation.benchmark import (load_data,
                                                           make_unlearner)
 from torch_geometric_unlearn.evaluation.config import BenchmarkConfig
 from torch_geometric_unlearn.evaluation.fidelity import (change_closure,
+                                                         noise_floor,
+                                                         probe_pairs,
                                                          score_change)
 from torch_geometric_unlearn.evaluation.metrics import (
     evaluate, membership_inference_auc, unseen_pairs)
@@ -51,7 +53,10 @@ def checkpoints(num_requests: int, parts: int = 4) -> List[int]:
 def run_stream(model: torch.nn.Module, data: InteractionData,
                record: TrainResult, config: TrainConfig,
                requests: Sequence[Tensor], methods: Dict[str, Factory],
-               parts: int = 4, k: int = 20) -> Dict[str, Any]:
+               parts: int = 4, k: int = 20,
+               floor: Optional[Tuple[torch.nn.Module, TrainResult,
+                                     TrainConfig]] = None
+               ) -> Dict[str, Any]:
     r"""Applies :obj:`requests` one after another with each method and,
     after each of :obj:`parts` parts of the stream, measures every method
     against the paired retrain of the union forgotten so far.
@@ -69,15 +74,20 @@ def run_stream(model: torch.nn.Module, data: InteractionData,
             method name, or :obj:`None` to drop the edges.
         parts (int): Parts of the stream measured (4: quarters).
         k (int): The metrics' cut-off.
+        floor (Tuple, optional): The same model trained with another seed,
+            its record and configuration: its paired retrain of each union
+            gives the noise floor of the closures.
 
     Returns:
         Dict[str, Any]: Per checkpoint (:obj:`'after'` requests, the
-        union's size, the paired retrain's seconds), per method the
-        cumulative unlearning seconds, test NDCG@k and recall@k, the
-        fairness gap, the agreement with the paired retrain, the closure of
-        the union's scores (and, for an unlearner of one model, the closure
-        of the union forgotten in one request: the difference is the
-        stream's drift) and the membership-inference AUC.
+        union's size, the paired retrain's seconds, the noise floor), per
+        method the cumulative unlearning seconds, test NDCG@k and
+        recall@k, the fairness gap, the agreement with the paired retrain,
+        the closure of the scores of the union and of probe pairs sharing
+        a user or an item with it (and, for an unlearner of one model, the
+        same closures of the union forgotten in one request: the
+        difference is the stream's drift) and the membership-inference
+        AUC.
     """
     unlearners = {name: None if make is None else make()
                   for name, make in methods.items()}
@@ -99,16 +109,32 @@ def run_stream(model: torch.nn.Module, data: InteractionData,
             pair_keys(data.train_index, data.num_items),
             pair_keys(union, data.num_items)))
         start = time.perf_counter()
-        paired = PairedRetrainUnlearner(
-            model, data, record.examples, record.labels, config.l2,
-            config=config, epochs=record.best_epoch).unlearn(union).model
+        paired = _paired(model, data, record, config, union)
         row: Dict[str, Any] = {
             'after': stop, 'forgotten': union.size(1),
             'paired_retrain_seconds': time.perf_counter() - start,
             'methods': {}}
         unseen = unseen_pairs(data, union)
-        target = score_change(model, data.edge_index, paired,
-                              after.edge_index, union, data.num_users)
+        sets = {'forgotten': union, 'probe': probe_pairs(data, union)}
+
+        def changes(before, moved, edges) -> Dict[str, Tensor]:
+            return {key: score_change(before, data.edge_index, moved, edges,
+                                      index, data.num_users)
+                    for key, index in sets.items()}
+
+        def closures(moved, edges) -> Dict[str, float]:
+            change = changes(model, moved, edges)
+            return {key: change_closure(change[key], target[key])
+                    for key in sets}
+
+        target = changes(model, paired, after.edge_index)
+        if floor is not None:
+            other_model, other_record, other_config = floor
+            other = changes(other_model, _paired(
+                other_model, data, other_record, other_config, union),
+                after.edge_index)
+            row['noise_floor'] = {key: noise_floor([target[key], other[key]])
+                                  for key in sets}
         for name in ['paired-retrain'] + list(methods):
             if name == 'paired-retrain':
                 m, edges, entry = paired, after.edge_index, {}
@@ -122,17 +148,12 @@ def run_stream(model: torch.nn.Module, data: InteractionData,
                 # An ensemble's scores are not the original model's: no
                 # change from them to measure.
                 if not isinstance(m, ShardedRecommender):
-                    entry['closure'] = change_closure(score_change(
-                        model, data.edge_index, m, edges, union,
-                        data.num_users), target)
+                    entry['closure'] = closures(m, edges)
                     if methods[name] is not None:
                         # The union as one request: what the stream's
                         # accumulated updates drifted from, if they did.
-                        one = methods[name]().unlearn(union).model
-                        entry['closure_one_request'] = change_closure(
-                            score_change(model, data.edge_index, one,
-                                         edges, union, data.num_users),
-                            target)
+                        entry['closure_one_request'] = closures(
+                            methods[name]().unlearn(union).model, edges)
             test = evaluate(m, after, k=k, adj=edges)
             entry['test'] = {key: test[key] for key in (f'recall@{k}',
                                                         f'ndcg@{k}')}
@@ -146,10 +167,19 @@ def run_stream(model: torch.nn.Module, data: InteractionData,
             'checkpoints': out}
 
 
+def _paired(model, data: InteractionData, record: TrainResult,
+            config: TrainConfig, union: Tensor) -> torch.nn.Module:
+    # The paired retrain of the union: the original run's length.
+    return PairedRetrainUnlearner(
+        model, data, record.examples, record.labels, config.l2,
+        config=config, epochs=record.best_epoch).unlearn(union).model
+
+
 def run_stream_benchmark(config: BenchmarkConfig,
                          num_requests: int) -> Dict[str, Any]:
     r"""The ``benchmark --requests N`` command: trains the model of
-    :obj:`config`, draws :obj:`num_requests` disjoint requests of its
+    :obj:`config` (and, for the noise floor, the same model from the next
+    seed), draws :obj:`num_requests` disjoint requests of its
     request's kind and size (:obj:`'random'`: pairs, a count or a share of
     the training pairs; :obj:`'users'`: whole users, a count or a share of
     the users), and runs :func:`run_stream` for every method of
@@ -167,6 +197,13 @@ def run_stream_benchmark(config: BenchmarkConfig,
     data = load_data(config, seed)
     model = build_model(data, config.dim, config.layers).to(config.device)
     record = train(model, data, train_config)
+    # The noise floor: the same model from the next seed, and its paired
+    # retrains.
+    floor_config = replace(config.train, seed=seed + 1)
+    floor_model = build_model(data, config.dim, config.layers).to(
+        config.device)
+    floor = (floor_model, train(floor_model, data, floor_config),
+             floor_config)
     pool = (data.num_train if spec.kind == 'random' else
             int(torch.unique(data.train_positive_index[0]).numel()))
     size = (int(spec.amount) if spec.amount >= 1 else
@@ -177,7 +214,8 @@ def run_stream_benchmark(config: BenchmarkConfig,
             make_unlearner, name, model, data, record, train_config,
             config))
         for name in config.methods if name != 'paired-retrain'}
-    out = run_stream(model, data, record, train_config, requests, methods)
+    out = run_stream(model, data, record, train_config, requests, methods,
+                     floor=floor)
     return {'config': {**asdict(config), 'request': str(spec),
                        'train': json_value(config.train)},
             'machine': machine(config.device),
@@ -188,20 +226,27 @@ def run_stream_benchmark(config: BenchmarkConfig,
 
 def format_stream(report: Dict[str, Any]) -> str:
     r"""A Markdown table of a stream's report: per checkpoint and method,
-    cumulative seconds (the paired retrain's own), the closure (and in one
-    request), NDCG@20, the agreement with the paired retrain and the MIA
-    AUC."""
-    lines = ['| after | forgotten | method | seconds | closure (one '
-             'request) | ndcg@20 | top20 agreement (ndcg) | MIA auc |',
+    cumulative seconds (the paired retrain's own), the closures of the
+    forgotten and the probe pairs (and in one request; the paired retrain's
+    row gives the noise floor), NDCG@20, the agreement with the paired
+    retrain and the MIA AUC."""
+    def pair(closure: Optional[Dict[str, float]]) -> str:
+        return '' if closure is None else (f"{closure['forgotten']:.2f} / "
+                                           f"{closure['probe']:.2f}")
+
+    lines = ['| after | forgotten | method | seconds | closure forgotten / '
+             'probe (one request; paired retrain: noise floor) | ndcg@20 | '
+             'top20 agreement (ndcg) | MIA auc |',
              '|---|---|---|---|---|---|---|---|']
     for row in report['checkpoints']:
         for name, entry in row['methods'].items():
-            seconds = (row['paired_retrain_seconds'] if name ==
-                       'paired-retrain' else entry['seconds'])
-            closure = '' if 'closure' not in entry else (
-                f"{entry['closure']:.2f}" + (
-                    f" ({entry['closure_one_request']:.2f})"
-                    if 'closure_one_request' in entry else ''))
+            paired = name == 'paired-retrain'
+            seconds = (row['paired_retrain_seconds'] if paired else
+                       entry['seconds'])
+            closure = pair(row.get('noise_floor') if paired else
+                           entry.get('closure'))
+            if 'closure_one_request' in entry:
+                closure += f" ({pair(entry['closure_one_request'])})"
             agreement = entry.get('agreement', {}).get('ndcg@20')
             lines.append(
                 f"| {row['after']} | {row['forgotten']} | {name} | "
