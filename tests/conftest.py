@@ -2,6 +2,7 @@ import os
 import os.path as osp
 
 import pytest
+import torch
 
 from torch_geometric_unlearn.data.datasets import synthetic
 
@@ -17,6 +18,15 @@ def data_dir():
     if not osp.isdir(root):
         pytest.skip(f"real data folder '{root}' is absent (set TGU_DATA_DIR)")
     return root
+
+
+@pytest.fixture
+def single_thread():
+    # Bitwise reproducible sparse products.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

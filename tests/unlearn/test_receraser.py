@@ -20,15 +20,6 @@ AGGREGATION = AggregationConfig(epochs=3, batch_size=512, attention_dim=4,
                                 seed=5)
 
 
-@pytest.fixture
-def single_thread():
-    # Bitwise reproducible sparse products.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_attention_weights_the_shards_by_softmax_of_their_scores():
     attention = ShardAttention(num_shards=2, dim=1, attention_dim=1)
     with torch.no_grad():

@@ -13,15 +13,6 @@ CONFIG = TrainConfig(progress=False, lr=0.01, batch_size=1024, max_epochs=4,
                      patience=2, seed=3)
 
 
-@pytest.fixture
-def single_thread():
-    # Bitwise reproducible sparse products.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_partitions_keep_owners_together_and_balanced(small_data):
     users = shard_of(small_data, 4, 'user', seed=1)
     owner = {}
