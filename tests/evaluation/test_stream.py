@@ -108,3 +108,11 @@ def test_the_stream_measures_each_quarter_against_the_paired_retrain():
             target, change(other, paired(other, other_record,
                                          other_config), key)]))
     assert 'closure_one_request' not in last['drop-edges']
+    # Every IFRU update so far is counted by the step its certificate
+    # names; dropping the edges has none.
+    steps = {key: n for key, n in last['ifru']['certificates'].items()
+             if key.startswith('step ')}
+    assert sum(steps.values()) == 4
+    assert sum(rows[0]['methods']['ifru']['certificates'].get(key, 0)
+               for key in steps) == 1
+    assert 'certificates' not in last['drop-edges']

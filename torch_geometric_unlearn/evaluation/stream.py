@@ -86,13 +86,16 @@ def run_stream(model: torch.nn.Module, data: InteractionData,
         the closure of the scores of the union and of probe pairs sharing
         a user or an item with it (and, for an unlearner of one model, the
         same closures of the union forgotten in one request: the
-        difference is the stream's drift) and the membership-inference
-        AUC.
+        difference is the stream's drift), the membership-inference AUC,
+        and for certified unlearners how many updates so far took each
+        step and raised each flag (:obj:`'certificates'`).
     """
     unlearners = {name: None if make is None else make()
                   for name, make in methods.items()}
     seconds = {name: 0.0 for name in methods}
     current = {name: (model, data) for name in methods}
+    # Which step each certified update took, and the flags it raised.
+    certified: Dict[str, Dict[str, int]] = {name: {} for name in methods}
     stops, done, out = checkpoints(len(requests), parts), 0, []
     for stop in stops:
         for request in requests[done:stop]:
@@ -103,6 +106,11 @@ def run_stream(model: torch.nn.Module, data: InteractionData,
                 result = unlearner.unlearn(request)
                 seconds[name] += time.perf_counter() - start
                 current[name] = (result.model, result.data)
+                if result.certificate is not None:
+                    counts = certified[name]
+                    for key in [f'step {result.certificate.step}'] + [
+                            f'flag {f}' for f in result.certificate.flags]:
+                        counts[key] = counts.get(key, 0) + 1
         done = stop
         union = torch.cat(list(requests[:stop]), 1)
         after = remaining_data(data, ~torch.isin(
@@ -142,6 +150,8 @@ def run_stream(model: torch.nn.Module, data: InteractionData,
                 m = current[name][0]
                 edges = after.edge_index
                 entry = {'seconds': seconds[name]}
+                if certified[name]:
+                    entry['certificates'] = dict(certified[name])
                 entry['agreement'] = retrain_agreement(
                     m, paired, after, [k], edge_index=edges,
                     reference_edge_index=after.edge_index)
