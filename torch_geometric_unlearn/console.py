@@ -77,6 +77,12 @@ def print_benchmark(report: dict):
     print(f"{runs[0]['data']}, request {report['config']['request']} "
           f"({runs[0]['request_size']} pairs), {len(runs)} run(s)")
     print(format_table(report))
+    floors = [run['noise_floor'] for run in runs if 'noise_floor' in run]
+    if floors:
+        mean = {key: sum(f[key] for f in floors) / len(floors)
+                for key in floors[0]}
+        print("noise floor (closure of the next seed's paired retrain): " +
+              ', '.join(f'{key} {value:.2f}' for key, value in mean.items()))
     popularity = [run['mia_auc_popularity'] for run in runs
                   if 'mia_auc_popularity' in run]
     if popularity:

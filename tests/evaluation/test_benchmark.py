@@ -291,3 +291,37 @@ def test_the_ifru_split_takes_the_authors_flipped_pairs(data_dir):
     assert torch.equal(pairs, own.data.train_index[:, -pairs.size(1):])
     with pytest.raises(ValueError, match="write 'flip:0.01'"):
         draw_request(RequestSpec('flip', 0.02), own.data, 0, data_dir)
+
+
+def test_the_noise_floor_is_the_next_seeds_paired_retrain(single_thread):
+    from torch_geometric_unlearn.evaluation.benchmark import (draw_request,
+                                                              load_data)
+    from torch_geometric_unlearn.evaluation.fidelity import (noise_floor,
+                                                             probe_pairs,
+                                                             score_change)
+    from torch_geometric_unlearn.training.trainer import build_model, train
+    from torch_geometric_unlearn.unlearn.baselines import \
+        PairedRetrainUnlearner
+    config = BenchmarkConfig(
+        dataset_options=TINY, layers=1, dim=8, request='random:20',
+        methods=['paired-retrain'], ifru_repeats=1, seed=4,
+        train=TrainConfig(max_epochs=3, progress=False), progress=False)
+    run = run_benchmark(config)['runs'][0]
+    # By hand: this seed's and the next seed's paired retrains of the
+    # request, each from its own original model.
+    data, pairs, _ = draw_request(config.request, load_data(config, 4), 4)
+    sets = {'forgotten': pairs, 'probe': probe_pairs(data, pairs, seed=4)}
+    changes = []
+    for seed in (4, 5):
+        train_config = TrainConfig(max_epochs=3, progress=False, seed=seed)
+        model = build_model(data, 8, 1)
+        record = train(model, data, train_config)
+        paired = PairedRetrainUnlearner(
+            model, data, record.examples, None, train_config.l2,
+            config=train_config, epochs=record.best_epoch).unlearn(pairs)
+        changes.append({key: score_change(
+            model, data.edge_index, paired.model, paired.edge_index, index,
+            data.num_users) for key, index in sets.items()})
+    for key in sets:
+        assert run['noise_floor'][key] == pytest.approx(
+            noise_floor([c[key] for c in changes]))

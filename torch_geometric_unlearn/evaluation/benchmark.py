@@ -69,6 +69,7 @@ from torch_geometric_unlearn.evaluation.config import (ENSEMBLES,
                                                        BenchmarkConfig,
                                                        RequestSpec)
 from torch_geometric_unlearn.evaluation.fidelity import (change_closure,
+                                                         noise_floor,
                                                          probe_pairs,
                                                          score_change)
 from torch_geometric_unlearn.evaluation.metrics import (
@@ -358,7 +359,7 @@ def run_once(config: BenchmarkConfig, seed: int, bar=None) -> Dict[str, Any]:
     out['methods'] = {'original': {},
                       **{m: out['methods'][m] for m in config.methods}}
     out.update(fidelity(config, model, data, pairs, models, out['methods'],
-                        seed))
+                        seed, train_config))
     unseen = unseen_pairs(data, pairs, seed)
     if config.request.kind != 'flip':
         out['mia_auc_popularity'] = popularity_auc(after, pairs, unseen)
@@ -438,16 +439,19 @@ def run_once(config: BenchmarkConfig, seed: int, bar=None) -> Dict[str, Any]:
 
 def fidelity(config: BenchmarkConfig, model, data: InteractionData,
              pairs: Tensor, models: Dict[str, Tuple[torch.nn.Module, Tensor]],
-             entries: Dict[str, Dict[str, Any]], seed: int) -> Dict[str, Any]:
+             entries: Dict[str, Dict[str, Any]], seed: int,
+             train_config: Optional[TrainConfig] = None) -> Dict[str, Any]:
     r"""Writes the score-change closure (see
     :mod:`~torch_geometric_unlearn.evaluation.fidelity`) of every method
     against the reference retrain into :obj:`entries` as :obj:`change_closure`,
     on the forgotten :obj:`pairs` and on probe pairs sharing a user or an item
-    with them; returns the reference's name and the probe set's size for the
-    run's report.  1 is the reference's change of scores, 0 no better than
+    with them; returns the reference's name, the probe set's size and, for
+    the paired retrain given :obj:`train_config` (the run's), the noise
+    floor: the same closure of the same model trained from the next seed
+    and its own paired retrain, the best a method can be expected to
+    reach.  1 is the reference's change of scores, 0 no better than
     changing nothing (drop-edges' own figure shows how far the new graph
-    alone goes), below 0 worse than nothing.  One request per seed: no
-    noise floor here (see :obj:`benchmarks/faithful.py`)."""
+    alone goes), below 0 worse than nothing."""
     ref = next((r for r in ('paired-retrain', 'retrain') if r in models),
                None)
     if ref is None:
@@ -472,7 +476,19 @@ def fidelity(config: BenchmarkConfig, model, data: InteractionData,
             if float(target[key].norm()) > 0:
                 entry[key] = change_closure(moved[key], target[key])
         entries[name]['change_closure'] = entry
-    return {'fidelity_reference': ref, 'probe_pairs': sets['probe'].size(1)}
+    out = {'fidelity_reference': ref, 'probe_pairs': sets['probe'].size(1)}
+    if ref == 'paired-retrain' and train_config is not None:
+        other_config = replace(train_config, seed=train_config.seed + 1)
+        other = build_model(data, config.dim, config.layers).to(
+            config.device)
+        record = train(other, data, other_config)
+        paired = PairedRetrainUnlearner(
+            other, data, record.examples, record.labels, other_config.l2,
+            config=other_config, epochs=record.best_epoch).unlearn(pairs)
+        out['noise_floor'] = {key: noise_floor([target[key], score_change(
+            other, data.edge_index, paired.model, paired.edge_index, index,
+            data.num_users)]) for key, index in sets.items()}
+    return out
 
 
 def converged_fidelity(config: BenchmarkConfig, model, data, record,
