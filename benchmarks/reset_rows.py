@@ -30,18 +30,12 @@ from torch_geometric_unlearn.data.deletion import (item_interactions,
                                                    user_interactions)
 from torch_geometric_unlearn.influence.expected import ExpectedBPR
 
-SPARSE = ExpectedBPR.gradient_change
+SPARSE = ExpectedBPR._sparse_change
 
 
-def full_pass(self, final, change, rows=None):
-    # The full pass over every pair and item, the gradient then kept on
-    # 'rows' (what the code before the sparse path computed).
-    grad, out = self._full_change(final, change)
-    if rows is not None:
-        wanted = torch.zeros(final.size(0), dtype=torch.bool)
-        wanted[rows] = True
-        grad[~wanted] = 0
-    return grad, out
+def full_pass(self, final, change, rows):
+    # Never the sparse pass: the code before it.
+    return None
 
 
 def main(argv=None):
@@ -74,8 +68,8 @@ def main(argv=None):
         updates = {}
         for _ in range(args.repeats):
             for mode in runs:
-                ExpectedBPR.gradient_change = (SPARSE if mode == 'sparse'
-                                               else full_pass)
+                ExpectedBPR._sparse_change = (SPARSE if mode == 'sparse'
+                                              else full_pass)
                 unlearner = IFRUnlearner(model, data, record.examples,
                                          l2=config.l2,
                                          horizon=record.horizon)
@@ -83,12 +77,15 @@ def main(argv=None):
                 result = unlearner.unlearn(pairs)
                 runs[mode].append((time.perf_counter() - start,
                                    result.timings['gradient']))
+                certificate = result.certificate
                 updates[mode] = result.model.embedding.weight.detach()
-        ExpectedBPR.gradient_change = SPARSE
+        ExpectedBPR._sparse_change = SPARSE
         step = float((updates['full'] -
                       model.embedding.weight.detach()).norm())
         row = {'pairs': pairs.size(1),
                'reset_rows': result.diagnostics['reset_rows'],
+               'certificate': {'step': certificate.step,
+                               'flags': list(certificate.flags)},
                'update_difference_over_step': float(
                    (updates['sparse'] - updates['full']).norm()) / step}
         for mode, times in runs.items():

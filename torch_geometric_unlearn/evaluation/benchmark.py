@@ -80,9 +80,10 @@ from torch_geometric_unlearn.evaluation.protocols import (fairness_gap,
                                                           rank_drop,
                                                           retrain_agreement)
 from torch_geometric_unlearn.evaluation.report import summarize
-from torch_geometric_unlearn.training.trainer import (TrainConfig, build_model,
-                                                      train)
-from torch_geometric_unlearn.unlearn.base import remaining_data
+from torch_geometric_unlearn.training.trainer import (TrainConfig, TrainResult,
+                                                      build_model, train)
+from torch_geometric_unlearn.unlearn.base import (UnlearnResult,
+                                                  remaining_data)
 from torch_geometric_unlearn.unlearn.receraser import AggregationConfig
 from torch_geometric_unlearn.unlearn.sisa import SISAUnlearner, train_sisa
 from torch_geometric_unlearn.unlearn.baselines import (FineTuneUnlearner,
@@ -478,17 +479,32 @@ def fidelity(config: BenchmarkConfig, model, data: InteractionData,
         entries[name]['change_closure'] = entry
     out = {'fidelity_reference': ref, 'probe_pairs': sets['probe'].size(1)}
     if ref == 'paired-retrain' and train_config is not None:
-        other_config = replace(train_config, seed=train_config.seed + 1)
-        other = build_model(data, config.dim, config.layers).to(
-            config.device)
-        record = train(other, data, other_config)
-        paired = PairedRetrainUnlearner(
-            other, data, record.examples, record.labels, other_config.l2,
-            config=other_config, epochs=record.best_epoch).unlearn(pairs)
+        other, record, other_config = next_seed(config, data, train_config)
+        paired = paired_retrain(other, data, record, other_config, pairs)
         out['noise_floor'] = {key: noise_floor([target[key], score_change(
             other, data.edge_index, paired.model, paired.edge_index, index,
             data.num_users)]) for key, index in sets.items()}
     return out
+
+
+def next_seed(config: BenchmarkConfig, data: InteractionData,
+              train_config: TrainConfig
+              ) -> Tuple[torch.nn.Module, TrainResult, TrainConfig]:
+    r"""The model of :obj:`config` trained on :obj:`data` from the seed
+    after :obj:`train_config`'s, its record and configuration: the second
+    run of a noise floor."""
+    other_config = replace(train_config, seed=train_config.seed + 1)
+    other = build_model(data, config.dim, config.layers).to(config.device)
+    return other, train(other, data, other_config), other_config
+
+
+def paired_retrain(model, data: InteractionData, record: TrainResult,
+                   config: TrainConfig, pairs: Tensor) -> UnlearnResult:
+    r"""The paired retrain of :obj:`pairs` for :obj:`model`, trained by
+    :obj:`config` as :obj:`record` says, for the original run's length."""
+    return PairedRetrainUnlearner(
+        model, data, record.examples, record.labels, config.l2,
+        config=config, epochs=record.best_epoch).unlearn(pairs)
 
 
 def converged_fidelity(config: BenchmarkConfig, model, data, record,

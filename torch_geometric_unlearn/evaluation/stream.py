@@ -21,7 +21,9 @@ from torch_geometric_unlearn.data.interactions import (InteractionData,
                                                        remaining_data)
 from torch_geometric_unlearn.evaluation.benchmark import (load_data,
                                                           machine,
-                                                          make_unlearner)
+                                                          make_unlearner,
+                                                          next_seed,
+                                                          paired_retrain)
 from torch_geometric_unlearn.evaluation.config import BenchmarkConfig
 from torch_geometric_unlearn.evaluation.fidelity import (change_closure,
                                                          noise_floor,
@@ -33,7 +35,6 @@ from torch_geometric_unlearn.evaluation.protocols import (fairness_gap,
                                                           retrain_agreement)
 from torch_geometric_unlearn.training.trainer import (TrainConfig, TrainResult,
                                                       build_model, train)
-from torch_geometric_unlearn.unlearn.baselines import PairedRetrainUnlearner
 from torch_geometric_unlearn.unlearn.base import Unlearner
 from torch_geometric_unlearn.unlearn.ledger import json_value
 from torch_geometric_unlearn.unlearn.sisa import ShardedRecommender
@@ -117,7 +118,7 @@ def run_stream(model: torch.nn.Module, data: InteractionData,
             pair_keys(data.train_index, data.num_items),
             pair_keys(union, data.num_items)))
         start = time.perf_counter()
-        paired = _paired(model, data, record, config, union)
+        paired = paired_retrain(model, data, record, config, union).model
         row: Dict[str, Any] = {
             'after': stop, 'forgotten': union.size(1),
             'paired_retrain_seconds': time.perf_counter() - start,
@@ -138,8 +139,8 @@ def run_stream(model: torch.nn.Module, data: InteractionData,
         target = changes(model, paired, after.edge_index)
         if floor is not None:
             other_model, other_record, other_config = floor
-            other = changes(other_model, _paired(
-                other_model, data, other_record, other_config, union),
+            other = changes(other_model, paired_retrain(
+                other_model, data, other_record, other_config, union).model,
                 after.edge_index)
             row['noise_floor'] = {key: noise_floor([target[key], other[key]])
                                   for key in sets}
@@ -177,14 +178,6 @@ def run_stream(model: torch.nn.Module, data: InteractionData,
             'checkpoints': out}
 
 
-def _paired(model, data: InteractionData, record: TrainResult,
-            config: TrainConfig, union: Tensor) -> torch.nn.Module:
-    # The paired retrain of the union: the original run's length.
-    return PairedRetrainUnlearner(
-        model, data, record.examples, record.labels, config.l2,
-        config=config, epochs=record.best_epoch).unlearn(union).model
-
-
 def run_stream_benchmark(config: BenchmarkConfig,
                          num_requests: int) -> Dict[str, Any]:
     r"""The ``benchmark --requests N`` command: trains the model of
@@ -209,11 +202,7 @@ def run_stream_benchmark(config: BenchmarkConfig,
     record = train(model, data, train_config)
     # The noise floor: the same model from the next seed, and its paired
     # retrains.
-    floor_config = replace(config.train, seed=seed + 1)
-    floor_model = build_model(data, config.dim, config.layers).to(
-        config.device)
-    floor = (floor_model, train(floor_model, data, floor_config),
-             floor_config)
+    floor = next_seed(config, data, train_config)
     pool = (data.num_train if spec.kind == 'random' else
             int(torch.unique(data.train_positive_index[0]).numel()))
     size = (int(spec.amount) if spec.amount >= 1 else

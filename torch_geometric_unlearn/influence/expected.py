@@ -199,23 +199,25 @@ class ExpectedBPR:
                 move); the result is the same.  Where that would cost over
                 half of the full pass, the full pass runs.
         """
-        if rows is not None:
-            sparse = self._sparse_change(final, change, rows)
-            if sparse is not None:
-                return sparse
-        grad, out = self._full_change(final, change)
+        sparse = (None if rows is None else
+                  self._sparse_change(final, change, rows))
+        grad, out = (self._full_change(final, change) if sparse is None
+                     else sparse)
         if rows is not None:
             wanted = torch.zeros(final.size(0), dtype=torch.bool,
                                  device=final.device)
             wanted[rows] = True
             grad[~wanted] = 0
+        if self.reduce is not None:
+            grad, out = self.reduce(grad), self.reduce(out)
         return grad, out
 
     def _sparse_change(self, final: Tensor, change: Tensor,
                        rows: Tensor) -> Optional[Tuple[Tensor, Tensor]]:
-        # gradient_change on the rows that move: the pairs of a moving
-        # user or positive item in full, the others on the moving items'
-        # columns alone; None where that is not cheaper by half.
+        # gradient_change on the rows that move (before 'rows' and the
+        # reduction): the pairs of a moving user or positive item in full,
+        # the others on the moving items' columns alone; None where that is
+        # not cheaper by half.
         nu, num_items = self.num_users, self.num_items
         moving = change.ne(0).any(1)
         moving[rows] = True
@@ -235,11 +237,6 @@ class ExpectedBPR:
         rest = (~whole).nonzero().view(-1)
         if columns.numel() and rest.numel():
             self._column_change(final, change, rest, columns, grad, out)
-        wanted = torch.zeros_like(moving)
-        wanted[rows] = True
-        grad[~wanted.to(grad.device)] = 0
-        if self.reduce is not None:
-            grad, out = self.reduce(grad), self.reduce(out)
         return grad, out
 
     def _column_change(self, final: Tensor, change: Tensor, rest: Tensor,
@@ -281,6 +278,7 @@ class ExpectedBPR:
 
     def _full_change(self, final: Tensor,
                      change: Tensor) -> Tuple[Tensor, Tensor]:
+        # gradient_change over every pair and item (before the reduction).
         grad, out = torch.zeros_like(final), torch.zeros_like(final)
         before = final - change
         both = torch.cat([final, change], 1)
@@ -309,8 +307,6 @@ class ExpectedBPR:
             out += part[:, d:]
             self._scatter(shift, before, users, slot, items, scale, out,
                           alpha=-1.0)
-        if self.reduce is not None:
-            grad, out = self.reduce(grad), self.reduce(out)
         return grad, out
 
 
