@@ -18,7 +18,8 @@ scores :math:`s(w)` it reports, against the paired retrain's change
 * the package's update through the front door
   (:func:`~torch_geometric_unlearn.unlearn.recipe.from_training_loop` with
   the optimiser and the last epoch's negatives), one per ``--variants``:
-  ``ifru`` (the default), ``ifru-segments`` (with a
+  ``ifru`` (the default), ``ifru-exact`` (the kept examples' averaged
+  change over every item instead of a sample), ``ifru-segments`` (with a
   :class:`TrajectoryRecorder` of ``--segments`` snapshots kept by the
   original run), ``ifru-previous`` (the default before the sampler's
   average covered every example), ``ifru-newton`` (the Newton step,
@@ -284,6 +285,8 @@ class Runs:
 VARIANTS = {
     'ifru': (IFRUConfig(), True, False),
     'ifru-segments': (IFRUConfig(), True, True),
+    # The kept examples' averaged change over every item, not a sample.
+    'ifru-exact': (IFRUConfig(expected_samples=None), True, False),
     'ifru-nospill': (IFRUConfig(spillover=False), True, False),
     'ifru-newton': (IFRUConfig(step='newton'), True, False),
     # The default before the sampler's average covered every example.

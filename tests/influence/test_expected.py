@@ -12,13 +12,13 @@ KNOWN = torch.tensor([[0, 0, 0, 1, 2, 2, 3, 3, 3, 3, 3, 3, 4],
                       [1, 4, 5, 3, 0, 6, 0, 2, 5, 7, 1, 3, 8]])
 
 
-def brute_force(final, weight, known):
+def brute_force(final, weight, known, num_items=NUM_ITEMS):
     # sum_p w_p mean_{j drawable} softplus(s_uj - s_ui), by autograd.
     drawn = set(map(tuple, known.t().tolist())) if known is not None else ()
     x = final.clone().requires_grad_()
     total = 0
     for p, (u, i) in enumerate(PAIRS.t().tolist()):
-        allowed = [j for j in range(NUM_ITEMS) if (u, j) not in drawn]
+        allowed = [j for j in range(num_items) if (u, j) not in drawn]
         margins = torch.stack([x[u] @ x[NUM_USERS + j] -
                                x[u] @ x[NUM_USERS + i] for j in allowed])
         w = 1.0 if weight is None else weight[p]
@@ -26,8 +26,8 @@ def brute_force(final, weight, known):
     return torch.autograd.grad(total, x)[0]
 
 
-def keys(known):
-    return (known[0] * NUM_ITEMS + known[1]).sort()[0]
+def keys(known, num_items=NUM_ITEMS):
+    return (known[0] * num_items + known[1]).sort()[0]
 
 
 @pytest.mark.parametrize('chunk', [1 << 22, 20])  # one block; several
@@ -135,3 +135,95 @@ def test_the_change_of_a_few_rows_needs_only_their_pairs_and_columns(
     assert not grad[others].any()
     torch.testing.assert_close(
         grad_change, expected - brute_force(final - change, weight, known))
+
+
+@pytest.mark.parametrize('sampler', ['all', 'unseen'])
+def test_a_sampled_change_is_unbiased_and_its_error_is_estimated(sampler):
+    # 24 items, the change averaged over 12 per block (halves of 6, each
+    # holding a drawable item of every user: the average is then unbiased).
+    num_items, draws = 24, 400
+    gen = torch.Generator().manual_seed(7)
+    final = torch.randn(NUM_USERS + num_items, DIM, generator=gen,
+                        dtype=torch.float64)
+    change = 0.2 * torch.randn(final.shape, generator=gen,
+                               dtype=torch.float64)
+    weight = torch.rand(PAIRS.size(1), generator=gen, dtype=torch.float64)
+    known = PAIRS if sampler == 'unseen' else None
+    known_keys = None if known is None else keys(known, num_items)
+    expected = brute_force(final, weight, known, num_items)
+    change_ref = expected - brute_force(final - change, weight, known,
+                                        num_items)
+    errors, estimates, total = [], [], torch.zeros_like(final)
+    for seed in range(draws):
+        loss = ExpectedBPR(PAIRS, NUM_USERS, num_items, known_keys, weight,
+                           chunk=3 * num_items, samples=12, seed=seed)
+        grad, sampled = loss.gradient_change(final, change)
+        # The gradient stays exact.
+        torch.testing.assert_close(grad, expected)
+        total += sampled
+        errors.append(float((sampled - change_ref).norm() /
+                            change_ref.norm()))
+        estimates.append(loss.change_error)
+    assert len(loss.blocks) == 3
+    single = sum(errors) / draws
+    assert single > 0.05  # it samples
+    # The mean of the draws converges on the exact change (about single /
+    # sqrt(draws) = single / 20 for an unbiased average).
+    mean_error = float((total / draws - change_ref).norm() /
+                       change_ref.norm())
+    assert mean_error < single / 8
+    # The two halves' estimate of the error is of the right size.
+    assert 0.5 < sum(estimates) / draws / single < 2
+    # A fixed seed draws the same items: the same change again.
+    torch.testing.assert_close(loss.gradient_change(final, change)[1],
+                               sampled)
+
+
+def test_sampling_every_item_is_the_exact_pass():
+    final = torch.randn(NUM_USERS + NUM_ITEMS, DIM, dtype=torch.float64)
+    exact = ExpectedBPR(PAIRS, NUM_USERS, NUM_ITEMS, keys(KNOWN))
+    every = ExpectedBPR(PAIRS, NUM_USERS, NUM_ITEMS, keys(KNOWN),
+                        samples=NUM_ITEMS)
+    assert every.samples is None
+    for a, b in zip(exact.gradient_change(final, final / 10),
+                    every.gradient_change(final, final / 10)):
+        assert torch.equal(a, b)
+    assert every.change_error is None
+
+
+@pytest.mark.parametrize('samples', [1, 0, 2.5, True])
+def test_bad_samples_are_refused(samples):
+    with pytest.raises(ValueError, match="'samples'"):
+        ExpectedBPR(PAIRS, NUM_USERS, NUM_ITEMS, samples=samples)
+
+
+def test_a_change_held_by_a_few_items_is_taken_exactly_there(monkeypatch):
+    # A change on one item's row (a popular item's request; no pair has it
+    # as its positive): only that column's margins move, and it is taken
+    # exactly, where a sample would hit or miss it.
+    num_items, draws = 24, 100
+    gen = torch.Generator().manual_seed(9)
+    final = torch.randn(NUM_USERS + num_items, DIM, generator=gen,
+                        dtype=torch.float64)
+    change = torch.zeros_like(final)
+    change[NUM_USERS + 11] = torch.randn(DIM, generator=gen,
+                                         dtype=torch.float64)
+    known = keys(PAIRS, num_items)
+    exact = ExpectedBPR(PAIRS, NUM_USERS, num_items, known).gradient_change(
+        final, change)[1]
+
+    def mean_error():
+        total = 0.0
+        for seed in range(draws):
+            loss = ExpectedBPR(PAIRS, NUM_USERS, num_items, known,
+                               chunk=3 * num_items, samples=12, seed=seed)
+            sampled = loss.gradient_change(final, change)[1]
+            total += float((sampled - exact).norm() / exact.norm())
+        return total / draws
+
+    loss = ExpectedBPR(PAIRS, NUM_USERS, num_items, known, samples=12)
+    assert loss._heavy_items(change).tolist() == [11]
+    assert mean_error() < 1e-12
+    monkeypatch.setattr(ExpectedBPR, '_heavy_items',
+                        lambda self, change: torch.zeros(0, dtype=torch.long))
+    assert mean_error() > 0.3  # measured: 0.99

@@ -23,6 +23,21 @@ sigmoids, but no :math:`[P, I, d]` work: with :math:`W_{pj}` the sampler's
 weight times :math:`\sigma(F_u \cdot F_j - F_u \cdot F_{i_p})`, the
 gradient is a pair of products of :math:`W` with the item and user tables.
 Pairs are taken a block of whole users at a time.
+
+The gradient's *change* between two embedding tables can instead be
+averaged over :obj:`samples` of the items, the same ones for both tables:
+:math:`P \times S` sigmoids instead of :math:`P \times I`.  The items whose
+rows carry most of the change (all but :data:`HEAVY_TAIL` of its squared
+norm, at most :math:`S/2` of them) are taken exactly; the others are drawn
+anew for every block of users with a fixed seed, in two halves, each its
+own average.  Their mean is the change and half their difference
+estimates its standard error (:attr:`ExpectedBPR.change_error`).  The
+gradient itself stays exact: at a trained model it is a near-cancelling
+sum that a sample swamps (on MovieLens-100K, 512 of 1,682 items gave it a
+relative error of 1.0, where the change kept cosine 0.99 to the exact
+one).  A popular item's request moves one item's row most: without that
+column taken exactly, an own loop's update moved the item's users' other
+pairs the wrong way (closure -0.12 against 0.02 exactly).
 """
 from typing import Callable, List, Optional, Tuple
 
@@ -30,6 +45,10 @@ import torch
 from torch import Tensor
 
 __all__ = ['ExpectedBPR', 'expected_negative_grad']
+
+#: Share of the items' squared change that ExpectedBPR's sampled change may
+#: leave to the sample; the items holding the rest are taken exactly.
+HEAVY_TAIL = 0.1
 
 
 class ExpectedBPR:
@@ -54,14 +73,34 @@ class ExpectedBPR:
         reduce (Callable, optional): Applied to every gradient before it
             is returned, e.g. a sum over the ranks that hold the other
             shards of the pairs.
+        samples (int, optional): Items :math:`S` over which
+            :meth:`gradient_change` averages the change, per block of
+            users (see the module docs); :obj:`None` (or at least
+            :math:`I`): every item, exactly.
+        seed (int): Seed of the sampled items.
+
+    Attributes:
+        change_error (float, optional): After :meth:`gradient_change`, the
+            sampled change's estimated relative standard error,
+            :math:`\lVert c_1 - c_2 \rVert / \lVert c_1 + c_2 \rVert` for
+            the two halves' estimates :math:`c_1, c_2` (half their
+            difference over their mean); :obj:`None` where it was exact.
     """
     def __init__(self, pairs: Tensor, num_users: int, num_items: int,
                  known: Optional[Tensor] = None,
                  weight: Optional[Tensor] = None, chunk: int = 1 << 22,
-                 reduce: Optional[Callable[[Tensor], Tensor]] = None):
+                 reduce: Optional[Callable[[Tensor], Tensor]] = None,
+                 samples: Optional[int] = None, seed: int = 0):
         if pairs.dim() != 2 or pairs.size(0) != 2:
             raise ValueError(f"'pairs' must have shape [2, P] (got "
                              f"{list(pairs.shape)})")
+        if samples is not None and not (isinstance(samples, int) and
+                                        samples >= 2):
+            raise ValueError(f"'samples' must be an integer of at least 2 "
+                             f"or None (got {samples!r})")
+        self.samples = (None if samples is None or samples >= num_items
+                        else samples)
+        self.seed, self.change_error = seed, None
         order = torch.argsort(pairs[0], stable=True)
         self.pairs = pairs[:, order]
         self.weight = (None if weight is None else
@@ -123,27 +162,28 @@ class ExpectedBPR:
                              offset] % self.num_items] = True
         return mask
 
-    def _margins(self, scores: Tensor, slot: Tensor, items: Tensor,
+    def _margins(self, scores: Tensor, slot: Tensor, positive: Tensor,
                  mask: Optional[Tensor] = None,
                  fill: float = 0.0) -> Tensor:
-        # [P_b, I]: s_uj - s_{u i_p} from the block's users' scores
-        # [U_b, I]; with 'mask' ([U_b, I], the known pairs), the users'
-        # known items' scores are 'fill' first (in place: a user's
-        # [U_b, I] row costs 1/P_u of its pairs' [P_b, I] rows).
-        positive = scores[slot, items].view(-1, 1)
+        # [P_b, C]: s_uj - s_{u i_p} from the block's users' scores
+        # [U_b, C] on C items and the pairs' own scores 'positive' [P_b];
+        # with 'mask' ([U_b, C], the known pairs), the users' known items'
+        # scores are 'fill' first (in place: a user's [U_b, C] row costs
+        # 1/P_u of its pairs' [P_b, C] rows).
         if mask is not None:
             scores.masked_fill_(mask, fill)
-        return scores[slot].sub_(positive)
+        return scores[slot].sub_(positive.view(-1, 1))
 
     def _scatter(self, weights: Tensor, x: Tensor, users: Tensor,
                  slot: Tensor, items: Tensor, scale: Tensor, out: Tensor,
-                 alpha: float = 1.0):
+                 alpha: float = 1.0, columns: Optional[Tensor] = None):
         # out += alpha times the gradient of sum_p scale_p sum_j W_pj
-        # (x_u . x_j - x_u . x_{i_p}) at x, the weights W [P_b, I] held
-        # fixed.  Summed
-        # per user first: the products with the tables are then [U_b, I]
-        # (a user's pairs share them), not [P_b, I].
+        # (x_u . x_j - x_u . x_{i_p}) at x, the weights W [P_b, C] on the
+        # items 'columns' (every item by default) held fixed.  Summed per
+        # user first: the products with the tables are then [U_b, C] (a
+        # user's pairs share them), not [P_b, C].
         nu = self.num_users
+        table = x[nu:] if columns is None else x[nu + columns]
         if self.weight is not None:
             weights = weights * scale.to(weights.dtype).view(-1, 1)
             scale = torch.ones_like(scale)
@@ -151,27 +191,36 @@ class ExpectedBPR:
         user_scale = torch.zeros(users.numel(), dtype=x.dtype,
                                  device=x.device).index_copy_(
                                      0, slot, scale.to(x.dtype))
-        summed = weights.new_zeros(users.numel(), self.num_items).index_add_(
+        summed = weights.new_zeros(users.numel(), weights.size(1)).index_add_(
             0, slot, weights).mul_(user_scale.view(-1, 1))
         total = (weights.sum(1) * scale.to(x.dtype)).view(-1, 1)
         xu = x[users]
-        user_rows = summed @ x[nu:]
+        user_rows = summed @ table
         user_rows.index_add_(0, slot, -total * x[nu:][items])
         out.index_add_(0, users, user_rows, alpha=alpha)
-        out[nu:].add_(summed.t() @ xu, alpha=alpha)
+        if columns is None:
+            out[nu:].add_(summed.t() @ xu, alpha=alpha)
+        else:
+            out.index_add_(0, nu + columns, summed.t() @ xu, alpha=alpha)
         out.index_add_(0, items + nu, -total * xu[slot], alpha=alpha)
 
     def grad(self, final: Tensor) -> Tensor:
         r"""The gradient at :math:`F` = :obj:`final` :obj:`[N, d]`."""
+        out = self._grad(final)
+        return out if self.reduce is None else self.reduce(out)
+
+    def _grad(self, final: Tensor) -> Tensor:
+        # The gradient before the reduction.
         out = torch.zeros_like(final)
         for first, last in self.blocks:
             users, slot, items, scale = self._block(first, last)
             scores = final[users] @ final[self.num_users:].t()
             # Known items never drawn: margin -inf, weight 0.
             prob = torch.sigmoid_(self._margins(
-                scores, slot, items, self._mask(users), -float('inf')))
+                scores, slot, scores[slot, items], self._mask(users),
+                -float('inf')))
             self._scatter(prob, final, users, slot, items, scale, out)
-        return out if self.reduce is None else self.reduce(out)
+        return out
 
     def gradient_change(self, final: Tensor, change: Tensor,
                         rows: Optional[Tensor] = None
@@ -201,15 +250,30 @@ class ExpectedBPR:
         """
         sparse = (None if rows is None else
                   self._sparse_change(final, change, rows))
-        grad, out = (self._full_change(final, change) if sparse is None
-                     else sparse)
+        halves = None
+        if sparse is not None:
+            grad, out = sparse
+        elif self.samples is None:
+            grad, out = self._full_change(final, change)
+        else:
+            grad = self._grad(final)
+            halves = self._sampled_change(final, change)
         if rows is not None:
             wanted = torch.zeros(final.size(0), dtype=torch.bool,
                                  device=final.device)
             wanted[rows] = True
             grad[~wanted] = 0
         if self.reduce is not None:
-            grad, out = self.reduce(grad), self.reduce(out)
+            grad = self.reduce(grad)
+            if halves is None:
+                out = self.reduce(out)
+            else:
+                halves = [self.reduce(half) for half in halves]
+        self.change_error = None
+        if halves is not None:
+            out = (halves[0] + halves[1]) / 2
+            self.change_error = float((halves[0] - halves[1]).norm() / 2 /
+                                      out.norm().clamp(min=1e-300))
         return grad, out
 
     def _sparse_change(self, final: Tensor, change: Tensor,
@@ -283,31 +347,108 @@ class ExpectedBPR:
         before = final - change
         both = torch.cat([final, change], 1)
         d = final.size(1)
-        nu = self.num_users
         for first, last in self.blocks:
             users, slot, items, scale = self._block(first, last)
-            scores = final[users] @ final[nu:].t()
-            # dm = m(F) - m(F - dF), bilinear in the two tables.
-            steps = change[users] @ final[nu:].t()
-            steps.addmm_(before[users], change[nu:].t())
-            # Known items never drawn: margin -inf, so that the weight and
-            # its shift are 0 (their score change 0 keeps expm1 finite).
-            mask = self._mask(users)
-            margin = self._margins(scores, slot, items, mask, -float('inf'))
-            step = self._margins(steps, slot, items, mask, 0.0)
-            prob = torch.sigmoid(margin)
-            # -shift = sigma(m) sigma(dm - m) expm1(-dm), in place.
-            shift = torch.sub(step, margin, out=margin).sigmoid_().mul_(prob)
-            shift.mul_(step.neg_().expm1_())
-            # grad(F) - grad(F - dF) = G(shift, F - dF) + G(prob, dF),
-            # with G bilinear in the weights and the embeddings.
             part = torch.zeros_like(both)
-            self._scatter(prob, both, users, slot, items, scale, part)
+            self._change_block(final, change, before, users, slot, items,
+                               scale, self._mask(users), None, part, both)
             grad += part[:, :d]
             out += part[:, d:]
-            self._scatter(shift, before, users, slot, items, scale, out,
-                          alpha=-1.0)
         return grad, out
+
+    def _sampled_change(self, final: Tensor,
+                        change: Tensor) -> List[Tensor]:
+        # The change as two estimates (before the reduction), each exact
+        # on the items whose rows carry most of the change and averaged
+        # over its own half of the others drawn per block.
+        halves = [torch.zeros_like(final), torch.zeros_like(final)]
+        before = final - change
+        heavy = self._heavy_items(change)
+        rest = torch.ones(self.num_items, dtype=torch.bool)
+        rest[heavy.cpu()] = False
+        rest = rest.nonzero().view(-1)
+        draw = min(self.samples - heavy.numel(), rest.numel())
+        generator = torch.Generator().manual_seed(self.seed)
+        for first, last in self.blocks:
+            users, slot, items, scale = self._block(first, last)
+            mask = self._mask(users)
+            # The drawable items outside 'heavy', per user.
+            outside = self.candidates[first:last] - (
+                heavy.numel() if mask is None else
+                (~mask[:, heavy]).sum(1).to(self.candidates))
+            if heavy.numel():
+                exact = torch.zeros_like(final)
+                self._change_block(final, change, before, users, slot, items,
+                                   scale, None if mask is None else
+                                   mask[:, heavy], heavy, exact)
+                for out in halves:
+                    out += exact
+            drawn = rest[torch.randperm(rest.numel(), generator=generator)[
+                :draw]].to(final.device)
+            for out, columns in zip(halves, drawn.chunk(2)):
+                sub = None if mask is None else mask[:, columns]
+                # Each half averages over its own drawable items (a user
+                # with none there: weight 0).
+                count = (torch.full((users.numel(), ), columns.numel(),
+                                    device=users.device) if sub is None
+                         else (~sub).sum(1)).clamp(min=1)
+                rescale = scale * (outside / count).to(scale)[slot]
+                self._change_block(final, change, before, users, slot, items,
+                                   rescale, sub, columns, out)
+        return halves
+
+    def _heavy_items(self, change: Tensor) -> Tensor:
+        # The fewest items whose rows of 'change' hold all but HEAVY_TAIL of
+        # the items' squared change, at most half the sample: a change
+        # concentrated on a few items (a popular item's request) is then
+        # exact where a sample would hit or miss it.
+        mass = change[self.num_users:].pow(2).sum(1)
+        total = float(mass.sum())
+        if total == 0:
+            return mass.new_zeros(0, dtype=torch.long)
+        order = torch.argsort(mass, descending=True)
+        held = torch.cumsum(mass[order], 0)
+        count = int((held < (1 - HEAVY_TAIL) * total).sum()) + 1
+        return order[:min(count, self.samples // 2)].sort()[0]
+
+    def _change_block(self, final: Tensor, change: Tensor, before: Tensor,
+                      users: Tensor, slot: Tensor, items: Tensor,
+                      scale: Tensor, mask: Optional[Tensor],
+                      columns: Optional[Tensor], out: Tensor,
+                      both: Optional[Tensor] = None):
+        # One block's gradient change on the items 'columns' (all by
+        # default) into 'out'; with 'both' (F and dF side by side), the
+        # gradient at F into out[:, :d] and the change into out[:, d:].
+        nu = self.num_users
+        table = final[nu:] if columns is None else final[nu + columns]
+        moved = change[nu:] if columns is None else change[nu + columns]
+        fu, cu, bu = final[users], change[users], before[users]
+        fi, ci = final[nu + items], change[nu + items]
+        scores = fu @ table.t()
+        # dm = m(F) - m(F - dF), bilinear in the two tables.
+        steps = cu @ table.t()
+        steps.addmm_(bu, moved.t())
+        # Known items never drawn: margin -inf, so that the weight and
+        # its shift are 0 (their score change 0 keeps expm1 finite).
+        margin = self._margins(scores, slot, (fu[slot] * fi).sum(1), mask,
+                               -float('inf'))
+        step = self._margins(steps, slot, (cu[slot] * fi).sum(1) +
+                             (bu[slot] * ci).sum(1), mask, 0.0)
+        prob = torch.sigmoid(margin)
+        # -shift = sigma(m) sigma(dm - m) expm1(-dm), in place.
+        shift = torch.sub(step, margin, out=margin).sigmoid_().mul_(prob)
+        shift.mul_(step.neg_().expm1_())
+        # grad(F) - grad(F - dF) = G(shift, F - dF) + G(prob, dF), with G
+        # bilinear in the weights and the embeddings.
+        if both is None:
+            self._scatter(prob, change, users, slot, items, scale, out,
+                          columns=columns)
+        else:
+            self._scatter(prob, both, users, slot, items, scale, out,
+                          columns=columns)
+            out = out[:, final.size(1):]
+        self._scatter(shift, before, users, slot, items, scale, out,
+                      alpha=-1.0, columns=columns)
 
 
 def expected_negative_grad(final: Tensor, pairs: Tensor, num_users: int,

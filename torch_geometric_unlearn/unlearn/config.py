@@ -88,6 +88,22 @@ class IFRUConfig:
             -0.10 to 0.04 and of its probe pairs from 0.01 to 0.25; for
             its most popular item, of the item's users' other pairs from
             -0.96 to -0.03 (see the benchmark docs).
+        expected_samples (int, optional): *LightGCN and MF.*  Where every
+            example's gradient is averaged over the sampler
+            (:obj:`expected_negatives`), the change of the kept examples'
+            averaged gradient that a request causes is averaged over this
+            many items drawn per block of users with a fixed seed, instead
+            of every item (see
+            :mod:`~torch_geometric_unlearn.influence.expected`); the
+            gradient itself stays exact, and so does the change on the
+            items whose rows carry most of it.  Its estimated relative
+            standard error is reported as
+            :obj:`diagnostics['change_error']`.  :obj:`None`: every item.
+            On the package trainer's LightGCN-2 (MovieLens-100K and
+            Last.fm, 1% random, 5 users, the most popular item) 512
+            items changed no closure by more than 0.001 and made a request
+            1.35-1.89x faster; on own loops the neighbours' closure fell
+            by 0.00-0.02 (see the benchmark docs).
         curvature_negatives (int): *LightGCN and MF.*  Where every
             example's gradient is averaged over the sampler
             (:obj:`expected_negatives`), the trajectory step's curvature
@@ -229,6 +245,7 @@ class IFRUConfig:
     pruning: Union[PruningConfig, str, None] = 'auto'
     extra_hops: int = 1
     expected_negatives: Union[str, bool] = 'auto'
+    expected_samples: Optional[int] = 512
     curvature_negatives: int = 4
     negative_sampler: Optional[str] = None
     reset_unsupported: bool = True
@@ -255,6 +272,11 @@ class IFRUConfig:
                 self.curvature_negatives < 1:
             raise ValueError(f"'curvature_negatives' must be an int >= 1 "
                              f"(got {self.curvature_negatives!r})")
+        if self.expected_samples is not None and (
+                isinstance(self.expected_samples, bool) or not isinstance(
+                    self.expected_samples, int) or self.expected_samples < 2):
+            raise ValueError(f"'expected_samples' must be an int >= 2 or "
+                             f"None (got {self.expected_samples!r})")
         for name in ('num_hops', 'curvature_hops'):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or
@@ -322,7 +344,8 @@ EXPECTED = ('auto', 'all', 'forgotten', 'none')
 EXPECTED_BUDGET = 2e8
 
 #: Settings of the structured backend (LightGCN and MF) alone.
-STRUCTURED_ONLY = ('expected_negatives', 'curvature_negatives',
+STRUCTURED_ONLY = ('expected_negatives', 'expected_samples',
+                   'curvature_negatives',
                    'negative_sampler',
                    'reset_unsupported', 'project_gauge',
                    'num_hops', 'curvature_hops', 'curvature_dtype',

@@ -90,6 +90,7 @@ class IFRUpdate:
             'step': 'newton' if self.newton else 'trajectory',
             'stationarity': self.stationarity,
             'route_fallback': self.route_fallback,
+            'change_error': self.change_error,
             'solver': [],
         }
         self.curvature()
@@ -190,15 +191,17 @@ class IFRUpdate:
             self.data.num_items
         return 'all' if work <= EXPECTED_BUDGET else 'forgotten'
 
-    def _expected(self, index: Tensor) -> ExpectedBPR:
+    def _expected(self, index: Tensor,
+                  samples: Optional[int] = None) -> ExpectedBPR:
         # The BPR loss of the examples 'index' averaged over the trainer's
-        # negative sampler, on every node (it scores every item).
+        # negative sampler, on every node (it scores every item); its
+        # gradient change over 'samples' items (IFRUConfig.expected_samples).
         sampler = self.config.negative_sampler
         known = (self.cache.known().to(self.emb.device)
                  if sampler == 'unseen' else None)
         return ExpectedBPR(self.examples[:2, index].to(self.emb.device),
                            self.data.num_users, self.data.num_items, known,
-                           reduce=self._sum)
+                           reduce=self._sum, samples=samples)
 
     def trace(self):
         # What the request touches: the rows to solve for (and to zero or
@@ -320,6 +323,7 @@ class IFRUpdate:
         self.full_old, self.final_new = point['full_old'], point['final_new']
         self.start, self.kept_loss = point['start'], point['kept_loss']
         self.direct_grad = point['direct']
+        self.change_error = getattr(self.kept_loss, 'change_error', None)
         self.new_grad = point['residual'] - point['influence']
         self.scale = point['scale']
         return point['residual'], point['influence']
@@ -358,7 +362,8 @@ class IFRUpdate:
         else:
             if self._expected_losses is None:
                 self._expected_losses = (
-                    self._expected(self.keep.nonzero().view(-1))
+                    self._expected(self.keep.nonzero().view(-1),
+                                   self.config.expected_samples)
                     if self.averaged == 'all' else None,
                     self._expected(self.removed))
             if self.averaged == 'all':  # numbered as the whole graph
@@ -410,6 +415,9 @@ class IFRUpdate:
                     dtype)).ne(0).any(1).nonzero().view(-1)
                 grad, grad_change = self.kept_loss.gradient_change(
                     final_new, moved_final, rows=reach)
+                if self.kept_loss.change_error is not None:
+                    self.change_error = max(self.change_error or 0.0,
+                                            self.kept_loss.change_error)
             else:
                 grad, grad_change = self.kept_loss.gradient_change(
                     final_new, moved_final)
