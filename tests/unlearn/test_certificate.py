@@ -38,6 +38,12 @@ def test_each_flag(change, flag):
     assert f'SUSPECT: {flag}' in str(certificate)
 
 
+def test_a_sampled_change_is_a_figure_not_a_flag():
+    certificate = Certificate(**OK, change_error=0.4)
+    assert certificate.flags == []
+    assert 'sampled gradient change (error 0.4)' in str(certificate)
+
+
 def test_a_newton_step_at_a_minimum_is_not_flagged():
     certificate = Certificate(**{**OK, 'step': 'newton', 'stationarity':
                                  0.05, 'stationary_tol': 0.1})

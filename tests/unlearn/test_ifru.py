@@ -910,6 +910,15 @@ def test_trajectory_step_solves_with_the_sampler_s_average(sampler):
     # Measured: 0.16-0.17 of the right-hand side; the change alone 0.55.
     assert 0 < gap < 0.3 and error > 0.1
 
+    # The whole update's certificate carries the sample's error.
+    def certificate(samples):
+        return IFRUnlearner(model, data, record.examples, l2=L2,
+                            horizon=horizon, copy_model=True,
+                            config=IFRUConfig(expected_samples=samples)
+                            ).unlearn(pairs).certificate
+    assert certificate(50).change_error > 0.1
+    assert certificate(None).change_error is None
+
     forgotten = (frozen_grad(data.edge_index, kept) +
                  averaged(data.edge_index, record.examples[:, ~mask]) -
                  L2 * model.embedding.weight.detach().double()[update.rows]

@@ -618,6 +618,7 @@ class IFRUpdate:
             objective=self.unlearner.objective_note,
             stationary_tol=self.config.stationary_tol,
             neighbour_shift=neighbour_shift(*scores),
+            change_error=self.change_error,
             **self.response)
 
     @staticmethod
