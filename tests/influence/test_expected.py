@@ -54,14 +54,17 @@ def test_gradient_and_its_change_match_brute_force(chunk, sampler, weighted):
         grad_change, expected - brute_force(final - change, weight, known))
 
 
-def test_reduce_is_applied_to_every_gradient():
+@pytest.mark.parametrize('samples', [None, 4])
+def test_reduce_is_applied_to_every_gradient(samples):
     final = torch.randn(NUM_USERS + NUM_ITEMS, DIM, dtype=torch.float64)
-    loss = ExpectedBPR(PAIRS, NUM_USERS, NUM_ITEMS, reduce=lambda g: 2 * g)
-    plain = ExpectedBPR(PAIRS, NUM_USERS, NUM_ITEMS)
+    loss = ExpectedBPR(PAIRS, NUM_USERS, NUM_ITEMS, reduce=lambda g: 2 * g,
+                       samples=samples)
+    plain = ExpectedBPR(PAIRS, NUM_USERS, NUM_ITEMS, samples=samples)
     torch.testing.assert_close(loss.grad(final), 2 * plain.grad(final))
     for a, b in zip(loss.gradient_change(final, final / 10),
                     plain.gradient_change(final, final / 10)):
         torch.testing.assert_close(a, 2 * b)
+    assert loss.change_error == plain.change_error
 
 
 @pytest.mark.parametrize('size', [1e-2, 1e-5])
