@@ -9,7 +9,8 @@ from torch.func import functional_call
 from torch_geometric.nn import GCNConv
 
 from torch_geometric_unlearn.data.datasets import synthetic
-from torch_geometric_unlearn.data.deletion import (random_interactions,
+from torch_geometric_unlearn.data.deletion import (item_interactions,
+                                                   random_interactions,
                                                    random_users)
 from torch_geometric_unlearn.data.interactions import InteractionData
 from torch_geometric_unlearn.evaluation.metrics import (auc_score,
@@ -373,6 +374,33 @@ def test_forgotten_user_rows_are_zero_and_the_graph_moves_on(tiny):
     assert result.diagnostics['solve_rows'] > 0
     assert result.model is unlearner.model is not model
     assert unlearner.data is result.data
+
+
+@pytest.mark.parametrize('reset', [True, False])
+def test_an_item_left_only_as_a_negative_restarts_from_zero(tiny, reset):
+    # Its every interaction forgotten, the item stays in the triples as a
+    # sampled negative: reset, its rows are zero and out of the step;
+    # otherwise the step moves them from the trained values.
+    model = make('sage', tiny.num_users, tiny.num_items, 4)
+    record = train_link_model(model, tiny, TrainConfig(
+        progress=False, lr=0.01, batch_size=256, l2=10.0, max_epochs=3))
+    item = torch.bincount(tiny.train_index[1]).argmax()
+    pairs = item_interactions(tiny, item.view(1))
+    keep = ~torch.isin(record.examples[1], item)
+    assert torch.isin(record.examples[2, keep], item).any()
+    node = item.view(1) + tiny.num_users
+    before = torch.cat([model.get_parameter(name)[model.rows(name, node)]
+                        for name in model.node_params])
+    result = IFRUnlearner(model, tiny, record.examples, l2=10.0,
+                          copy_model=True, config=IFRUConfig(
+                              reset_unsupported=reset)).unlearn(pairs)
+    rows = torch.cat([result.model.get_parameter(name)[
+        result.model.rows(name, node)] for name in model.node_params])
+    assert result.diagnostics['zeroed_rows'] == (1 if reset else 0)
+    if reset:
+        assert rows.abs().max() == 0
+    else:
+        assert rows.abs().max() > 0 and not torch.equal(rows, before)
 
 
 def test_solver_failure_leaves_the_model_unchanged(tiny):

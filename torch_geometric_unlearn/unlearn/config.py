@@ -124,16 +124,20 @@ class IFRUConfig:
             takes the trainer's: :obj:`'unseen'`, or for
             :func:`~torch_geometric_unlearn.unlearn.recipe.from_training_loop`
             its :class:`~.recipe.Recipe`'s.
-        reset_unsupported (bool): *LightGCN and MF.*  Rows of nodes left
-            only as sampled
+        reset_unsupported (bool): Rows of nodes left only as sampled
             negatives (an item whose every interaction is forgotten)
             restart from zero before the step: all they learned from
             observations came from the forgotten interactions.  On
             MovieLens-100K MF, forgetting the most popular item, the step
             from the trained row flipped it (score -2.7 for its former
             users, paired retrain -0.9; closure 0.66); from zero it closed
-            0.93.  (Nodes left in no example at all are set to their exact
-            optimum, zero, in any case.)
+            0.93.  The autograd backend (BPR triples) zeroes such rows
+            and leaves them out of the step: on an own loop's GraphSAGE
+            the step from the trained row moved the item's forgotten
+            scores 1.6-2.6 times as far as the paired retrain (closure
+            -0.56 and 0.35; see the benchmark docs).  (Nodes left in no
+            example at all are set to their exact optimum, zero, in any
+            case.)
         gradient (GradientType or str): Right-hand side of the Newton step:
             :obj:`'stationary'` (IFRU's form) or :obj:`'exact'`
             (:math:`-\nabla L(\theta; G', D')`); the two agree at a
@@ -346,8 +350,7 @@ EXPECTED_BUDGET = 2e8
 #: Settings of the structured backend (LightGCN and MF) alone.
 STRUCTURED_ONLY = ('expected_negatives', 'expected_samples',
                    'curvature_negatives',
-                   'negative_sampler',
-                   'reset_unsupported', 'project_gauge',
+                   'negative_sampler', 'project_gauge',
                    'num_hops', 'curvature_hops', 'curvature_dtype',
                    'gradient_dtype')
 #: Settings of the autograd backend (other models) alone.

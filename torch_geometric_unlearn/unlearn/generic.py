@@ -313,10 +313,15 @@ class LinkIFRUnlearner(IFRUnlearner):
 
         # Nodes left without edges and examples only feel the L2 term on
         # their own rows: their optimum is zero.  (A node's own row reaches
-        # other nodes only along its edges.)
+        # other nodes only along its edges.)  With reset_unsupported, so
+        # are nodes left only as the triples' negatives: all they learned
+        # from observations came from the forgotten interactions, and a
+        # step from the trained row overshoots (see IFRUConfig).
         isolated = torch.ones(data.num_nodes, dtype=torch.bool)
         isolated[after.edge_index.view(-1)] = False
-        isolated[nodes[:, keep].reshape(-1)] = False
+        supported = (nodes[:2] if config.reset_unsupported and
+                     nodes.size(0) == 3 else nodes)
+        isolated[supported[:, keep].reshape(-1)] = False
         work.zeroed = zeroed = direct[isolated[direct]]
         rows = rows[~isolated[rows]]
 
