@@ -38,6 +38,13 @@ Every update's certificate is kept, with one candidate check that needs no
 retrain, the neighbours' mean BPR loss before and after (it barely moved,
 even for updates that hurt them).
 
+``--model sage`` or ``gcn`` trains a researcher's GNN link predictor
+instead (two :class:`SAGEConv` or :class:`GCNConv` over an
+:class:`~torch.nn.Embedding`, dot-product scores, BPR with fresh uniform
+negatives, Adam with ``--weight-decay``; the request's weight scales its
+BPR terms and its edges in the aggregation), unlearned through the same
+front door (the autograd backend); ``--lambda-reg 0 --node-id 0`` there.
+
 ``--optimizer sgd`` trains with SGD and momentum instead;
 ``--optimizer adam-frozen`` replays the original run's second moments in
 every perturbed run (:math:`\hat v` as the original had it at each step),
@@ -64,7 +71,7 @@ from typing import Dict, List, Optional
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch_geometric.nn import LightGCN
+from torch_geometric.nn import GCNConv, LightGCN, SAGEConv
 
 from torch_geometric_unlearn import (IFRUConfig, Recipe, TrajectoryRecorder,
                                      from_training_loop)
@@ -114,6 +121,10 @@ class OwnLoop:
             x = adj @ x
             out = out + x / (layers + 1)
         return out
+
+    def state(self, model) -> Tensor:
+        r"""What :meth:`scores` reads of a model: its embedding table."""
+        return model.embedding.weight.detach()
 
     def scores(self, emb: Tensor, adj: Tensor, pairs: Tensor) -> Tensor:
         with torch.no_grad():
@@ -192,6 +203,120 @@ class OwnLoop:
             param.addcdiv_(m, denom, value=-self.args.lr / (1 - beta1**step))
 
 
+class SAGE(torch.nn.Module):
+    r"""A researcher's GraphSAGE link predictor: two :class:`SAGEConv`
+    (mean aggregation) over an :class:`torch.nn.Embedding`, scored by the
+    dot product, called as :obj:`model(edge_index, edge_label_index)`."""
+    def __init__(self, num_nodes: int, dim: int):
+        super().__init__()
+        self.embedding = torch.nn.Embedding(num_nodes, dim)
+        torch.nn.init.normal_(self.embedding.weight, std=0.1)
+        self.conv1, self.conv2 = SAGEConv(dim, dim), SAGEConv(dim, dim)
+
+    def final(self, adj: Tensor) -> Tensor:
+        r"""The output embeddings with :obj:`adj` the row-normalised
+        (mean-aggregating) adjacency, edges weighted."""
+        x = self.embedding.weight
+        for k, conv in enumerate((self.conv1, self.conv2)):
+            x = conv.lin_l(adj @ x) + conv.lin_r(x)
+            if k == 0:
+                x = x.relu()
+        return x
+
+    def forward(self, edge_index: Tensor, edge_label_index: Tensor
+                ) -> Tensor:
+        x = self.conv1(self.embedding.weight, edge_index).relu()
+        x = self.conv2(x, edge_index)
+        return (x[edge_label_index[0]] * x[edge_label_index[1]]).sum(-1)
+
+
+class GCN(SAGE):
+    r"""The same link predictor with two :class:`GCNConv` (symmetric
+    normalisation, self-loops) instead of :class:`SAGEConv`."""
+    def __init__(self, num_nodes: int, dim: int):
+        super().__init__(num_nodes, dim)
+        self.conv1, self.conv2 = GCNConv(dim, dim), GCNConv(dim, dim)
+
+    def final(self, adj: Tensor) -> Tensor:
+        r"""The output embeddings with :obj:`adj` the normalised adjacency
+        with self-loops, edges weighted."""
+        x = self.embedding.weight
+        for k, conv in enumerate((self.conv1, self.conv2)):
+            x = adj @ conv.lin(x) + conv.bias
+            if k == 0:
+                x = x.relu()
+        return x
+
+
+class LinkLoop(OwnLoop):
+    r"""The same loop for :class:`SAGE` or :class:`GCN` (``--model``): BPR
+    with fresh uniform negatives, Adam with :obj:`--weight-decay`; a pair's
+    weight scales its BPR term and its edges in the aggregation."""
+    def adjacency(self, weight: Optional[Tensor]) -> Tensor:
+        if self.args.model == 'gcn':
+            return self._gcn_adjacency(weight)
+        n = self.num_users + self.num_items
+        w = (torch.ones(self.num) if weight is None else weight).double()
+        w = torch.cat([w, w])
+        deg = torch.zeros(n, dtype=torch.float64).index_add_(
+            0, self.edge_index[1], w)
+        inv = (1 / deg).masked_fill_(deg == 0, 0)
+        # Row i (a target) averages its sources j.
+        return torch.sparse_coo_tensor(
+            self.edge_index.flip(0), (inv[self.edge_index[1]] * w).float(),
+            (n, n)).coalesce().to_sparse_csr()
+
+    def _gcn_adjacency(self, weight: Optional[Tensor]) -> Tensor:
+        # GCNConv's D^-1/2 (A + I) D^-1/2 with each pair's edges weighted.
+        n = self.num_users + self.num_items
+        w = (torch.ones(self.num) if weight is None else weight).double()
+        loops = torch.arange(n).repeat(2, 1)
+        index = torch.cat([self.edge_index, loops], 1)
+        w = torch.cat([w, w, torch.ones(n, dtype=torch.float64)])
+        deg = torch.zeros(n, dtype=torch.float64).index_add_(0, index[1], w)
+        inv = deg.pow(-0.5)
+        return torch.sparse_coo_tensor(
+            index.flip(0), (inv[index[0]] * w * inv[index[1]]).float(),
+            (n, n)).coalesce().to_sparse_csr()
+
+    def state(self, model) -> torch.nn.Module:
+        return getattr(model, 'model', model)
+
+    def scores(self, model, adj: Tensor, pairs: Tensor) -> Tensor:
+        with torch.no_grad():
+            f = self.state(model).final(adj).double()
+        return (f[pairs[0]] * f[pairs[1] + self.num_users]).sum(1)
+
+    def fit(self, seed: int, weight: Optional[Tensor] = None,
+            record_v: bool = False, replay_v=None, snapshots: int = 0
+            ) -> Dict:
+        args, nu, ni = self.args, self.num_users, self.num_items
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        model = (GCN if args.model == 'gcn' else SAGE)(nu + ni, args.dim)
+        opt = torch.optim.Adam(model.parameters(), lr=args.lr,
+                               weight_decay=args.weight_decay)
+        adj = self.adjacency(weight)
+        for epoch in range(args.epochs):
+            order = torch.randperm(self.num, generator=gen)
+            negatives = torch.randint(nu, nu + ni, (self.num, ),
+                                      generator=gen)
+            for index in order.split(args.batch_size):
+                pos = self.pos[:, index]
+                f = model.final(adj)
+                pos_rank = (f[pos[0]] * f[pos[1]]).sum(1)
+                neg_rank = (f[pos[0]] * f[negatives[index]]).sum(1)
+                c = (torch.ones(index.numel()) if weight is None else
+                     weight[index])
+                loss = -(c * F.logsigmoid(pos_rank - neg_rank)).sum() / \
+                    c.sum()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        return {'model': model, 'optimizer': opt, 'negatives': negatives,
+                'moments': [], 'snapshots': None}
+
+
 def request(data, spec: str) -> Tensor:
     kind, _, amount = spec.partition(':')
     if kind == 'random':
@@ -254,7 +379,9 @@ class Runs:
         key = json.dumps([args.dataset, args.dim, args.layers, args.lr,
                           args.sgd_lr, args.batch_size, args.epochs,
                           args.lambda_reg, args.node_id, args.optimizer,
-                          seed, spec, w] + ([snapshots] if snapshots else []))
+                          seed, spec, w] + ([snapshots] if snapshots else []) +
+                         ([args.model, args.weight_decay]
+                          if args.model != 'lightgcn' else []))
         path = (os.path.join(self.folder, hashlib.sha1(
             key.encode()).hexdigest()[:16] + '.pt') if self.folder else None)
         frozen = args.optimizer == 'adam-frozen'
@@ -288,6 +415,8 @@ VARIANTS = {
     # The kept examples' averaged change over every item, not a sample.
     'ifru-exact': (IFRUConfig(expected_samples=None), True, False),
     'ifru-nospill': (IFRUConfig(spillover=False), True, False),
+    # Rows of nodes left only as negatives keep their trained values.
+    'ifru-noreset': (IFRUConfig(reset_unsupported=False), True, False),
     'ifru-newton': (IFRUConfig(step='newton'), True, False),
     # The default before the sampler's average covered every example.
     'ifru-previous': (IFRUConfig(expected_negatives='forgotten'), True,
@@ -302,10 +431,12 @@ def unlearn_ifru(loop: OwnLoop, run: Dict, forget: Tensor,
                  variant: str = 'ifru'):
     args = loop.args
     recipe = Recipe(lambda_reg=args.lambda_reg, batch_size=args.batch_size,
-                    node_id=bool(args.node_id))
+                    node_id=bool(args.node_id),
+                    weight_decay=args.weight_decay)
     config, with_optimizer, segments = VARIANTS[variant]
     unlearner = from_training_loop(
         run['model'], loop.edge_index, loop.num_users, recipe,
+        num_items=loop.num_items,
         edge_label_index=loop.pos, negatives=run['negatives'],
         optimizer=run['optimizer'] if with_optimizer else None,
         trajectory=run['snapshots'] if segments else None,
@@ -317,7 +448,7 @@ def unlearn_ifru(loop: OwnLoop, run: Dict, forget: Tensor,
         return None, {'error': str(error)}
     seconds = time.perf_counter() - start
     cert = result.certificate
-    return result.model.embedding.weight.detach(), {
+    return loop.state(result.model), {
         'seconds': seconds, 'certificate': str(cert), 'flags': cert.flags,
         'figures': {k: v for k, v in vars(cert).items()
                     if isinstance(v, (int, float, str)) or v is None}}
@@ -345,6 +476,11 @@ def main(argv=None):
     parser.add_argument('--dataset', default='ml-100k',
                         choices=['ml-100k', 'lastfm', 'synthetic'])
     parser.add_argument('--data-dir', default=os.environ.get('TGU_DATA_DIR'))
+    parser.add_argument('--model', default='lightgcn',
+                        choices=['lightgcn', 'sage', 'gcn'])
+    parser.add_argument('--weight-decay', type=float, default=0.0,
+                        help="Adam's weight decay (the SAGE and GCN loops' "
+                        'regulariser)')
     parser.add_argument('--layers', type=int, default=2)
     parser.add_argument('--dim', type=int, default=64)
     parser.add_argument('--lr', type=float, default=5e-3)
@@ -381,7 +517,7 @@ def main(argv=None):
     data = (synthetic(1000, 1500, 30_000, seed=0)
             if args.dataset == 'synthetic' else
             load_dataset(args.dataset, args.data_dir))
-    loop = OwnLoop(data, args)
+    loop = (OwnLoop if args.model == 'lightgcn' else LinkLoop)(data, args)
     runs = Runs(loop, args.cache)
     start = time.perf_counter()
     originals = {seed: runs.get(seed, None, 1.0) for seed in args.seeds}
@@ -406,7 +542,7 @@ def main(argv=None):
         extra: Dict[int, Dict] = {}
         for seed in args.seeds:
             original, info = originals[seed], {}
-            emb = original['model'].embedding.weight.detach()
+            emb = loop.state(original['model'])
             before = {k: loop.scores(emb, adj_old, p)
                       for k, p in sets.items()}
 
@@ -416,15 +552,14 @@ def main(argv=None):
 
             paired = runs.get(seed, spec, 0.0, keep, original)
             info['paired-retrain'] = {'seconds': paired['seconds']}
-            out = {'paired': change(paired['model'].embedding.weight,
-                                    adj_new),
+            out = {'paired': change(loop.state(paired['model']), adj_new),
                    'drop-edges': change(emb, adj_new)}
             if seed in args.path_seeds:
                 for w in [1 - args.h] + args.weights:
                     run = runs.get(seed, spec, w, keep, original)
                     weight = torch.ones(loop.num)
                     weight[~keep] = w
-                    diff = change(run['model'].embedding.weight,
+                    diff = change(loop.state(run['model']),
                                   loop.adjacency(weight))
                     name = ('first-order' if w == 1 - args.h else
                             f'secant-{w:g}')
@@ -433,8 +568,8 @@ def main(argv=None):
                                          sets['neighbours'])
             info['paired-retrain']['neighbour_loss'] = [
                 loss_before, neighbour_loss(
-                    loop, original, paired['model'].embedding.weight.detach(),
-                    adj_new, sets['neighbours'])]
+                    loop, original, loop.state(paired['model']), adj_new,
+                    sets['neighbours'])]
             info['drop-edges'] = {'neighbour_loss': [
                 loss_before, neighbour_loss(loop, original, emb, adj_new,
                                             sets['neighbours'])]}
