@@ -70,6 +70,8 @@ VARIANTS = {
     'ifru-adam': {},  # with the training run's horizon (Adam's state)
     'ifru-newton': {'step': 'newton'},  # the default before 2026-12-06
     'ifru-nospill': {'spillover': False},
+    # Items left only as sampled negatives keep their trained rows.
+    'ifru-noreset': {'reset_unsupported': False},
     'ifru-shared': {'shared': True},
     'ifru-last': {'shared': '.conv2.'},  # the last layer's weights free
     'ifru-whole': {'region': False},  # every product on the whole graph
