@@ -230,3 +230,32 @@ def test_a_change_held_by_a_few_items_is_taken_exactly_there(monkeypatch):
     monkeypatch.setattr(ExpectedBPR, '_heavy_items',
                         lambda self, change: torch.zeros(0, dtype=torch.long))
     assert mean_error() > 0.3  # measured: 0.99
+
+
+def test_a_sampled_change_does_not_depend_on_blocks_or_shards():
+    # The items are drawn per group of user ids: the same change whatever
+    # 'chunk' blocks the pairs and however they are dealt to ranks (here
+    # two parts whose changes the reduction would sum).
+    gen = torch.Generator().manual_seed(11)
+    num_users, num_items = 100, 60
+    pairs = torch.stack([torch.randint(num_users, (900, ), generator=gen),
+                         torch.randint(num_items, (900, ), generator=gen)])
+    keys = torch.unique(pairs[0] * num_items + pairs[1])
+    pairs = torch.stack([keys // num_items, keys % num_items])
+    final = torch.randn(num_users + num_items, 4, generator=gen,
+                        dtype=torch.float64)
+    change = 0.1 * torch.randn(final.shape, generator=gen,
+                               dtype=torch.float64)
+
+    def sampled(index, chunk):
+        loss = ExpectedBPR(pairs[:, index], num_users, num_items, keys,
+                           chunk=chunk, samples=20, seed=3)
+        return loss.gradient_change(final, change)[1]
+
+    every = torch.ones(pairs.size(1), dtype=torch.bool)
+    whole = sampled(every, 1 << 22)
+    torch.testing.assert_close(sampled(every, 200), whole, rtol=1e-12,
+                               atol=1e-12)
+    dealt = torch.rand(pairs.size(1), generator=gen) < 0.5
+    torch.testing.assert_close(sampled(dealt, 300) + sampled(~dealt, 1000),
+                               whole, rtol=1e-12, atol=1e-12)

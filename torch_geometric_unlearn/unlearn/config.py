@@ -92,7 +92,7 @@ class IFRUConfig:
             example's gradient is averaged over the sampler
             (:obj:`expected_negatives`), the change of the kept examples'
             averaged gradient that a request causes is averaged over this
-            many items drawn per block of users with a fixed seed, instead
+            many items drawn per group of user ids with a fixed seed, instead
             of every item (see
             :mod:`~torch_geometric_unlearn.influence.expected`); the
             gradient itself stays exact, and so does the change on the
