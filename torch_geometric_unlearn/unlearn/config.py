@@ -102,7 +102,7 @@ class IFRUConfig:
             On the package trainer's LightGCN-2 (MovieLens-100K and
             Last.fm, 1% random, 5 users, the most popular item) 512
             items changed no closure by more than 0.001 and made a request
-            1.35-1.89x faster; on own loops the neighbours' closure fell
+            1.11-1.83x faster; on own loops the neighbours' closure fell
             by 0.00-0.02 (see the benchmark docs).
         curvature_negatives (int): *LightGCN and MF.*  Where every
             example's gradient is averaged over the sampler
