@@ -132,6 +132,16 @@ class OwnLoop:
             f = self.final(emb, adj).double()
         return (f[pairs[0]] * f[pairs[1] + self.num_users]).sum(1)
 
+    def epochs(self, gen: torch.Generator):
+        r"""Each epoch's fresh uniform negatives :obj:`[num]` (node ids)
+        and its shuffled batches of pair indices."""
+        nu, ni = self.num_users, self.num_items
+        for _ in range(self.args.epochs):
+            order = torch.randperm(self.num, generator=gen)
+            negatives = torch.randint(nu, nu + ni, (self.num, ),
+                                      generator=gen)
+            yield negatives, order.split(self.args.batch_size)
+
     def fit(self, seed: int, weight: Optional[Tensor] = None,
             record_v: bool = False, replay_v: Optional[List[Tensor]] = None,
             snapshots: int = 0) -> Dict:
@@ -154,11 +164,8 @@ class OwnLoop:
         moments, m, steps = [], torch.zeros_like(emb), 0
         recorder = (TrajectoryRecorder(emb, opt, snapshots) if snapshots
                     else None)
-        for epoch in range(args.epochs):
-            order = torch.randperm(self.num, generator=gen)
-            negatives = torch.randint(nu, nu + ni, (self.num, ),
-                                      generator=gen)
-            for index in order.split(args.batch_size):
+        for negatives, batches in self.epochs(gen):
+            for index in batches:
                 pos = self.pos[:, index]
                 label = torch.cat([pos, torch.stack([pos[0],
                                                      negatives[index]])], 1)
@@ -298,11 +305,8 @@ class LinkLoop(OwnLoop):
         opt = torch.optim.Adam(model.parameters(), lr=args.lr,
                                weight_decay=args.weight_decay)
         adj = self.adjacency(weight)
-        for epoch in range(args.epochs):
-            order = torch.randperm(self.num, generator=gen)
-            negatives = torch.randint(nu, nu + ni, (self.num, ),
-                                      generator=gen)
-            for index in order.split(args.batch_size):
+        for negatives, batches in self.epochs(gen):
+            for index in batches:
                 pos = self.pos[:, index]
                 f = model.final(adj)
                 pos_rank = (f[pos[0]] * f[pos[1]]).sum(1)

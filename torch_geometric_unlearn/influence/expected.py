@@ -365,48 +365,52 @@ class ExpectedBPR:
         # The change as two estimates (before the reduction), each exact
         # on the items whose rows carry most of the change and averaged
         # over its own half of the others.  The others are drawn for every
-        # DRAW_USERS consecutive user ids from (seed, their bucket) alone,
+        # DRAW_USERS consecutive user ids from (seed, their group) alone,
         # so that the estimate does not depend on how the pairs are split
         # into blocks ('chunk') or dealt to ranks ('reduce').
         halves = [torch.zeros_like(final), torch.zeros_like(final)]
+        exact = torch.zeros_like(final)
         before = final - change
         heavy = self._heavy_items(change)
         rest = torch.ones(self.num_items, dtype=torch.bool)
         rest[heavy.cpu()] = False
         rest = rest.nonzero().view(-1)
         draw = min(self.samples - heavy.numel(), rest.numel())
-        bucket = torch.div(self.users, DRAW_USERS,
-                           rounding_mode='floor').tolist()
-        for first, last in self.blocks:
-            if heavy.numel():
-                users, slot, items, scale = self._block(first, last)
-                mask = self._mask(users)
-                exact = torch.zeros_like(final)
-                self._change_block(final, change, before, users, slot, items,
-                                   scale, None if mask is None else
-                                   mask[:, heavy], heavy, exact)
-                for out in halves:
-                    out += exact
-            start = first
-            for k in range(first, last):
-                if k + 1 < last and bucket[k + 1] == bucket[k]:
-                    continue
-                generator = torch.Generator().manual_seed(
-                    self.seed * 1_000_003 + bucket[k])
-                drawn = rest[torch.randperm(rest.numel(),
-                                            generator=generator)[:draw]]
-                self._sampled_block(final, change, before, start, k + 1,
-                                    heavy, drawn.to(final.device), halves)
-                start = k + 1
+        for first, last, group in self._groups():
+            generator = torch.Generator().manual_seed(
+                self.seed * 1_000_003 + group)
+            drawn = rest[torch.randperm(rest.numel(), generator=generator)[
+                :draw]].to(final.device)
+            self._sampled_block(final, change, before, first, last, heavy,
+                                drawn, halves, exact)
+        for out in halves:
+            out += exact
         return halves
+
+    def _groups(self):
+        # The blocks split where the users' group of DRAW_USERS ids
+        # changes: (first, last, group), users first:last.
+        group = torch.div(self.users, DRAW_USERS,
+                          rounding_mode='floor').tolist()
+        for first, last in self.blocks:
+            start = first
+            for k in range(first + 1, last + 1):
+                if k == last or group[k] != group[start]:
+                    yield start, k, group[start]
+                    start = k
 
     def _sampled_block(self, final: Tensor, change: Tensor, before: Tensor,
                        first: int, last: int, heavy: Tensor, drawn: Tensor,
-                       halves: List[Tensor]):
-        # The users first:last's change over the items 'drawn', one half of
-        # them into each of 'halves'.
+                       halves: List[Tensor], exact: Tensor):
+        # The users first:last's change over the items 'heavy' into
+        # 'exact' and over the items 'drawn', one half of them into each
+        # of 'halves'.
         users, slot, items, scale = self._block(first, last)
         mask = self._mask(users)
+        if heavy.numel():
+            self._change_block(final, change, before, users, slot, items,
+                               scale, None if mask is None else
+                               mask[:, heavy], heavy, exact)
         # The drawable items outside 'heavy', per user.
         outside = self.candidates[first:last] - (
             heavy.numel() if mask is None else
