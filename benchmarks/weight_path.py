@@ -23,7 +23,8 @@ scores :math:`s(w)` it reports, against the paired retrain's change
   :class:`TrajectoryRecorder` of ``--segments`` snapshots kept by the
   original run), ``ifru-previous`` (the default before the sampler's
   average covered every example), ``ifru-newton`` (the Newton step,
-  forced), ``ifru-frozen`` (no average: the frozen negatives), and
+  forced), ``ifru-frozen`` (no average: the frozen negatives), for the
+  GNN loops ``ifru-negK`` (K negatives per pair, the default 16), and
   ablations;
 * ``drop-edges``: the parameters kept, the new graph used;
 
@@ -73,9 +74,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.nn import GCNConv, LightGCN, SAGEConv
 
-from torch_geometric_unlearn import (IFRUConfig, IFRUnlearner, LinkModel,
-                                     Recipe, TrajectoryRecorder,
-                                     from_training_loop)
+from torch_geometric_unlearn import (IFRUConfig, Recipe,
+                                     TrajectoryRecorder, from_training_loop)
 from torch_geometric_unlearn.data.datasets import load_dataset, synthetic
 from torch_geometric_unlearn.data.deletion import (item_interactions,
                                                    random_interactions,
@@ -429,14 +429,12 @@ VARIANTS = {
     'ifru-frozen': (IFRUConfig(expected_negatives=False), True, False),
     'ifru-nopruning': (IFRUConfig(pruning=None), True, False),
     'ifru-residual': (IFRUConfig(), False, False),
-    # GNN loops only: each pair's frozen negative joined by K - 1 drawn
-    # uniformly with a fixed seed, the objective scaled by K (l2 times K,
-    # horizon over K: the same trajectory for one negative).
-    'ifru-neg4': (IFRUConfig(), True, False),
-    'ifru-neg16': (IFRUConfig(), True, False),
+    # GNN loops only: K negatives per pair (the frozen one and K - 1 drawn
+    # from the sampler), the default 16; 1 is the default before.
+    'ifru-neg1': (IFRUConfig(sampled_negatives=1), True, False),
+    'ifru-neg4': (IFRUConfig(sampled_negatives=4), True, False),
+    'ifru-neg8': (IFRUConfig(sampled_negatives=8), True, False),
 }
-#: Negatives per pair of the 'ifru-negK' variants.
-NEGATIVES = {'ifru-neg4': 4, 'ifru-neg16': 16}
 
 
 def unlearn_ifru(loop: OwnLoop, run: Dict, forget: Tensor,
@@ -453,8 +451,6 @@ def unlearn_ifru(loop: OwnLoop, run: Dict, forget: Tensor,
         optimizer=run['optimizer'] if with_optimizer else None,
         trajectory=run['snapshots'] if segments else None,
         config=copy.deepcopy(config))
-    if variant in NEGATIVES:
-        unlearner = more_negatives(loop, run, unlearner, NEGATIVES[variant])
     start = time.perf_counter()
     try:
         result = unlearner.unlearn(edge_index=forget)
@@ -466,27 +462,6 @@ def unlearn_ifru(loop: OwnLoop, run: Dict, forget: Tensor,
         'seconds': seconds, 'certificate': str(cert), 'flags': cert.flags,
         'figures': {k: v for k, v in vars(cert).items()
                     if isinstance(v, (int, float, str)) or v is None}}
-
-
-def more_negatives(loop: OwnLoop, run: Dict, unlearner, k: int):
-    r"""The unlearner of :obj:`unlearner`'s objective with :obj:`k`
-    negatives per pair (the frozen one first), as a sum scaled by
-    :obj:`k`."""
-    if not isinstance(loop, LinkLoop):
-        raise SystemExit('the ifru-negK variants are for --model sage|gcn')
-    pairs = unlearner.data.train_index
-    gen = torch.Generator().manual_seed(7)
-    negatives = [run['negatives'] - loop.num_users] + [
-        torch.randint(loop.num_items, (pairs.size(1), ), generator=gen)
-        for _ in range(k - 1)]
-    examples = torch.cat([torch.cat([pairs, n.view(1, -1)])
-                          for n in negatives], 1)
-    horizon = (None if unlearner.horizon is None else
-               {name: h / k for name, h in unlearner.horizon.items()})
-    return IFRUnlearner(LinkModel(run['model'], loop.num_users,
-                                  loop.num_items), unlearner.data, examples,
-                        l2=unlearner.l2 * k, copy_model=True,
-                        horizon=horizon)
 
 
 def neighbour_loss(loop: OwnLoop, run: Dict, emb: Tensor, adj: Tensor,

@@ -12,7 +12,8 @@ from torch_geometric_unlearn.data.datasets import synthetic
 from torch_geometric_unlearn.data.deletion import (item_interactions,
                                                    random_interactions,
                                                    random_users)
-from torch_geometric_unlearn.data.interactions import InteractionData
+from torch_geometric_unlearn.data.interactions import (InteractionData,
+                                                       pair_keys)
 from torch_geometric_unlearn.evaluation.metrics import (auc_score,
                                                         closure_ratio,
                                                         unseen_pairs)
@@ -37,7 +38,8 @@ from torch_geometric_unlearn.unlearn.ifru import IFRUnlearner
 # inflate their weights and the two converged optima lie too far apart
 # for one Newton step (measured: SAGE at L2 1.0 closed nothing).
 SETTINGS = {'gcn': (4, 3.0), 'sage': (4, 10.0), 'hetero': (4, 10.0)}
-EXACT = dict(pruning=None, extra_hops=9)
+# The references are optima of the fixed triples: one negative each.
+EXACT = dict(pruning=None, extra_hops=9, sampled_negatives=1)
 
 
 @pytest.fixture(scope='module')
@@ -312,9 +314,11 @@ def test_the_region_graph_gives_the_whole_graph_update(family, layers):
     for step in ('trajectory', 'newton'):
         updates, diagnostics = [], None
         for region in (True, False):
+            # Drawn negatives would spread the region over the graph.
             unlearner = IFRUnlearner(
                 model, data, examples, l2=1.0, copy_model=True,
-                config=IFRUConfig(step=step, region=region),
+                config=IFRUConfig(step=step, region=region,
+                                  sampled_negatives=1),
                 horizon=horizon if step == 'trajectory' else None)
             result = unlearner.unlearn((torch.tensor([30]),
                                         torch.tensor([31])))
@@ -374,6 +378,54 @@ def test_forgotten_user_rows_are_zero_and_the_graph_moves_on(tiny):
     assert result.diagnostics['solve_rows'] > 0
     assert result.model is unlearner.model is not model
     assert unlearner.data is result.data
+
+
+@pytest.mark.parametrize('step', ['trajectory', 'newton'])
+def test_sampled_negatives_average_the_triples(tiny, step):
+    r"""The update with :math:`K` negatives per pair against the same
+    unlearner given each pair's :math:`K` triples explicitly: their summed
+    loss is :math:`K` times the averaged one, so with the L2 weight times
+    :math:`K` (and the horizon over :math:`K`) both objectives have the
+    same minimiser and the same trajectory."""
+    count, l2 = 4, 10.0
+    model = make('sage', tiny.num_users, tiny.num_items, 4)
+    record = train_link_model(model, tiny, TrainConfig(
+        progress=False, lr=0.01, batch_size=256, l2=l2, max_epochs=3))
+    pairs = random_interactions(tiny, count=10, seed=0)
+    horizon = {name: torch.full_like(model.get_parameter(name), 0.05)
+               for name in model.node_params}
+    settings = dict(step=step, pruning=None, solver=SolverConfig(
+        tol=1e-12, max_iter=500))
+    sampled = IFRUnlearner(model, tiny, record.examples, l2=l2,
+                           copy_model=True, horizon=horizon,
+                           config=IFRUConfig(sampled_negatives=count,
+                                             **settings))
+    scored = sampled.scored_examples()
+    assert scored.shape == (count + 2, record.examples.size(1))
+    assert torch.equal(scored[:3], record.examples)
+    # The default sampler: items the user has no training pair with.
+    known = pair_keys(tiny.train_index, tiny.num_items)
+    for row in scored[3:]:
+        assert not torch.isin(pair_keys(torch.stack([scored[0], row]),
+                                        tiny.num_items), known).any()
+    assert (scored[3:] != scored[2:-1]).float().mean() > 0.9
+    triples = torch.cat([scored[[0, 1, k]] for k in range(2, count + 2)], 1)
+    explicit = IFRUnlearner(
+        model, tiny, triples, l2=l2 * count, copy_model=True,
+        horizon={name: h / count for name, h in horizon.items()},
+        config=IFRUConfig(sampled_negatives=1, **settings))
+    request = sampled._request(pairs)
+    moved = []
+    for unlearner in (sampled, explicit):
+        result = unlearner.unlearn(pairs)
+        assert result.diagnostics['step'] == step
+        moved.append(flat(result.model) - flat(model))
+    assert moved[0].norm() > 0
+    torch.testing.assert_close(moved[0], moved[1], rtol=0,
+                               atol=1e-4 * float(moved[1].abs().max()))
+    # The remaining examples keep their negatives for the next request.
+    assert torch.equal(sampled.scored_examples(),
+                       scored[:, request.example_mask])
 
 
 @pytest.mark.parametrize('reset', [True, False])
@@ -441,11 +493,19 @@ def test_user_supplied_loss(tiny):
     with pytest.raises(ValueError, match='must sum over examples'):
         IFRUnlearner(model, tiny, examples, ratings, l2=1.0,
                      loss=mean_error)
-    # Four negatives per positive need a loss; BPR/BCE do not fit.
+    # Several negatives per positive without a loss: BPR averaged over
+    # them, i.e. the mean of the triples' losses.
     many = torch.cat([examples, torch.randint(tiny.num_items,
                                               (3, examples.size(1)))])
+    graph = model.graph(tiny.train_positive_index)
+    with torch.no_grad():
+        triples = [float(ExampleObjective(many[[0, 1, k]])(model, graph))
+                   for k in (2, 3, 4)]
+        assert float(ExampleObjective(many)(model, graph)) == \
+            pytest.approx(sum(triples) / 3, rel=1e-6)
+    # Triples with labels fit neither BPR nor BCE: refused by name.
     with pytest.raises(ValueError, match="pass 'loss'"):
-        IFRUnlearner(model, tiny, many, l2=1.0)
+        IFRUnlearner(model, tiny, many[:3], ratings, l2=1.0)
 
     def softmax_loss(scores, labels):
         return -scores.log_softmax(0)[0].sum()
@@ -516,7 +576,10 @@ def test_config_validates_itself():
                           (dict(region='yes'), 'region'),
                           (dict(step='sgd'), 'step'),
                           (dict(stationary_tol=-1.0), 'stationary_tol'),
-                          (dict(stationary_tol=True), 'stationary_tol')]:
+                          (dict(stationary_tol=True), 'stationary_tol'),
+                          (dict(sampled_negatives=0), 'sampled_negatives'),
+                          (dict(sampled_negatives=True),
+                           'sampled_negatives')]:
         with pytest.raises(ValueError, match=match):
             IFRUConfig(**kwargs)
 

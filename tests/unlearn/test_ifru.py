@@ -361,6 +361,9 @@ def test_a_setting_of_the_other_backend_is_refused(converged, tiny):
                                          r"other than LightGCN"):
         IFRUnlearner(model, tiny, record.examples, l2=L2,
                      config=IFRUConfig(shared=True))
+    with pytest.raises(ValueError, match=r"\['sampled_negatives'\] apply "):
+        IFRUnlearner(model, tiny, record.examples, l2=L2,
+                     config=IFRUConfig(sampled_negatives=4))
     link = LinkModel(model, tiny.num_users, tiny.num_items)
     with pytest.raises(ValueError, match=r"\['curvature_hops'\] apply to "
                                          r"LightGCN and MF only"):

@@ -199,9 +199,11 @@ ExampleLoss = Callable[[Tensor, Optional[Tensor]], Tensor]
 
 
 def bpr_loss(scores: Tensor, labels: Optional[Tensor] = None) -> Tensor:
-    r"""Summed BPR loss of triples (user, positive, negative): scores
-    :obj:`[2, B]`."""
-    return F.softplus(scores[1] - scores[0]).sum()
+    r"""Summed BPR loss of examples (user, positive, :math:`K` negatives),
+    each averaged over its negatives: scores :obj:`[1 + K, B]`, the
+    positive's first.  :math:`K = 1` is the triple's
+    :math:`\mathrm{softplus}(s_j - s_i)`."""
+    return F.softplus(scores[1:] - scores[:1]).mean(0).sum()
 
 
 def bce_loss(scores: Tensor, labels: Optional[Tensor]) -> Tensor:
@@ -224,7 +226,8 @@ class ExampleObjective:
         examples (torch.Tensor): :obj:`[m, M]`, :obj:`m >= 2`.
         labels (torch.Tensor, optional): :obj:`[M]`.
         loss (ExampleLoss, optional): By default :func:`bpr_loss` for
-            triples without labels and :func:`bce_loss` for labelled pairs.
+            examples of three or more rows (user, positive, negatives)
+            without labels and :func:`bce_loss` for labelled pairs.
     """
     def __init__(self, examples: Tensor, labels: Optional[Tensor] = None,
                  loss: Optional[ExampleLoss] = None):
@@ -235,7 +238,7 @@ class ExampleObjective:
         if labels is not None and labels.shape != (examples.size(1), ):
             raise ValueError(f"'labels' must have shape [{examples.size(1)}]")
         if loss is None:
-            if examples.size(0) == 3 and labels is None:
+            if examples.size(0) >= 3 and labels is None:
                 loss = bpr_loss
             elif examples.size(0) == 2 and labels is not None:
                 loss = bce_loss
@@ -243,7 +246,8 @@ class ExampleObjective:
                 raise ValueError(
                     f"Examples [{examples.size(0)}, M] "
                     f"{'with' if labels is not None else 'without'} labels "
-                    f"fit neither BPR (triples, no labels) nor BCE "
+                    f"fit neither BPR (user, positive, negatives; no labels) "
+                    f"nor BCE "
                     f"(labelled pairs): pass 'loss'")
         elif not callable(loss):
             raise TypeError("'loss' must be callable: (scores [m-1, B], "

@@ -24,7 +24,9 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from torch_geometric_unlearn.data.interactions import remaining_data
+from torch_geometric_unlearn.data.interactions import (hashed_negatives,
+                                                       pair_keys,
+                                                       remaining_data)
 from torch_geometric_unlearn.graph.region import affected_rows
 from torch_geometric_unlearn.graph.tracer import SpilloverTracer
 from torch_geometric_unlearn.influence import (ParameterSelection,
@@ -120,6 +122,7 @@ class LinkIFRUnlearner(IFRUnlearner):
                 not isinstance(model, LinkModel):
             model = LinkModel(model, data.num_users, data.num_items)
         self._loss = loss
+        self._scored: Optional[Tuple[Tensor, Tensor]] = None
         super().__init__(model, data, examples, labels, l2, copy_model)
         self.config = config
         self.shared = self._shared_names()
@@ -195,12 +198,40 @@ class LinkIFRUnlearner(IFRUnlearner):
 
     def objective(self, index: Optional[Tensor] = None) -> ExampleObjective:
         r"""The :class:`ExampleObjective` of the current examples (or of the
-        columns :obj:`index`)."""
-        examples, labels = self.examples, self.labels
+        columns :obj:`index`), BPR triples with their sampled negatives
+        (see :attr:`IFRUConfig.sampled_negatives`)."""
+        examples, labels = self.scored_examples(), self.labels
         if index is not None:
             examples = examples[:, index]
             labels = None if labels is None else labels[index]
         return ExampleObjective(examples, labels, self._loss)
+
+    def scored_examples(self) -> Tensor:
+        r"""The examples as the objective scores them, :obj:`[m, M]`: BPR
+        triples :obj:`[3, M]` joined by :obj:`sampled_negatives - 1` rows
+        of negatives drawn from the sampler as a fixed function of each
+        pair (so that every request, and every order of the examples, sees
+        the same ones); other examples as given."""
+        if self._scored is None or self._scored[0] is not self.examples:
+            self._scored = (self.examples, self._draw(self.examples))
+        return self._scored[1]
+
+    def _draw(self, examples: Tensor) -> Tensor:
+        count, data = self.config.sampled_negatives, self.data
+        if count == 1 or examples.size(0) != 3 or self.labels is not None \
+                or self._loss is not None:
+            return examples
+        known = (pair_keys(data.train_index, data.num_items).sort()[0]
+                 if self.config.negative_sampler == 'unseen' else None)
+        drawn = [hashed_negatives(examples[:2], data.num_items, known, salt)
+                 for salt in range(1, count)]
+        return torch.cat([examples, torch.stack(drawn)])
+
+    def _advance(self, request: Request):
+        # The remaining examples keep the negatives drawn for them.
+        scored = self.scored_examples()
+        super()._advance(request)
+        self._scored = (self.examples, scored[:, request.example_mask])
 
     def _update(self, request: Request) -> Tuple[Dict, Dict]:
         model = self.model
@@ -292,7 +323,8 @@ class LinkIFRUnlearner(IFRUnlearner):
         # the region's graphs they are scored on.
         config, data, model = self.config, self.data, self.model
         num_users, work = data.num_users, _LinkWork()
-        nodes = torch.cat([self.examples[:1], self.examples[1:] + num_users])
+        examples = self.scored_examples()
+        nodes = torch.cat([examples[:1], examples[1:] + num_users])
         tracer = SpilloverTracer(data.edge_index, data.num_nodes)
         direct, work.changed, rows = affected_rows(
             tracer, request, nodes, num_users, model.num_hops,
@@ -320,7 +352,7 @@ class LinkIFRUnlearner(IFRUnlearner):
         isolated = torch.ones(data.num_nodes, dtype=torch.bool)
         isolated[after.edge_index.view(-1)] = False
         supported = (nodes[:2] if config.reset_unsupported and
-                     nodes.size(0) == 3 else nodes)
+                     self.examples.size(0) == 3 else nodes)
         isolated[supported[:, keep].reshape(-1)] = False
         work.zeroed = zeroed = direct[isolated[direct]]
         rows = rows[~isolated[rows]]

@@ -102,10 +102,11 @@ class Recipe:
             from, for :obj:`'bpr'`: :obj:`'all'` (uniformly among every
             item, :obj:`torch.randint(num_users, num_users + num_items,
             ...)` as in PyG's example) or :obj:`'unseen'` (among the items
-            the user has no training pair with).  The trajectory step
-            follows the loss averaged over it (see
+            the user has no training pair with).  The update follows the
+            loss averaged over it (see
             :class:`~.unlearn.config.IFRUConfig`'s
-            :obj:`expected_negatives`).
+            :obj:`expected_negatives` for LightGCN, :obj:`sampled_negatives`
+            for other models).
     """
     loss: Union[str, Callable] = 'bpr'
     lambda_reg: Optional[float] = None
@@ -271,8 +272,8 @@ def from_training_loop(model: torch.nn.Module, edge_index: Tensor,
         examples, source = pairs, 'the labelled pairs given'
     notes = [recipe.describe(), f'negatives: {source}']
 
+    config = _with_sampler(config, recipe)
     if structured:
-        config = _with_sampler(config, recipe)
         horizon, note = _horizon(optimizer, model.embedding.weight,
                                  pairs.size(1))
         notes.append(f'horizon: {note}')
@@ -300,8 +301,7 @@ def from_training_loop(model: torch.nn.Module, edge_index: Tensor,
                                      triples)[0])
         link_model = (model if isinstance(model, LinkModel) else
                       LinkModel(model, num_users, num_items))
-        if optimizer is not None and config is not None and \
-                config.shared is not False:
+        if optimizer is not None and config.shared is not False:
             horizon, note = None, ('read off the model\'s gradient (the '
                                    'shared weights are free)')
         else:
