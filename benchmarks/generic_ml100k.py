@@ -14,9 +14,9 @@ and by retraining from scratch (same trainer, same process), and report
   scratch retrain (1 = where retraining puts them);
 * closure against the paired retrain (``--paired``): the score change on
   the forgotten pairs and on probe pairs (see
-  :mod:`~torch_geometric_unlearn.evaluation.fidelity`) against that of the same run
-  retrained without the request (same seed, the original example stream
-  minus the request's, as many epochs as the original kept), beside
+  :mod:`~torch_geometric_unlearn.evaluation.fidelity`) against that of the
+  same run retrained without the request (same seed, the original example
+  stream minus the request's, as many epochs as the original kept), beside
   dropping the edges, and (``--noise-floor``) the same closure between
   the paired changes of two seeds;
 * fidelity (unless ``--no-fidelity``): parameter and score closure between
@@ -75,6 +75,8 @@ VARIANTS = {
     'ifru-shared': {'shared': True},
     'ifru-last': {'shared': '.conv2.'},  # the last layer's weights free
     'ifru-whole': {'region': False},  # every product on the whole graph
+    # Each triple's frozen negative alone (the default before 2026-12-08).
+    'ifru-neg1': {'sampled_negatives': 1},
     # All weights free, three Newton steps: Newton's method on the new
     # objective, for the converged point.
     'ifru-shared-3': {'shared': True, 'newton_steps': 3},

@@ -45,6 +45,8 @@ instead (two :class:`SAGEConv` or :class:`GCNConv` over an
 negatives, Adam with ``--weight-decay``; the request's weight scales its
 BPR terms and its edges in the aggregation), unlearned through the same
 front door (the autograd backend); ``--lambda-reg 0 --node-id 0`` there.
+``--model hetero`` does the same for a :func:`to_hetero` recommender
+(:class:`HeteroSAGE`), unlearned as a :class:`HeteroLinkModel`.
 
 ``--optimizer sgd`` trains with SGD and momentum instead;
 ``--optimizer adam-frozen`` replays the original run's second moments in
@@ -72,9 +74,10 @@ from typing import Dict, List, Optional
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch_geometric.nn import GCNConv, LightGCN, SAGEConv
+from torch_geometric.data import HeteroData
+from torch_geometric.nn import GCNConv, LightGCN, SAGEConv, to_hetero
 
-from torch_geometric_unlearn import (IFRUConfig, Recipe,
+from torch_geometric_unlearn import (HeteroLinkModel, IFRUConfig, Recipe,
                                      TrajectoryRecorder, from_training_loop)
 from torch_geometric_unlearn.data.datasets import load_dataset, synthetic
 from torch_geometric_unlearn.data.deletion import (item_interactions,
@@ -256,6 +259,66 @@ class GCN(SAGE):
         return x
 
 
+class _Encoder(torch.nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
+        self.conv1, self.conv2 = SAGEConv(dim, dim), SAGEConv(dim, dim)
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        return self.conv2(self.conv1(x, edge_index).relu(), edge_index)
+
+
+class HeteroSAGE(torch.nn.Module):
+    r"""A researcher's :func:`to_hetero` recommender, the shape of PyG's
+    ``examples/hetero/recommender_system.py``: user and item
+    :class:`~torch.nn.Embedding` tables, two :class:`SAGEConv` made
+    heterogeneous over ('user', 'rates', 'item') and its reverse, scored by
+    the dot product; called as :obj:`model(x_dict, edge_index_dict,
+    edge_label_index)` and unlearned as a :class:`HeteroLinkModel`."""
+    def __init__(self, num_users: int, num_items: int, dim: int):
+        super().__init__()
+        self.user = torch.nn.Embedding(num_users, dim)
+        self.item = torch.nn.Embedding(num_items, dim)
+        for table in (self.user, self.item):
+            torch.nn.init.normal_(table.weight, std=0.1)
+        self.encoder = to_hetero(_Encoder(dim), hetero_template(
+            num_users, num_items).metadata(), aggr='sum')
+
+    def final(self, adj: Tensor) -> Tensor:
+        r"""The output embeddings, users' then items', with :obj:`adj` the
+        row-normalised (mean-aggregating) adjacency, edges weighted: each
+        type's convolution is :class:`SAGEConv`'s
+        :math:`W_l \bar x_{N(v)} + b + W_r x_v`."""
+        users = self.user.num_embeddings
+        x = torch.cat([self.user.weight, self.item.weight])
+        for k, name in enumerate(('conv1', 'conv2')):
+            convs, agg = getattr(self.encoder, name), adj @ x
+            to_user = convs['item__rev_rates__user']
+            to_item = convs['user__rates__item']
+            x = torch.cat([
+                to_user.lin_l(agg[:users]) + to_user.lin_r(x[:users]),
+                to_item.lin_l(agg[users:]) + to_item.lin_r(x[users:])])
+            if k == 0:
+                x = x.relu()
+        return x
+
+    def forward(self, x_dict, edge_index_dict, edge_label_index: Tensor
+                ) -> Tensor:
+        z = self.encoder({'user': self.user.weight,
+                          'item': self.item.weight}, edge_index_dict)
+        row, col = edge_label_index
+        return (z['user'][row] * z['item'][col]).sum(-1)
+
+
+def hetero_template(num_users: int, num_items: int) -> HeteroData:
+    data = HeteroData()
+    data['user'].num_nodes = num_users
+    data['item'].num_nodes = num_items
+    data['user', 'rates', 'item'].edge_index = torch.empty(2, 0).long()
+    data['item', 'rev_rates', 'user'].edge_index = torch.empty(2, 0).long()
+    return data
+
+
 class LinkLoop(OwnLoop):
     r"""The same loop for :class:`SAGE` or :class:`GCN` (``--model``): BPR
     with fresh uniform negatives, Adam with :obj:`--weight-decay`; a pair's
@@ -301,7 +364,8 @@ class LinkLoop(OwnLoop):
         args, nu, ni = self.args, self.num_users, self.num_items
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
-        model = (GCN if args.model == 'gcn' else SAGE)(nu + ni, args.dim)
+        model = (HeteroSAGE(nu, ni, args.dim) if args.model == 'hetero' else
+                 (GCN if args.model == 'gcn' else SAGE)(nu + ni, args.dim))
         opt = torch.optim.Adam(model.parameters(), lr=args.lr,
                                weight_decay=args.weight_decay)
         adj = self.adjacency(weight)
@@ -429,11 +493,14 @@ VARIANTS = {
     'ifru-frozen': (IFRUConfig(expected_negatives=False), True, False),
     'ifru-nopruning': (IFRUConfig(pruning=None), True, False),
     'ifru-residual': (IFRUConfig(), False, False),
-    # GNN loops only: K negatives per pair (the frozen one and K - 1 drawn
-    # from the sampler), the default 16; 1 is the default before.
+    # GNN loops only: K negatives per pair in the gradients (the frozen one
+    # and K - 1 drawn from the sampler; the default 16, 1 the default
+    # before), at most 4 of them in the curvature (the default) or C.
     'ifru-neg1': (IFRUConfig(sampled_negatives=1), True, False),
     'ifru-neg4': (IFRUConfig(sampled_negatives=4), True, False),
     'ifru-neg8': (IFRUConfig(sampled_negatives=8), True, False),
+    'ifru-curv1': (IFRUConfig(curvature_negatives=1), True, False),
+    'ifru-curv16': (IFRUConfig(curvature_negatives=16), True, False),
 }
 
 
@@ -444,8 +511,12 @@ def unlearn_ifru(loop: OwnLoop, run: Dict, forget: Tensor,
                     node_id=bool(args.node_id),
                     weight_decay=args.weight_decay)
     config, with_optimizer, segments = VARIANTS[variant]
+    model = run['model']
+    if isinstance(model, HeteroSAGE):
+        model = HeteroLinkModel(model, hetero_template(loop.num_users,
+                                                       loop.num_items))
     unlearner = from_training_loop(
-        run['model'], loop.edge_index, loop.num_users, recipe,
+        model, loop.edge_index, loop.num_users, recipe,
         num_items=loop.num_items,
         edge_label_index=loop.pos, negatives=run['negatives'],
         optimizer=run['optimizer'] if with_optimizer else None,
@@ -487,7 +558,7 @@ def main(argv=None):
                         choices=['ml-100k', 'lastfm', 'synthetic'])
     parser.add_argument('--data-dir', default=os.environ.get('TGU_DATA_DIR'))
     parser.add_argument('--model', default='lightgcn',
-                        choices=['lightgcn', 'sage', 'gcn'])
+                        choices=['lightgcn', 'sage', 'gcn', 'hetero'])
     parser.add_argument('--weight-decay', type=float, default=0.0,
                         help="Adam's weight decay (the SAGE and GCN loops' "
                         'regulariser)')

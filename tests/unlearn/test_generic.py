@@ -184,17 +184,10 @@ def test_an_early_stopped_model_takes_the_trajectory_step(family, tiny):
         l2 * torch.eye(start.numel(), dtype=start.dtype)
 
     def closed_form(tau):
-        root = tau.sqrt()
-        values, vectors = torch.linalg.eigh(root.view(-1, 1) * curvature *
-                                            root.view(1, -1))
-        phi = -torch.expm1(-values) / values
-        return (root * (vectors @ (phi * (vectors.t() @ (root * influence))))
-                ).detach()
+        return trajectory_closed_form(curvature, influence, tau)
 
     def moved(result):
-        return torch.cat([(result.model.get_parameter(name).detach() -
-                           model.get_parameter(name).detach()).reshape(-1)
-                          for name in model.node_params])
+        return moved_rows(result, model)
 
     # The horizon: 1 / (outward L2 pull) per row, capped at the median's.
     rate = -(residual.view(-1, 4) * start.view(-1, 4)).sum(1) / \
@@ -263,6 +256,23 @@ def test_an_early_stopped_model_takes_the_trajectory_step(family, tiny):
                               atol=1e-3 * float(expected.abs().max()))
     # ... and, off a minimum, is flagged.
     assert 'off_minimum' in newton.certificate.flags
+
+
+def trajectory_closed_form(curvature, influence, tau):
+    r""":math:`x = \tau^{1/2}\varphi(\tau^{1/2} A \tau^{1/2})\tau^{1/2} g`
+    by eigendecomposition, :math:`\varphi(z) = (1 - e^{-z}) / z`."""
+    root = tau.sqrt()
+    values, vectors = torch.linalg.eigh(root.view(-1, 1) * curvature *
+                                        root.view(1, -1))
+    phi = -torch.expm1(-values) / values
+    return (root * (vectors @ (phi * (vectors.t() @ (root * influence))))
+            ).detach()
+
+
+def moved_rows(result, model):
+    return torch.cat([(result.model.get_parameter(name).detach() -
+                       model.get_parameter(name).detach()).reshape(-1)
+                      for name in model.node_params])
 
 
 def explicit_objective(link_model, rows, graph, examples, l2):
@@ -399,6 +409,7 @@ def test_sampled_negatives_average_the_triples(tiny, step):
     sampled = IFRUnlearner(model, tiny, record.examples, l2=l2,
                            copy_model=True, horizon=horizon,
                            config=IFRUConfig(sampled_negatives=count,
+                                             curvature_negatives=count,
                                              **settings))
     scored = sampled.scored_examples()
     assert scored.shape == (count + 2, record.examples.size(1))
@@ -426,6 +437,56 @@ def test_sampled_negatives_average_the_triples(tiny, step):
     # The remaining examples keep their negatives for the next request.
     assert torch.equal(sampled.scored_examples(),
                        scored[:, request.example_mask])
+
+
+def test_the_curvature_takes_the_first_negatives(tiny):
+    r"""Gradients averaged over :math:`K = 3` negatives per pair, the
+    curvature over the first :math:`C = 2`, against the closed-form
+    trajectory step with both written out per negative."""
+    l2, count, first = 10.0, 3, 2
+    model = make('gcn', tiny.num_users, tiny.num_items, 4)
+    record = train_link_model(model, tiny, TrainConfig(
+        progress=False, lr=0.01, batch_size=256, l2=l2, max_epochs=10))
+    pairs = random_interactions(tiny, count=10, seed=0)
+    tau = {name: torch.full_like(model.get_parameter(name), 0.05)
+           for name in model.node_params}
+    unlearner = IFRUnlearner(
+        model, tiny, record.examples, l2=l2, copy_model=True, horizon=tau,
+        config=IFRUConfig(solver=SolverConfig(tol=1e-12, max_iter=500),
+                          step='trajectory', pruning=None, extra_hops=9,
+                          sampled_negatives=count,
+                          curvature_negatives=first))
+    scored = unlearner.scored_examples()
+    request = unlearner._request(pairs)
+    after = remaining_data(tiny, request.train_mask)
+    result = unlearner.unlearn(pairs)
+    assert result.diagnostics['solve_rows'] == tiny.num_nodes
+
+    model.eval()
+    rows = {name: torch.arange(model.get_parameter(name).size(0))
+            for name in model.node_params}
+    kept = scored[:, request.example_mask]
+
+    def per_negative(graph, examples):
+        return [explicit_objective(model, rows, graph,
+                                   examples[[0, 1, 2 + k]], l2)
+                for k in range(count)]
+
+    old = per_negative(model.graph(tiny.train_positive_index), scored)
+    new = per_negative(model.graph(after.train_positive_index), kept)
+    start = old[0][2]
+    # Each objective holds the L2 term once: their mean holds it once.
+    influence = sum(jacobian(o[0], start) - jacobian(n[0], start)
+                    for o, n in zip(old, new)) / count
+    curvature = l2 * torch.eye(start.numel(), dtype=start.dtype)
+    for _, margins, _ in new[:first]:
+        jac, prob = jacobian(margins, start), torch.sigmoid(margins(start))
+        curvature += jac.t() @ (jac * (prob * (1 - prob)).view(-1, 1)) / \
+            first
+    expected = trajectory_closed_form(curvature, influence, torch.cat(
+        [tau[name].reshape(-1) for name in model.node_params]))
+    torch.testing.assert_close(moved_rows(result, model), expected, rtol=0,
+                               atol=1e-6 * float(expected.abs().max()))
 
 
 @pytest.mark.parametrize('reset', [True, False])

@@ -196,11 +196,15 @@ class LinkIFRUnlearner(IFRUnlearner):
                              f"{names})")
         return list(shared)
 
-    def objective(self, index: Optional[Tensor] = None) -> ExampleObjective:
+    def objective(self, index: Optional[Tensor] = None,
+                  negatives: Optional[int] = None) -> ExampleObjective:
         r"""The :class:`ExampleObjective` of the current examples (or of the
         columns :obj:`index`), BPR triples with their sampled negatives
-        (see :attr:`IFRUConfig.sampled_negatives`)."""
+        (see :attr:`IFRUConfig.sampled_negatives`), or only the first
+        :obj:`negatives` of them."""
         examples, labels = self.scored_examples(), self.labels
+        if negatives is not None and examples.size(0) > 3:
+            examples = examples[:2 + negatives]
         if index is not None:
             examples = examples[:, index]
             labels = None if labels is None else labels[index]
@@ -371,6 +375,8 @@ class LinkIFRUnlearner(IFRUnlearner):
         work.old_graph, work.new_graph, region = self._region_graphs(
             tracer, nodes[:, used].reshape(-1), after)
         work.objective = self.objective(remaining)
+        work.curvature = self.objective(remaining,
+                                        config.curvature_negatives)
         work.newton = True
         work.diagnostics = {
             'num_hops': model.num_hops,
@@ -401,7 +407,7 @@ class LinkIFRUnlearner(IFRUnlearner):
         # The trajectory step: Lanczos on the Gauss-Newton matrix.
         config, selection = self.config, work.selection
         operator = CastOperator(GaussNewtonOperator(
-            selection, work.objective, work.new_graph, self.l2),
+            selection, work.curvature, work.new_graph, self.l2),
             config.dtype)
         try:
             delta, record = trajectory_response(
@@ -427,7 +433,7 @@ class LinkIFRUnlearner(IFRUnlearner):
                      self.l2 * selection.values())
         # Zero only now: the stationary gradient is taken at theta*.
         self._zero_rows(work.zeroed)
-        delta, record = self._solve(selection, objective, graph,
+        delta, record = self._solve(selection, work.curvature, graph,
                                     grad.to(self.config.dtype))
         selection.apply_(delta)
         work.diagnostics['solver'].append(record)
