@@ -368,7 +368,7 @@ class LinkIFRUnlearner(IFRUnlearner):
         if not self.shared:
             reach = tracer.k_hop(rows, model.num_hops)
             touching = reach[nodes].any(0)
-        work.touching = touching.nonzero().view(-1)
+        work.touching = touching
         remaining = (keep & touching).nonzero().view(-1)
         used = touching | ~keep
         used[work.changed] = True
@@ -395,13 +395,37 @@ class LinkIFRUnlearner(IFRUnlearner):
         return work
 
     def _gradients(self, work: '_LinkWork'):
-        # The request's influence, and the step the stationarity test picks.
-        work.influence = self._gradient(work.selection, work.request,
-                                        work.changed, work.old_graph,
-                                        work.new_graph)
+        # The request's influence, and the step the stationarity test
+        # picks.  Both need the old objective's gradient on the old graph:
+        # the influence that of the forgotten examples and of the kept
+        # ones whose scores change, the test that of every example
+        # touching the free rows (the others have none there).  One pass
+        # takes the former, a second the rest of the latter.
+        selection, request = work.selection, work.request
+        keep = request.example_mask
+        inside = ~keep
+        kept_changed = work.changed[keep[work.changed]]
+        if self.config.spillover:
+            inside[kept_changed] = True
+        old_inside = self._old_gradient(work, inside)
+        work.influence = old_inside.clone()
+        if self.config.spillover and kept_changed.numel():
+            spill = self.objective(kept_changed)
+            work.influence -= selection.gradient(
+                lambda m: spill(m, work.new_graph))
+        residual = old_inside + self._old_gradient(work,
+                                                   work.touching & ~inside)
         work.newton, work.horizon, work.new_gradient = self._choose_step(
-            work.selection, work.influence, work.touching, work.old_graph,
-            work.diagnostics)
+            selection, work.influence, residual, work.diagnostics)
+
+    def _old_gradient(self, work: '_LinkWork', mask: Tensor) -> Tensor:
+        # The summed loss's gradient on the free rows of the examples in
+        # 'mask', on the old graph.
+        index = mask.nonzero().view(-1)
+        if index.numel() == 0:
+            return work.selection.zeros()
+        objective, graph = self.objective(index), work.old_graph
+        return work.selection.gradient(lambda m: objective(m, graph))
 
     def _trajectory(self, work: '_LinkWork'):
         # The trajectory step: Lanczos on the Gauss-Newton matrix.
@@ -463,17 +487,15 @@ class LinkIFRUnlearner(IFRUnlearner):
                 (int(ball.sum()), old.size(1)))
 
     def _choose_step(self, selection: ParameterSelection, influence: Tensor,
-                     old_index: Tensor, old_graph, diagnostics: Dict
+                     old_gradient: Tensor, diagnostics: Dict
                      ) -> Tuple[bool, Optional[Tensor], Tensor]:
         # The stationarity test of IFRUnlearner: the old objective's
         # gradient at the model against the request's influence.  Returns
         # whether the Newton step runs, else the horizon, and the new
         # objective's gradient at the model.
         config = self.config
-        old = self.objective(old_index)
         values = selection.values()
-        residual = selection.gradient(lambda m: old(m, old_graph)) + \
-            self.l2 * values
+        residual = old_gradient + self.l2 * values
 
         def read_horizon() -> Tensor:
             if self.horizon is not None:
@@ -522,18 +544,6 @@ class LinkIFRUnlearner(IFRUnlearner):
             return None
         return ParameterSelection(self.model, rows, self.shared)
 
-    def _gradient(self, selection: ParameterSelection, request: Request,
-                  changed: Tensor, old_graph, new_graph) -> Tensor:
-        keep = request.example_mask
-        removed = self.objective((~keep).nonzero().view(-1))
-        grad = selection.gradient(lambda m: removed(m, old_graph))
-        kept_changed = changed[keep[changed]]
-        if self.config.spillover and kept_changed.numel():
-            spill = self.objective(kept_changed)
-            grad += selection.gradient(lambda m: spill(m, old_graph))
-            grad -= selection.gradient(lambda m: spill(m, new_graph))
-        return grad
-
     @torch.no_grad()
     def _zero_rows(self, nodes: Tensor):
         for name in self.model.node_params:
@@ -564,8 +574,9 @@ class GenericIFRUnlearner(LinkIFRUnlearner):
 class _LinkWork:
     r"""What the phases of :meth:`LinkIFRUnlearner._update` hand on: set by
     :meth:`~LinkIFRUnlearner._trace` (the request, rows to zero, the free
-    parameters, the examples in play, the region's graphs, the
-    diagnostics), :meth:`~LinkIFRUnlearner._gradients` (the influence,
+    parameters, the examples in play: :obj:`touching` masks those within
+    reach of the free rows, :obj:`changed` indexes those whose scores
+    change; the region's graphs, the objectives, the diagnostics), :meth:`~LinkIFRUnlearner._gradients` (the influence,
     the step and its horizon) and :meth:`~LinkIFRUnlearner._trajectory`
     (the response's figures, see :func:`.certificate.response_figures`)."""
     response: Dict[str, float] = {}
