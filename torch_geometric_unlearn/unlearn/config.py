@@ -132,8 +132,8 @@ class IFRUConfig:
             negative closed 0.34 and -0.05 of the paired retrain's change
             and moved the request's neighbours the wrong way (-1.37,
             -1.75); 16 in the gradients and 4 in the curvature (the
-            defaults), 0.70 and 0.70 (neighbours -0.01, -0.03) in 2.2 s
-            against 0.57 s (the paired retrain: 9.4 s); 16 in both, 0.72
+            defaults), 0.70 and 0.70 (neighbours -0.01, -0.03) in 2.1 s
+            against 0.68 s (the paired retrain: 9.8 s); 16 in both, 0.72
             and 0.71 in 6.0 s; 16 in the gradients
             and 1 in the curvature, 0.54 and 0.60 (see the benchmark
             docs).  :obj:`1`: the frozen negative alone.  Examples with

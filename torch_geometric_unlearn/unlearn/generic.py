@@ -576,7 +576,8 @@ class _LinkWork:
     :meth:`~LinkIFRUnlearner._trace` (the request, rows to zero, the free
     parameters, the examples in play: :obj:`touching` masks those within
     reach of the free rows, :obj:`changed` indexes those whose scores
-    change; the region's graphs, the objectives, the diagnostics), :meth:`~LinkIFRUnlearner._gradients` (the influence,
-    the step and its horizon) and :meth:`~LinkIFRUnlearner._trajectory`
-    (the response's figures, see :func:`.certificate.response_figures`)."""
+    change; the region's graphs, the objectives, the diagnostics),
+    :meth:`~LinkIFRUnlearner._gradients` (the influence, the step and its
+    horizon) and :meth:`~LinkIFRUnlearner._trajectory` (the response's
+    figures, see :func:`.certificate.response_figures`)."""
     response: Dict[str, float] = {}
