@@ -10,13 +10,17 @@ minimum).  The same loop rerun without them (same seed, batches and
 negatives minus theirs) is the reference; "drop the edges" is the
 do-nothing baseline.
 
-Read its output as a warning, not a promise.  Measured (2026-12-06, one
-thread): on the full graph IFRU closed 0.24 of the paired retrain's change
-of the forgotten scores, against 0.21 for dropping the edges; with
-``--tiny``, 0.36 against 0.41 (the Newton step, the previous default,
-closed 0.25 and -0.05).  On this GNN the update is barely better than
-doing nothing; the LightGCN front door (``own_training_loop.py``) closes
-most of the gap.
+Read its output as a warning, not a promise.  Measured (2026-12-07, one
+thread, each triple's loss averaged over 16 sampled negatives, the
+default): on the full graph IFRU closed 0.14 of the paired retrain's change
+of the forgotten scores, against 0.20 for dropping the edges (0.18 with the
+frozen negative alone, ``IFRUConfig(sampled_negatives=1)``); with
+``--tiny``, 0.47 against 0.41 (0.36 with the frozen negative).  Ten
+scattered interactions on one seed: no noise floor is measured here, and
+on such requests two seeds' retrains of a GNN often disagree (see the
+benchmark docs).  On this GNN the update is barely better than doing
+nothing; the LightGCN front door (``own_training_loop.py``) closes most of
+the gap.
 
     python examples/own_loop_sage.py --tiny --threads 1
 
