@@ -364,3 +364,29 @@ def test_a_recorded_run_is_followed_a_segment_at_a_time(graph):
     with pytest.raises(ValueError, match='sign-like'):
         IFRUnlearner(model, unlearner.data, unlearner.examples,
                      l2=1.0, trajectory=sign_like)
+
+
+def test_the_autograd_backend_draws_from_the_recipe_s_sampler(graph):
+    # A GNN's triples are averaged over negatives drawn from the sampler
+    # the recipe names: never the user's items for 'unseen', any item for
+    # 'all' (so some of them, on this graph).
+    from _link_models import make
+
+    from torch_geometric_unlearn.data.interactions import pair_keys
+    edge_index, train_eli, num_users, num_items = graph
+    model = make('sage', num_users, num_items, 4)
+    known = pair_keys(torch.stack([train_eli[0], train_eli[1] - num_users]),
+                      num_items)
+    for sampler in ('all', 'unseen'):
+        recipe = Recipe(lambda_reg=0.0, batch_size=BATCH,
+                        negative_sampler=sampler)
+        unlearner = from_training_loop(model, edge_index, num_users, recipe,
+                                       num_items=num_items, negatives=0)
+        assert isinstance(unlearner, LinkIFRUnlearner)
+        assert unlearner.config.negative_sampler == sampler
+        scored = unlearner.scored_examples()
+        assert scored.size(0) == 2 + unlearner.config.sampled_negatives
+        drawn = torch.stack([scored[0].repeat(scored.size(0) - 3),
+                             scored[3:].reshape(-1)])
+        hits = int(torch.isin(pair_keys(drawn, num_items), known).sum())
+        assert (hits > 0) == (sampler == 'all')
