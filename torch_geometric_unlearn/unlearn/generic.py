@@ -74,7 +74,10 @@ class LinkIFRUnlearner(IFRUnlearner):
             :obj:`copy_model`.
         data (InteractionData): The data it was trained on.
         examples (torch.Tensor): The fixed training examples :obj:`[m, M]`
-            (see :class:`ExampleObjective`), e.g. the frozen BPR triples.
+            (see :class:`ExampleObjective`), e.g. the frozen BPR triples,
+            whose losses are averaged over sampled negatives as well
+            (:obj:`IFRUConfig.sampled_negatives`, see
+            :meth:`scored_examples`).
         labels (torch.Tensor, optional): Their labels :obj:`[M]`.
         l2 (float): Weight :math:`\lambda` of the L2 term on the summed
             loss, over all parameters.
