@@ -489,31 +489,69 @@ def test_the_curvature_takes_the_first_negatives(tiny):
                                atol=1e-6 * float(expected.abs().max()))
 
 
-@pytest.mark.parametrize('reset', [True, False])
-def test_an_item_left_only_as_a_negative_restarts_from_zero(tiny, reset):
-    # Its every interaction forgotten, the item stays in the triples as a
-    # sampled negative: reset, its rows are zero and out of the step;
-    # otherwise the step moves them from the trained values.
-    model = make('sage', tiny.num_users, tiny.num_items, 4)
+def test_an_item_left_only_as_a_negative_restarts_from_zero(tiny):
+    r"""Its every interaction forgotten, the item stays in the triples as a
+    sampled negative: its rows restart from zero and the step fills them
+    from the new objective's pull there.  Against the closed-form
+    trajectory step written out with the item's rows at zero: influence
+    :math:`\nabla L(\theta^*) - \nabla L'(\theta_0)` on the other rows,
+    :math:`-\nabla L'(\theta_0)` on the item's, curvature at
+    :math:`\theta_0`."""
+    l2 = 10.0
+    model = make('gcn', tiny.num_users, tiny.num_items, 4)
     record = train_link_model(model, tiny, TrainConfig(
-        progress=False, lr=0.01, batch_size=256, l2=10.0, max_epochs=3))
+        progress=False, lr=0.01, batch_size=256, l2=l2, max_epochs=10))
     item = torch.bincount(tiny.train_index[1]).argmax()
     pairs = item_interactions(tiny, item.view(1))
     keep = ~torch.isin(record.examples[1], item)
     assert torch.isin(record.examples[2, keep], item).any()
-    node = item.view(1) + tiny.num_users
-    before = torch.cat([model.get_parameter(name)[model.rows(name, node)]
-                        for name in model.node_params])
-    result = IFRUnlearner(model, tiny, record.examples, l2=10.0,
-                          copy_model=True, config=IFRUConfig(
-                              reset_unsupported=reset)).unlearn(pairs)
-    rows = torch.cat([result.model.get_parameter(name)[
-        result.model.rows(name, node)] for name in model.node_params])
-    assert result.diagnostics['zeroed_rows'] == (1 if reset else 0)
-    if reset:
-        assert rows.abs().max() == 0
-    else:
-        assert rows.abs().max() > 0 and not torch.equal(rows, before)
+    tau = {name: torch.full_like(model.get_parameter(name), 0.05)
+           for name in model.node_params}
+    unlearner = IFRUnlearner(
+        model, tiny, record.examples, l2=l2, copy_model=True, horizon=tau,
+        config=IFRUConfig(solver=SolverConfig(tol=1e-12, max_iter=500),
+                          step='trajectory', **EXACT))
+    request = unlearner._request(pairs)
+    after = remaining_data(tiny, request.train_mask)
+    result = unlearner.unlearn(pairs)
+    assert (result.diagnostics['reset_rows'],
+            result.diagnostics['zeroed_rows']) == (1, 0)
+
+    model.eval()
+    rows = {name: torch.arange(model.get_parameter(name).size(0))
+            for name in model.node_params}
+    old, _, start = explicit_objective(
+        model, rows, model.graph(tiny.train_positive_index),
+        record.examples, l2)
+    new, margins, _ = explicit_objective(
+        model, rows, model.graph(after.train_positive_index),
+        record.examples[:, request.example_mask], l2)
+    node = item + tiny.num_users
+    reset = torch.cat([
+        (torch.arange(model.get_parameter(name).size(0)) ==
+         model.rows(name, node.view(1))).repeat_interleave(4)
+        for name in model.node_params])
+    zero = start.masked_fill(reset, 0)
+    pull = jacobian(new, zero)
+    influence = jacobian(old, start) - pull
+    influence[reset] = -pull[reset]
+    jac, prob = jacobian(margins, zero), torch.sigmoid(margins(zero))
+    curvature = jac.t() @ (jac * (prob * (1 - prob)).view(-1, 1)) + \
+        l2 * torch.eye(start.numel(), dtype=start.dtype)
+    expected = zero + trajectory_closed_form(curvature, influence, torch.cat(
+        [tau[name].reshape(-1) for name in model.node_params])) - start
+    torch.testing.assert_close(moved_rows(result, model), expected, rtol=0,
+                               atol=1e-6 * float(expected.abs().max()))
+    assert moved_rows(result, model)[reset].abs().max() > 0
+
+    # Without the reset its rows step from the trained values.
+    kept = IFRUnlearner(model, tiny, record.examples, l2=l2,
+                        copy_model=True, horizon=tau, config=IFRUConfig(
+                            reset_unsupported=False, step='trajectory',
+                            **EXACT)).unlearn(pairs)
+    assert kept.diagnostics['reset_rows'] == 0
+    assert not torch.allclose(moved_rows(kept, model)[reset],
+                              expected[reset], atol=1e-3)
 
 
 def test_solver_failure_leaves_the_model_unchanged(tiny):

@@ -153,13 +153,15 @@ class IFRUConfig:
             MovieLens-100K MF, forgetting the most popular item, the step
             from the trained row flipped it (score -2.7 for its former
             users, paired retrain -0.9; closure 0.66); from zero it closed
-            0.93.  The autograd backend (BPR triples) zeroes such rows
-            and leaves them out of the step: on an own loop's GraphSAGE
-            the step from the trained row moved the item's forgotten
-            scores 1.6-2.6 times as far as the paired retrain (closure
-            -0.56 and 0.35; see the benchmark docs).  (Nodes left in no
-            example at all are set to their exact optimum, zero, in any
-            case.)
+            0.93.  So does the autograd backend (BPR triples): on an own
+            loop's GraphSAGE the step from the trained row moved the
+            item's forgotten scores 1.6-2.6 times as far as the paired
+            retrain (closure -0.56 and 0.35), from zero 0.94; on an own
+            loop's ``to_hetero`` recommender keeping the restarted rows
+            at zero (as this backend did before) closed 0.47 and 0.65,
+            stepping them from zero 0.83 and 0.82 (floor 0.81; see the
+            benchmark docs).  (Nodes left in no example at all are set
+            to their exact optimum, zero, in any case.)
         gradient (GradientType or str): Right-hand side of the Newton step:
             :obj:`'stationary'` (IFRU's form) or :obj:`'exact'`
             (:math:`-\nabla L(\theta; G', D')`); the two agree at a

@@ -331,7 +331,8 @@ class LinkIFRUnlearner(IFRUnlearner):
         config, data, model = self.config, self.data, self.model
         num_users, work = data.num_users, _LinkWork()
         examples = self.scored_examples()
-        nodes = torch.cat([examples[:1], examples[1:] + num_users])
+        work.nodes = nodes = torch.cat([examples[:1],
+                                        examples[1:] + num_users])
         tracer = SpilloverTracer(data.edge_index, data.num_nodes)
         direct, work.changed, rows = affected_rows(
             tracer, request, nodes, num_users, model.num_hops,
@@ -352,17 +353,21 @@ class LinkIFRUnlearner(IFRUnlearner):
 
         # Nodes left without edges and examples only feel the L2 term on
         # their own rows: their optimum is zero.  (A node's own row reaches
-        # other nodes only along its edges.)  With reset_unsupported, so
-        # are nodes left only as the triples' negatives: all they learned
-        # from observations came from the forgotten interactions, and a
-        # step from the trained row overshoots (see IFRUConfig).
-        isolated = torch.ones(data.num_nodes, dtype=torch.bool)
-        isolated[after.edge_index.view(-1)] = False
-        supported = (nodes[:2] if config.reset_unsupported and
-                     self.examples.size(0) == 3 else nodes)
-        isolated[supported[:, keep].reshape(-1)] = False
-        work.zeroed = zeroed = direct[isolated[direct]]
-        rows = rows[~isolated[rows]]
+        # other nodes only along its edges.)  With reset_unsupported, nodes
+        # left without edges but still the triples' negatives restart from
+        # zero, and the step fills them from what remains (the new
+        # objective's pull from zero): all they learned from observations
+        # came from the forgotten interactions (see IFRUConfig).
+        no_edges = torch.ones(data.num_nodes, dtype=torch.bool)
+        no_edges[after.edge_index.view(-1)] = False
+        in_kept = torch.zeros(data.num_nodes, dtype=torch.bool)
+        in_kept[nodes[:, keep].reshape(-1)] = True
+        work.zeroed = zeroed = direct[no_edges[direct] & ~in_kept[direct]]
+        work.reset = direct[:0]
+        if config.reset_unsupported and self.examples.size(0) == 3:
+            work.reset = direct[no_edges[direct] & in_kept[direct]]
+        rows = torch.unique(torch.cat([rows[~(no_edges & ~in_kept)[rows]],
+                                       work.reset]))
 
         work.selection = selection = self._selection(rows)
         # Only examples within reach of the free rows enter the gradients
@@ -393,33 +398,60 @@ class LinkIFRUnlearner(IFRUnlearner):
             'region_nodes': region[0],
             'region_edges': region[1],
             'zeroed_rows': zeroed.numel(),
+            'reset_rows': work.reset.numel(),
             'solver': [],
         }
         return work
 
     def _gradients(self, work: '_LinkWork'):
         # The request's influence, and the step the stationarity test
-        # picks.  Both need the old objective's gradient on the old graph:
-        # the influence that of the forgotten examples and of the kept
-        # ones whose scores change, the test that of every example
-        # touching the free rows (the others have none there).  One pass
-        # takes the former, a second the rest of the latter.
+        # picks.  Both need the old objective's gradient on the old graph
+        # at the model: the influence that of the forgotten examples and
+        # of the kept ones whose scores change, the test that of every
+        # example touching the free rows (the others have none there).
+        # One pass takes the former, a second the rest of the latter.  The
+        # new objective's gradient is taken with the reset rows at zero:
+        # theirs is their pull from zero, and the kept rows' influence
+        # holds the change that restarting them makes.
         selection, request = work.selection, work.request
-        keep = request.example_mask
+        keep, values = request.example_mask, selection.values()
         inside = ~keep
         kept_changed = work.changed[keep[work.changed]]
         if self.config.spillover:
             inside[kept_changed] = True
         old_inside = self._old_gradient(work, inside)
-        work.influence = old_inside.clone()
-        if self.config.spillover and kept_changed.numel():
-            spill = self.objective(kept_changed)
-            work.influence -= selection.gradient(
-                lambda m: spill(m, work.new_graph))
         residual = old_inside + self._old_gradient(work,
                                                    work.touching & ~inside)
+        self._zero_rows(work.reset)
+        reset = self._row_mask(selection, work.reset)
+        new = torch.zeros(keep.numel(), dtype=torch.bool)
+        if self.config.spillover:
+            new[kept_changed] = True
+        if work.reset.numel():
+            new |= keep & torch.isin(work.nodes, work.reset).any(0)
+        new_gradient = selection.zeros()
+        if new.any():
+            objective = self.objective(new.nonzero().view(-1))
+            new_gradient = selection.gradient(
+                lambda m: objective(m, work.new_graph))
+        work.influence = (old_inside - new_gradient if self.config.spillover
+                          else old_inside.clone())
+        work.influence[reset] = -new_gradient[reset]
         work.newton, work.horizon, work.new_gradient = self._choose_step(
-            selection, work.influence, residual, work.diagnostics)
+            selection, work.influence, residual, values, work.diagnostics)
+        work.new_gradient[reset] = -work.influence[reset]
+
+    def _row_mask(self, selection: ParameterSelection, nodes: Tensor
+                  ) -> Tensor:
+        # Which entries of the selection's flat vector are rows of 'nodes'.
+        masks = {}
+        for name in selection.names:
+            mask = torch.zeros_like(self.model.get_parameter(name),
+                                    dtype=torch.bool)
+            if name in self.model.node_params:
+                mask[self.model.rows(name, nodes)] = True
+            masks[name] = mask
+        return selection.gather(masks)
 
     def _old_gradient(self, work: '_LinkWork', mask: Tensor) -> Tensor:
         # The summed loss's gradient on the free rows of the examples in
@@ -490,14 +522,13 @@ class LinkIFRUnlearner(IFRUnlearner):
                 (int(ball.sum()), old.size(1)))
 
     def _choose_step(self, selection: ParameterSelection, influence: Tensor,
-                     old_gradient: Tensor, diagnostics: Dict
+                     old_gradient: Tensor, values: Tensor, diagnostics: Dict
                      ) -> Tuple[bool, Optional[Tensor], Tensor]:
         # The stationarity test of IFRUnlearner: the old objective's
-        # gradient at the model against the request's influence.  Returns
-        # whether the Newton step runs, else the horizon, and the new
-        # objective's gradient at the model.
+        # gradient at the trained values against the request's influence.
+        # Returns whether the Newton step runs, else the horizon, and the
+        # new objective's gradient at the model.
         config = self.config
-        values = selection.values()
         residual = old_gradient + self.l2 * values
 
         def read_horizon() -> Tensor:
