@@ -168,8 +168,7 @@ def test_an_early_stopped_model_takes_the_trajectory_step(family, tiny):
     assert result.diagnostics['zeroed_rows'] == 0
 
     model.eval()
-    rows = {name: torch.arange(model.get_parameter(name).size(0))
-            for name in model.node_params}
+    rows = every_row(model)
     old, _, start = explicit_objective(
         model, rows, model.graph(tiny.train_positive_index),
         record.examples, l2)
@@ -178,9 +177,7 @@ def test_an_early_stopped_model_takes_the_trajectory_step(family, tiny):
         record.examples[:, request.example_mask], l2)
     residual = jacobian(old, start)
     influence = residual - jacobian(new, start)
-    jac = jacobian(margins, start)
-    prob = torch.sigmoid(margins(start))
-    curvature = jac.t() @ (jac * (prob * (1 - prob)).view(-1, 1)) + \
+    curvature = gauss_newton(margins, start) + \
         l2 * torch.eye(start.numel(), dtype=start.dtype)
 
     def closed_form(tau):
@@ -267,6 +264,18 @@ def trajectory_closed_form(curvature, influence, tau):
     phi = -torch.expm1(-values) / values
     return (root * (vectors @ (phi * (vectors.t() @ (root * influence))))
             ).detach()
+
+
+def gauss_newton(margins, point):
+    r""":math:`J^\top \mathrm{diag}(\sigma'(m)) J` of the BPR margins
+    :math:`m` at :obj:`point`, written out (the L2 term not included)."""
+    jac, prob = jacobian(margins, point), torch.sigmoid(margins(point))
+    return jac.t() @ (jac * (prob * (1 - prob)).view(-1, 1))
+
+
+def every_row(model):
+    return {name: torch.arange(model.get_parameter(name).size(0))
+            for name in model.node_params}
 
 
 def moved_rows(result, model):
@@ -363,9 +372,7 @@ def test_hessian_products_match_the_explicit_hessian(family, tiny):
     torch.testing.assert_close(operator.to_dense(), expected, rtol=1e-8,
                                atol=1e-10)
     # Gauss-Newton: J^T diag(sigma'(m)) J + l2 I over the BPR margins m.
-    jac = jacobian(margins, start)
-    prob = torch.sigmoid(margins(start))
-    expected = jac.t() @ (jac * (prob * (1 - prob)).view(-1, 1))
+    expected = gauss_newton(margins, start)
     expected += 2.0 * torch.eye(start.numel(), dtype=start.dtype)
     operator = GaussNewtonOperator(selection, objective, graph, 2.0)
     torch.testing.assert_close(operator.to_dense(), expected, rtol=1e-8,
@@ -463,8 +470,7 @@ def test_the_curvature_takes_the_first_negatives(tiny):
     assert result.diagnostics['solve_rows'] == tiny.num_nodes
 
     model.eval()
-    rows = {name: torch.arange(model.get_parameter(name).size(0))
-            for name in model.node_params}
+    rows = every_row(model)
     kept = scored[:, request.example_mask]
 
     def per_negative(graph, examples):
@@ -480,9 +486,7 @@ def test_the_curvature_takes_the_first_negatives(tiny):
                     for o, n in zip(old, new)) / count
     curvature = l2 * torch.eye(start.numel(), dtype=start.dtype)
     for _, margins, _ in new[:first]:
-        jac, prob = jacobian(margins, start), torch.sigmoid(margins(start))
-        curvature += jac.t() @ (jac * (prob * (1 - prob)).view(-1, 1)) / \
-            first
+        curvature += gauss_newton(margins, start) / first
     expected = trajectory_closed_form(curvature, influence, torch.cat(
         [tau[name].reshape(-1) for name in model.node_params]))
     torch.testing.assert_close(moved_rows(result, model), expected, rtol=0,
@@ -518,8 +522,7 @@ def test_an_item_left_only_as_a_negative_restarts_from_zero(tiny):
             result.diagnostics['zeroed_rows']) == (1, 0)
 
     model.eval()
-    rows = {name: torch.arange(model.get_parameter(name).size(0))
-            for name in model.node_params}
+    rows = every_row(model)
     old, _, start = explicit_objective(
         model, rows, model.graph(tiny.train_positive_index),
         record.examples, l2)
@@ -535,8 +538,7 @@ def test_an_item_left_only_as_a_negative_restarts_from_zero(tiny):
     pull = jacobian(new, zero)
     influence = jacobian(old, start) - pull
     influence[reset] = -pull[reset]
-    jac, prob = jacobian(margins, zero), torch.sigmoid(margins(zero))
-    curvature = jac.t() @ (jac * (prob * (1 - prob)).view(-1, 1)) + \
+    curvature = gauss_newton(margins, zero) + \
         l2 * torch.eye(start.numel(), dtype=start.dtype)
     expected = zero + trajectory_closed_form(curvature, influence, torch.cat(
         [tau[name].reshape(-1) for name in model.node_params])) - start

@@ -225,8 +225,8 @@ class LinkIFRUnlearner(IFRUnlearner):
 
     def _draw(self, examples: Tensor) -> Tensor:
         count, data = self.config.sampled_negatives, self.data
-        if count == 1 or examples.size(0) != 3 or self.labels is not None \
-                or self._loss is not None:
+        # (Triples with labels need a loss of their own: left as given.)
+        if count == 1 or examples.size(0) != 3 or self._loss is not None:
             return examples
         known = (pair_keys(data.train_index, data.num_items).sort()[0]
                  if self.config.negative_sampler == 'unseen' else None)
@@ -439,7 +439,7 @@ class LinkIFRUnlearner(IFRUnlearner):
         work.influence[reset] = -new_gradient[reset]
         work.newton, work.horizon, work.new_gradient = self._choose_step(
             selection, work.influence, residual, values, work.diagnostics)
-        work.new_gradient[reset] = -work.influence[reset]
+        work.new_gradient[reset] = new_gradient[reset]
 
     def _row_mask(self, selection: ParameterSelection, nodes: Tensor
                   ) -> Tensor:
