@@ -1,13 +1,19 @@
 import pytest
 import torch
 
+from torch_geometric_unlearn.data.interactions import (hashed_negatives,
+                                                       pair_keys)
 from torch_geometric_unlearn.unlearn.certificate import (LARGE_STEP,
+                                                         NOISY_DRAW,
                                                          OVERSHOOT_AUC,
                                                          Certificate,
+                                                         draw_noise,
                                                          forgotten_auc,
                                                          neighbour_pairs,
                                                          neighbour_shift,
-                                                         response_figures)
+                                                         redrawn_negatives,
+                                                         response_figures,
+                                                         restarted)
 
 OK = dict(step='trajectory', curvature='gauss_newton', horizon='optimizer',
           stationarity=10.0, solve_residual=0.005, solve_tol=0.01,
@@ -31,6 +37,8 @@ def test_a_clean_update_raises_no_flag():
      'off_minimum'),
     (dict(response_alignment=-0.5, response_bound=0.5), 'reversed'),
     (dict(response_alignment=0.9, response_bound=1.01), 'response_bound'),
+    (dict(draw_noise=NOISY_DRAW + 0.01), 'noisy_draw'),
+    (dict(draw_noise=float('inf')), 'noisy_draw'),
 ])
 def test_each_flag(change, flag):
     certificate = Certificate(**{**OK, **change})
@@ -42,6 +50,73 @@ def test_a_sampled_change_is_a_figure_not_a_flag():
     certificate = Certificate(**OK, change_error=0.4)
     assert certificate.flags == []
     assert 'sampled gradient change (error 0.4)' in str(certificate)
+
+
+def test_a_move_mostly_its_own_is_not_flagged():
+    certificate = Certificate(**OK, draw_noise=NOISY_DRAW - 0.01)
+    assert certificate.flags == []
+    assert f'{NOISY_DRAW - 0.01:.2f} of their move owed to the draw' in str(
+        certificate)
+    # Nor a noisy move no longer than dropping the edges makes.
+    assert Certificate(**OK, draw_noise=2 * NOISY_DRAW,
+                       neighbour_shift=0.9).flags == []
+    assert Certificate(**OK, draw_noise=2 * NOISY_DRAW,
+                       neighbour_shift=1.1).flags == ['noisy_draw']
+
+
+def test_each_flag_comes_with_advice():
+    certificate = Certificate(**{**OK, 'solve_residual': 0.02,
+                                 'draw_noise': 1.0})
+    assert certificate.flags == ['unconverged', 'noisy_draw']
+    assert [a.split(':')[0] for a in certificate.advice] == certificate.flags
+    assert "expected_negatives='all'" in certificate.advice[1]
+    assert certificate.advice[1] in str(certificate)
+    assert Certificate(**OK).advice == []
+
+
+def test_draw_noise_against_a_direct_computation():
+    before = torch.tensor([1.0, 2.0, 0.0])
+    after = torch.tensor([4.0, 6.0, 0.0])  # moved by 5
+    redrawn = torch.tensor([4.0, 6.0, 1.0])  # 1 apart
+    assert draw_noise(before, after, redrawn) == pytest.approx(
+        1 / (5 * 2 ** 0.5))
+    assert draw_noise(before, after, after) == 0.0
+    assert draw_noise(before, before, redrawn) == 0.0
+    assert draw_noise(before, after, None) == float('inf')
+
+
+def test_redrawn_negatives_are_new_draws_from_the_sampler():
+    gen = torch.Generator().manual_seed(0)
+    num_users, num_items = 50, 40
+    train = torch.stack([torch.randint(num_users, (600,), generator=gen),
+                         torch.randint(num_items, (600,), generator=gen)])
+    train = torch.unique(train, dim=1)
+    known = pair_keys(train, num_items).sort()[0]
+    out = redrawn_negatives(train, 3, num_items, known)
+    assert out.shape == (5, train.size(1))
+    assert torch.equal(out[:2], train)
+    for row in out[2:]:
+        assert not torch.isin(pair_keys(torch.stack([train[0], row]),
+                                        num_items), known).any()
+    # Not the draws an update takes (salts 1, 2, ...), nor one another.
+    for k in range(2, 5):
+        for salt in (1, 2, 3):
+            same = out[k] == hashed_negatives(train, num_items, known, salt)
+            assert same.float().mean() < 0.2
+    assert (out[2] == out[3]).float().mean() < 0.2
+    assert not torch.isin(pair_keys(torch.stack([
+        train[0], redrawn_negatives(train, 1, num_items, None)[2]]),
+        num_items), known).all()
+
+
+def test_restarted_rows_are_not_tested_for_overshoot():
+    pairs = torch.tensor([[0, 1, 2], [5, 5, 3]])  # 4 users: item 5 is 9
+    assert restarted(pairs, torch.tensor([9, 2]), 4)
+    assert not restarted(pairs, torch.tensor([9]), 4)
+    assert not restarted(pairs, torch.tensor([5]), 4)  # user 5, not item
+    certificate = Certificate(**{**OK, 'forgotten_auc_after': 0.01},
+                              restarted=True)
+    assert certificate.flags == []
 
 
 def test_a_newton_step_at_a_minimum_is_not_flagged():

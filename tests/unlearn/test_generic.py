@@ -27,6 +27,8 @@ from torch_geometric_unlearn.training.link import (converge_link_model,
                                                    train_link_model)
 from torch_geometric_unlearn.training.trainer import TrainConfig
 from torch_geometric_unlearn.unlearn.base import remaining_data
+from torch_geometric_unlearn.unlearn.certificate import (neighbour_pairs,
+                                                         redrawn_negatives)
 from torch_geometric_unlearn.unlearn.config import (GenericIFRUConfig,
                                                     IFRUConfig)
 from torch_geometric_unlearn.unlearn.generic import (GenericIFRUnlearner,
@@ -218,7 +220,7 @@ def test_an_early_stopped_model_takes_the_trajectory_step(family, tiny):
         assert auc == pytest.approx(auc_score(scores, torch.cat([
             torch.ones(pairs.size(1)), torch.zeros(unseen.size(1))])))
     assert certificate.forgotten_auc_after < certificate.forgotten_auc_before
-    assert not certificate.suspect
+    assert not certificate.suspect and not certificate.restarted
     near = after.train_positive_index[:, torch.isin(
         after.train_positive_index[0], pairs[0]) | torch.isin(
             after.train_positive_index[1], pairs[1])]
@@ -444,6 +446,63 @@ def test_sampled_negatives_average_the_triples(tiny, step):
     # The remaining examples keep their negatives for the next request.
     assert torch.equal(sampled.scored_examples(),
                        scored[:, request.example_mask])
+
+
+@pytest.mark.parametrize('count', [1, 3])
+def test_the_draw_check_solves_the_request_again_with_new_negatives(
+        tiny, count):
+    r"""The certificate's twin update against an unlearner given the
+    redrawn negatives' triples explicitly (as in the test above), and the
+    update itself against the one without the check."""
+    l2 = 10.0
+    model = make('sage', tiny.num_users, tiny.num_items, 4)
+    record = train_link_model(model, tiny, TrainConfig(
+        progress=False, lr=0.01, batch_size=256, l2=l2, max_epochs=3))
+    pairs = random_interactions(tiny, count=10, seed=0)
+    horizon = {name: torch.full_like(model.get_parameter(name), 0.05)
+               for name in model.node_params}
+    settings = dict(pruning=None, solver=SolverConfig(tol=1e-12,
+                                                      max_iter=500))
+
+    def unlearner(examples, scale, **config):
+        return IFRUnlearner(
+            model, tiny, examples, l2=l2 * scale, copy_model=True,
+            horizon={name: h / scale for name, h in horizon.items()},
+            config=IFRUConfig(**settings, **config))
+
+    def unlearn(examples, scale, **config):
+        return unlearner(examples, scale, **config).unlearn(pairs)
+    sampled = dict(sampled_negatives=count, curvature_negatives=count)
+    checked = unlearner(record.examples, 1, **sampled)
+    result = checked.unlearn(pairs)
+    unchecked = unlearner(record.examples, 1, check_draws=False, **sampled)
+    plain = unchecked.unlearn(pairs)
+    assert result.diagnostics['step'] == 'trajectory'
+    torch.testing.assert_close(flat(result.model), flat(plain.model),
+                               rtol=0, atol=0)
+    # The remaining examples keep their own draws, not the check's.
+    assert torch.equal(checked.scored_examples(),
+                       unchecked.scored_examples())
+    assert plain.certificate.draw_noise is None
+    known = pair_keys(tiny.train_index, tiny.num_items).sort()[0]
+    drawn = redrawn_negatives(record.examples[:2], count, tiny.num_items,
+                              known)
+    twin = unlearn(torch.cat([drawn[[0, 1, k]] for k in range(2, count + 2)],
+                             1), count, sampled_negatives=1,
+                   check_draws=False)
+    request = IFRUnlearner(model, tiny, record.examples,
+                           l2=l2)._request(pairs)
+    after = remaining_data(tiny, request.train_mask)
+    near = neighbour_pairs(after.train_positive_index, pairs)
+    with torch.no_grad():
+        before, moved, redrawn = (
+            m.eval()(m.graph(train.train_positive_index), near)
+            for m, train in ((model, tiny), (result.model, after),
+                             (twin.model, after)))
+    noise = float((moved - redrawn).norm() / (2 ** 0.5 * (
+        moved - before).norm()))
+    assert noise > 0.01
+    assert result.certificate.draw_noise == pytest.approx(noise, rel=1e-4)
 
 
 def test_the_curvature_takes_the_first_negatives(tiny):

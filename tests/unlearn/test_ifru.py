@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from torch.autograd.functional import hessian, jacobian
 
 from torch_geometric_unlearn.data.datasets import synthetic
-from torch_geometric_unlearn.data.interactions import hashed_negatives
+from torch_geometric_unlearn.data.interactions import (hashed_negatives,
+                                                       pair_keys)
 from torch_geometric_unlearn.data.deletion import (item_interactions,
                                                    random_interactions,
                                                    random_users)
@@ -34,6 +35,8 @@ from torch_geometric_unlearn.unlearn.ifru import (IFRUConfig, IFRUnlearner,
                                                   LightGCNIFRUnlearner)
 from torch_geometric_unlearn.unlearn import ifru_update
 from torch_geometric_unlearn.unlearn.ifru_update import IFRUpdate
+from torch_geometric_unlearn.unlearn.certificate import (neighbour_pairs,
+                                                         redrawn_negatives)
 
 L2 = 1.0
 # Exact: every region row, and the averaged change over every item.
@@ -614,6 +617,8 @@ def test_certificate_figures_match_a_direct_computation(early_stopped):
     assert certificate.forgotten_auc_after == pytest.approx(
         membership_inference_auc(result.model, result.edge_index, pairs,
                                  unseen, data.num_users), abs=1e-6)
+    # The whole item restarted from zero: no overshoot test.
+    assert certificate.restarted
     # The neighbours: the remaining pairs of the item's users (the whole
     # item is forgotten), here fewer than the cap, scored by PyG.
     near = after.train_index[:, torch.isin(after.train_index[0], pairs[0])]
@@ -1094,3 +1099,58 @@ def test_a_step_the_solver_got_wrong_is_flagged(early_stopped, monkeypatch,
         return scale * x, diagnostics
     monkeypatch.setattr(ifru_update, 'trajectory_response', wrong)
     assert flag in unlearn().certificate.flags
+
+
+@pytest.mark.parametrize('averaged', ['forgotten', 'none'])
+def test_the_draw_check_solves_the_request_again_with_new_negatives(
+        early_stopped, averaged):
+    # Against an unlearner handed the redrawn negatives as its own: the
+    # check's twin is that update, and the update itself is the one
+    # without the check.
+    num_layers, data, model, record, pairs, _ = early_stopped
+    config = dict(expected_negatives=averaged)
+
+    def unlearner(examples, **extra):
+        return IFRUnlearner(model, data, examples, l2=L2, copy_model=True,
+                            horizon=record.horizon,
+                            config=IFRUConfig(**config, **extra))
+    result = unlearner(record.examples).unlearn(pairs)
+    plain = unlearner(record.examples, check_draws=False).unlearn(pairs)
+    known = pair_keys(data.train_index, data.num_items).sort()[0]
+    twin = unlearner(redrawn_negatives(record.examples[:2], 1,
+                                       data.num_items, known),
+                     check_draws=False).unlearn(pairs)
+    assert torch.equal(result.model.embedding.weight,
+                       plain.model.embedding.weight)
+    assert plain.certificate.draw_noise is None
+    after = remaining_data(data, unlearner(record.examples)._request(
+        pairs).train_mask)
+    near = neighbour_pairs(after.train_positive_index, pairs)
+    before, moved, redrawn = (
+        pair_scores(m, graph, near, data.num_users) for m, graph in (
+            (model, data.edge_index), (result.model, after.edge_index),
+            (twin.model, after.edge_index)))
+    noise = float((moved - redrawn).norm() / (2 ** 0.5 * (
+        moved - before).norm()))
+    assert noise > 0.01
+    assert result.certificate.draw_noise == pytest.approx(noise, rel=1e-4)
+    # A second request starts from the first one's state, not the twin's.
+    more = random_interactions(after, count=5, seed=3)
+    again = unlearner(record.examples)
+    again.unlearn(pairs)
+    again_plain = unlearner(record.examples, check_draws=False)
+    again_plain.unlearn(pairs)
+    torch.testing.assert_close(again.unlearn(more).model.embedding.weight,
+                               again_plain.unlearn(more).model.embedding
+                               .weight, rtol=0, atol=0)
+
+
+def test_the_sampler_s_exact_average_takes_no_draw_check(early_stopped):
+    _, data, model, record, pairs, _ = early_stopped
+    certificate = IFRUnlearner(
+        model, data, record.examples, l2=L2, copy_model=True,
+        horizon=record.horizon,
+        config=IFRUConfig(expected_negatives='all')).unlearn(pairs)\
+        .certificate
+    assert certificate.step == 'trajectory'
+    assert certificate.draw_noise is None

@@ -87,6 +87,14 @@ class GraphCache:
                                     self.data.num_items).sort()[0]
         return self._known
 
+    def redrawn(self, examples: Tensor) -> 'GraphCache':
+        r"""A cache of the same graph for :obj:`examples` that differ from
+        this one's only in their negatives: the graph's structures are
+        shared, the examples' own are built anew."""
+        out = GraphCache(self.data, examples, self.tracer, order=self.order)
+        out._props, out._known = self._props, self._known
+        return out
+
     def advance(self, deleted_edges: Tensor, data: InteractionData,
                 examples: Tensor, example_mask: Tensor) -> 'GraphCache':
         r"""The cache after a request, derived from this one, which is left

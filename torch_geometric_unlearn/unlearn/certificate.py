@@ -15,6 +15,7 @@ from typing import Dict, List, Optional
 import torch
 from torch import Tensor
 
+from torch_geometric_unlearn.data.interactions import hashed_negatives
 from torch_geometric_unlearn.evaluation.metrics import auc_score
 
 # Forgotten pairs that now score below this share of their users' unseen
@@ -28,6 +29,28 @@ OVERSHOOT_AUC = 0.1
 LARGE_STEP = 1.0
 # Neighbour pairs scored for Certificate.neighbour_shift, at most.
 NEIGHBOURS = 20_000
+# The neighbours' move owes more than this share of its size to the draw
+# of the negatives (Certificate.draw_noise), and is longer than dropping
+# the edges makes it: a quarter of its square and more is the draw's.
+NOISY_DRAW = 0.5
+# What to do about each flag.
+ADVICE = {
+    'fallback': "the exact Hessian failed: read 'fallback' and compare "
+                "against a retrain",
+    'unconverged': 'raise SolverConfig(max_iter=...) or its tol',
+    'large_step': 'compare against a retrain',
+    'overshoot': 'compare against a retrain',
+    'off_minimum': "use IFRUConfig(step='auto'): the trajectory step",
+    'reversed': 'a solver defect: compare against a retrain and report it',
+    'response_bound': 'a solver defect: compare against a retrain and '
+                      'report it',
+    'noisy_draw': "average over more negatives: IFRUConfig("
+                  "expected_negatives='all') for LightGCN and MF, a larger "
+                  "sampled_negatives for other models",
+}
+# The salts of the check's draws (see hashed_negatives): far from the ones
+# the update itself takes (1, 2, ... for its sampled negatives).
+DRAW_SALT = 1 << 20
 # Slack of the trajectory response's bounds, which hold exactly for the
 # Lanczos estimate, for float32 products.
 RESPONSE_SLACK = 1e-3
@@ -101,6 +124,25 @@ class Certificate:
             expected.ExpectedBPR.change_error`); :obj:`None` where it was
             exact.  A figure, not a flag: 0.03-0.19 on the requests where
             512 items left every closure within 0.001 of the exact pass.
+        draw_noise (float, optional): How much the update's move of the
+            request's neighbours (the pairs of :attr:`neighbour_shift`)
+            owes to the draw of its negatives: the same request solved
+            again with every negative its right-hand side takes drawn anew
+            (:attr:`IFRUConfig.check_draws
+            <torch_geometric_unlearn.unlearn.config.IFRUConfig.
+            check_draws>`) moves them differently by this share of the move,
+            per draw (:func:`draw_noise`).  :obj:`None` where the
+            right-hand side takes no drawn negatives (the sampler's exact
+            average) or the check is off; infinite where the redrawn
+            request's solve failed.
+        restarted (bool): Every forgotten pair has an end that restarted
+            from zero or was set to zero (e.g. an item whose every
+            interaction is forgotten, see :attr:`IFRUConfig.
+            reset_unsupported <torch_geometric_unlearn.unlearn.config.
+            IFRUConfig.reset_unsupported>`): their scores are then the new
+            objective's pull from zero, which puts them below the users'
+            unseen items as a retrain does, and :obj:`'overshoot'` is not
+            tested.
         response_alignment (float, optional): For a trajectory step,
             :math:`g^\top x / \sqrt{(g^\top \tau g)(x^\top \tau^{-1}
             x)}` of its last segment's response :math:`x` to the
@@ -118,13 +160,18 @@ class Certificate:
             :obj:`'large_step'` (the rows moved by more than their norm),
             :obj:`'overshoot'` (the forgotten pairs now score below
             :data:`OVERSHOOT_AUC` of their users' unseen items: further down
-            than retraining puts real interactions), :obj:`'off_minimum'`
+            than retraining puts real interactions; not where
+            :attr:`restarted`), :obj:`'off_minimum'`
             (a Newton step, forced by the config, on a model that is not at
             a minimum: on early-stopped models 7 of 9 such updates were
             far from a retrain's), :obj:`'reversed'` (the response points
             against its right-hand side) and :obj:`'response_bound'` (it is
             longer than any response over the horizon): a step the solver
-            did not compute as the theory says.
+            did not compute as the theory says; :obj:`'noisy_draw'`
+            (:attr:`draw_noise` above :data:`NOISY_DRAW` and the
+            neighbours moved further than by dropping the edges,
+            :attr:`neighbour_shift` above 1: a move the draw of the
+            negatives made).  :attr:`advice` says what to do about each.
     """
     step: str
     curvature: str
@@ -143,6 +190,8 @@ class Certificate:
     stationary_tol: Optional[float] = None
     neighbour_shift: Optional[float] = None
     change_error: Optional[float] = None
+    draw_noise: Optional[float] = None
+    restarted: bool = False
     response_alignment: Optional[float] = None
     response_bound: Optional[float] = None
     flags: List[str] = field(default_factory=list)
@@ -154,8 +203,8 @@ class Certificate:
             self.flags.append('unconverged')
         if self.step_norm > LARGE_STEP:
             self.flags.append('large_step')
-        if self.forgotten_auc_after is not None and \
-                self.forgotten_auc_after < OVERSHOOT_AUC:
+        if self.forgotten_auc_after is not None and not self.restarted \
+                and self.forgotten_auc_after < OVERSHOOT_AUC:
             self.flags.append('overshoot')
         if self.step == 'newton' and self.stationary_tol is not None and \
                 self.stationarity > self.stationary_tol:
@@ -166,20 +215,34 @@ class Certificate:
         if self.response_bound is not None and \
                 not self.response_bound <= 1 + RESPONSE_SLACK:
             self.flags.append('response_bound')
+        if self.draw_noise is not None and not \
+                self.draw_noise <= NOISY_DRAW and not (
+                    self.neighbour_shift is not None and
+                    self.neighbour_shift <= 1):
+            self.flags.append('noisy_draw')
 
     @property
     def suspect(self) -> bool:
         r"""Whether any flag is raised."""
         return bool(self.flags)
 
+    @property
+    def advice(self) -> List[str]:
+        r"""What to do about each flag, in their order."""
+        return [f'{flag}: {ADVICE[flag]}' for flag in self.flags]
+
     def __str__(self) -> str:
-        verdict = 'SUSPECT: ' + ', '.join(self.flags) if self.flags else 'ok'
+        verdict = ('SUSPECT: ' + ', '.join(self.flags) + ' (' + '; '.join(
+            self.advice) + ')' if self.flags else 'ok')
         auc = ('' if self.forgotten_auc_after is None else
                f', forgotten-vs-unseen AUC {self.forgotten_auc_before:.3f} '
                f'-> {self.forgotten_auc_after:.3f}')
         if self.neighbour_shift is not None:
             auc += (f', neighbours moved {self.neighbour_shift:.2f}x as far '
                     f'as by dropping the edges')
+        if self.draw_noise is not None:
+            auc += (f', {self.draw_noise:.2f} of their move owed to the '
+                    f'draw of the negatives')
         if self.change_error is not None:
             auc += (f', sampled gradient change (error '
                     f'{self.change_error:.2g})')
@@ -191,6 +254,15 @@ class Certificate:
                 f'{self.solve_tol:g}, {self.products} products), gradient '
                 f'{self.gradient_before:.3g} -> {self.gradient_after:.3g}, '
                 f'step {self.step_norm:.3g} of the rows{auc}: {verdict}')
+
+
+def restarted(pairs: Tensor, nodes: Tensor, num_users: int) -> bool:
+    r"""Whether every user-item pair of :obj:`pairs` :obj:`[2, k]` has an
+    end among :obj:`nodes` (node ids, items offset by :obj:`num_users`):
+    the rows restarted from zero or set to zero."""
+    nodes = nodes.to(pairs.device)
+    return bool((torch.isin(pairs[0], nodes) | torch.isin(
+        pairs[1] + num_users, nodes)).all())
 
 
 def neighbour_pairs(train_pairs: Tensor, pairs: Tensor,
@@ -218,6 +290,35 @@ def neighbour_shift(before: Tensor, dropped: Tensor,
     if not base > 0:
         return None
     return float((after - before).norm()) / base
+
+
+def draw_noise(before: Tensor, after: Tensor,
+               redrawn: Optional[Tensor]) -> float:
+    r"""How much the move of the neighbours' scores :obj:`[k]` from
+    :obj:`before` to :obj:`after` owes to the draw of the negatives:
+    :math:`\lVert a - r \rVert / (\sqrt{2} \lVert a - b \rVert)` for the
+    scores :obj:`redrawn` after the same request solved with other draws
+    (two independent draws differ by :math:`\sqrt{2}` times one draw's
+    noise); infinite where that solve failed (:obj:`None`), zero where
+    nothing moved."""
+    if redrawn is None:
+        return float('inf')
+    move = float((after - before).norm())
+    if not move > 0:
+        return 0.0
+    return float((after - redrawn).norm()) / (2 ** 0.5 * move)
+
+
+def redrawn_negatives(pairs: Tensor, count: int, num_items: int,
+                      known: Optional[Tensor]) -> Tensor:
+    r"""The user-item :obj:`pairs` :obj:`[2, M]` joined by :obj:`count`
+    rows of negatives drawn anew for :attr:`Certificate.draw_noise`
+    (:func:`~torch_geometric_unlearn.data.interactions.hashed_negatives`
+    with salts no update takes; avoiding :obj:`known` keys if given):
+    :obj:`[2 + count, M]`."""
+    return torch.cat([pairs, torch.stack([
+        hashed_negatives(pairs, num_items, known, DRAW_SALT + k)
+        for k in range(count)])])
 
 
 def pair_dots(final: Tensor, pairs: Tensor, num_users: int) -> Tensor:

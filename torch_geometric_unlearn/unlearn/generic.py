@@ -30,6 +30,7 @@ from torch_geometric_unlearn.data.interactions import (hashed_negatives,
 from torch_geometric_unlearn.graph.region import affected_rows
 from torch_geometric_unlearn.graph.tracer import SpilloverTracer
 from torch_geometric_unlearn.influence import (ParameterSelection,
+                                               SolverError,
                                                trajectory_response)
 from torch_geometric_unlearn.influence.gauss_newton import (
     CastOperator, GaussNewtonOperator, exact_hessian)
@@ -42,9 +43,12 @@ from torch_geometric_unlearn.models import LinkModel
 from torch_geometric_unlearn.evaluation.metrics import unseen_pairs
 from torch_geometric_unlearn.unlearn.base import PhaseTimer, check_examples
 from torch_geometric_unlearn.unlearn.certificate import (Certificate, auc_of,
+                                                         draw_noise,
                                                          neighbour_pairs,
                                                          neighbour_shift,
-                                                         response_figures)
+                                                         redrawn_negatives,
+                                                         response_figures,
+                                                         restarted)
 from torch_geometric_unlearn.unlearn.request import Request
 
 __all__ = ['LinkIFRUnlearner', 'GenericIFRUnlearner']
@@ -250,6 +254,51 @@ class LinkIFRUnlearner(IFRUnlearner):
             model.train(was_training)
 
     def _step(self, request: Request, lap: PhaseTimer) -> Tuple[Dict, Dict]:
+        # The update, then its certificate (which may solve the request
+        # again from the original parameters: see _redrawn).
+        check = self.config.check_draws and self._takes_draws()
+        original = _clone_state(self.model) if check else None
+        work = self._solve_request(request, lap)
+        redrawn = (self._redrawn(request, original, work.near) if check and
+                   not work.newton else False)
+        work.diagnostics['certificate'] = self._certify(work, redrawn)
+        lap('certificate')
+        return lap.timings, work.diagnostics
+
+    def _takes_draws(self) -> bool:
+        # Whether the gradients take drawn negatives: BPR triples' frozen
+        # and sampled ones.  (Not of a Newton step: its test found the
+        # model at the minimum of these very triples, which are then the
+        # objective, not a draw from it.)
+        return self.examples.size(0) == 3 and self._loss is None
+
+    def _redrawn(self, request: Request, original: Dict[str, Tensor],
+                 near: Tensor) -> Optional[Tensor]:
+        # The scores of the pairs 'near' after the same request solved
+        # from the 'original' parameters with every negative drawn anew
+        # (Certificate.draw_noise); None if that solve fails.  The model
+        # keeps the update, and the examples their draws.
+        model, data, scored = self.model, self.data, self._scored
+        updated = _clone_state(model)
+        known = (pair_keys(data.train_index, data.num_items).sort()[0]
+                 if self.config.negative_sampler == 'unseen' else None)
+        self._scored = (self.examples, redrawn_negatives(
+            self.examples[:2], self.config.sampled_negatives,
+            data.num_items, known))
+        try:
+            model.load_state_dict(original)
+            work = self._solve_request(request, PhaseTimer())
+            with torch.no_grad():
+                return model(model.graph(work.after.train_positive_index),
+                             near)
+        except SolverError:
+            return None
+        finally:
+            model.load_state_dict(updated)
+            self._scored = scored
+
+    def _solve_request(self, request: Request, lap: PhaseTimer
+                       ) -> '_LinkWork':
         # The phases IFRUpdate runs for LightGCN, here by autograd: trace
         # (rows and the region's graphs), gradient (the influence and the
         # step), solve, apply.
@@ -269,13 +318,14 @@ class LinkIFRUnlearner(IFRUnlearner):
             lap('solve')
         self._zero_rows(work.zeroed)
         lap('apply')
-        work.diagnostics['certificate'] = self._certify(work)
-        lap('certificate')
-        return lap.timings, work.diagnostics
+        return work
 
-    def _certify(self, work: '_LinkWork') -> Certificate:
+    def _certify(self, work: '_LinkWork',
+                 redrawn: Union[Tensor, None, bool]) -> Certificate:
         # The figures IFRUpdate.certify gives for LightGCN, by autograd on
-        # the region's graph and by scoring through the model.
+        # the region's graph and by scoring through the model; 'redrawn'
+        # the neighbours' scores of the check on the draws (False if it
+        # did not run).
         config, records = self.config, work.diagnostics['solver']
         last = records[-1] if records else None
         selection = work.selection
@@ -313,6 +363,10 @@ class LinkIFRUnlearner(IFRUnlearner):
             objective=self.objective_note,
             stationary_tol=config.stationary_tol,
             neighbour_shift=neighbour_shift(*work.near_scores, near_after),
+            draw_noise=(None if redrawn is False else draw_noise(
+                work.near_scores[0], near_after, redrawn)),
+            restarted=restarted(work.positives, torch.cat([
+                work.zeroed, work.reset]), self.data.num_users),
             **work.response)
 
     def _forgotten_auc(self, train_pairs: Tensor, pairs: Tensor,
@@ -584,6 +638,11 @@ class LinkIFRUnlearner(IFRUnlearner):
             index = self.model.rows(name, nodes)
             if index.numel():
                 self.model.get_parameter(name)[index] = 0
+
+
+def _clone_state(model: torch.nn.Module) -> Dict[str, Tensor]:
+    return {name: value.detach().clone()
+            for name, value in model.state_dict().items()}
 
 
 class GenericIFRUnlearner(LinkIFRUnlearner):

@@ -7,6 +7,7 @@ influence, the stationarity test and the step's right-hand side),
 :meth:`IFRUpdate.solve` and :meth:`IFRUpdate.certify`; :meth:`IFRUpdate.run`
 runs them in turn and applies the result.
 """
+import copy
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
@@ -34,11 +35,14 @@ from torch_geometric_unlearn.training.recorder import Snapshot
 from torch_geometric_unlearn.unlearn.base import PhaseTimer
 from torch_geometric_unlearn.unlearn.config import EXPECTED_BUDGET
 from torch_geometric_unlearn.unlearn.certificate import (Certificate,
+                                                         draw_noise,
                                                          forgotten_auc,
                                                          neighbour_pairs,
                                                          neighbour_shift,
                                                          pair_dots,
-                                                         response_figures)
+                                                         redrawn_negatives,
+                                                         response_figures,
+                                                         restarted)
 from torch_geometric_unlearn.unlearn.request import Request
 
 __all__ = ['IFRUpdate']
@@ -594,6 +598,9 @@ class IFRUpdate:
                                self.request.pairs)
         scores = [pair_dots(final, near, data.num_users) for final in (
             self.full_old, self.full_prop_new(original), full_new)]
+        noise = None
+        if self.config.check_draws and self._takes_draws():
+            noise = draw_noise(scores[0], scores[2], self._redrawn(near))
         last = records[-1] if records else None
         fallback = [f for f in (self.route_fallback,
                                 last.fallback if last else None) if f]
@@ -619,7 +626,43 @@ class IFRUpdate:
             stationary_tol=self.config.stationary_tol,
             neighbour_shift=neighbour_shift(*scores),
             change_error=self.change_error,
+            draw_noise=noise,
+            restarted=restarted(positives, torch.cat([self.zeroed,
+                                                      self.reset]),
+                                data.num_users),
             **self.response)
+
+    def _takes_draws(self) -> bool:
+        # Whether the trajectory step's right-hand side took the BPR
+        # examples' frozen negatives: all but the sampler's exact average
+        # of every example.  (A Newton step's test found the model at the
+        # minimum of these very triples: they are the objective, not a
+        # draw from it.)
+        return self.examples.size(0) == 3 and not self.newton and not (
+            self.expect and self.averaged == 'all')
+
+    def _redrawn(self, near: Tensor) -> Optional[Tensor]:
+        # The scores of the pairs 'near' after the same request solved
+        # with every frozen negative drawn anew (Certificate.draw_noise);
+        # None if that solve fails.  The unlearner and its caches are left
+        # as they are: the twin holds its own examples and their cache.
+        cache, data = self.cache, self.data
+        twin = copy.copy(self.unlearner)
+        twin.examples = redrawn_negatives(
+            self.examples[:2], 1, data.num_items, cache.known() if
+            self.config.negative_sampler == 'unseen' else None)
+        twin._cache = cache.redrawn(twin.examples)
+        update = IFRUpdate(twin, self.request)
+        try:
+            update.trace()
+            update.gradients()
+            update.curvature()
+            update.solve({'solver': []})
+        except SolverError:
+            return None
+        full = self._full(update.final_new, update.space,
+                          update.full_prop_new, update.emb)
+        return pair_dots(full, near, data.num_users)
 
     @staticmethod
     def _full(final: Tensor, space: Region, prop: LinearPropagation,
