@@ -24,8 +24,10 @@ scores :math:`s(w)` it reports, against the paired retrain's change
   original run), ``ifru-previous`` (the default before the sampler's
   average covered every example), ``ifru-newton`` (the Newton step,
   forced), ``ifru-frozen`` (no average: the frozen negatives), for the
-  GNN loops ``ifru-negK`` (K negatives per pair, the default 16), and
-  ablations;
+  GNN loops ``ifru-negK`` (K negatives per pair, the default 16),
+  ``ifru-nocheck`` (the default without the certificate's check on the
+  draws, for its cost) and ablations; each with its certificate's figures
+  and flags;
 * ``drop-edges``: the parameters kept, the new graph used;
 
 each on the forgotten pairs, on probe pairs (a request's users with random
@@ -493,6 +495,11 @@ VARIANTS = {
     'ifru-frozen': (IFRUConfig(expected_negatives=False), True, False),
     'ifru-nopruning': (IFRUConfig(pruning=None), True, False),
     'ifru-residual': (IFRUConfig(), False, False),
+    # The default without the certificate's check on the draws (for its
+    # cost).
+    'ifru-nocheck': (IFRUConfig(check_draws=False), True, False),
+    'ifru-previous-nocheck': (IFRUConfig(expected_negatives='forgotten',
+                                         check_draws=False), True, False),
     # GNN loops only: K negatives per pair in the gradients (the frozen one
     # and K - 1 drawn from the sampler; the default 16, 1 the default
     # before), at most 4 of them in the curvature (the default) or C.
