@@ -87,13 +87,38 @@ def test_hashed_negatives_are_a_function_of_the_pair():
     again = hashed_negatives(pos, 50, forbidden, 1)
     assert not torch.isin(pair_keys(torch.stack([pos[0], again]), 50),
                           forbidden).any()
-    with pytest.raises(RuntimeError, match='no item left'):
+    with pytest.raises(ValueError, match='User 0 has a pair with every'):
         hashed_negatives(torch.tensor([[0, 0], [0, 1]]), 2,
                          torch.tensor([0, 1]), 1, max_rounds=5)
 
 
 def test_negatives_fail_clearly_when_none_left():
     pos = torch.tensor([[0, 0], [0, 1]])
-    with pytest.raises(RuntimeError, match='no item left'):
+    with pytest.raises(ValueError, match='User 0 has a pair with every'):
         sample_negatives(pos, 2, pair_keys(pos, 2).sort()[0],
                          torch.Generator(), max_rounds=5)
+
+
+@pytest.mark.parametrize('draw', ['hashed', 'sampled'])
+def test_a_user_with_almost_every_item_draws_the_rest(draw):
+    # User 0 has 199 of 200 items: rejection alone would miss item 77 in
+    # a few rounds; those left draw among the user's other items, listed.
+    items = torch.cat([torch.arange(77), torch.arange(78, 200)])
+    pos = torch.stack([torch.zeros(199, dtype=torch.long), items])
+    other = torch.tensor([[1, 1, 1], [0, 5, 9]])  # user 1: any of 197
+    pos = torch.cat([pos, other], 1)
+    forbidden = pair_keys(pos, 200).sort()[0]
+    neg = (hashed_negatives(pos, 200, forbidden, 3, max_rounds=2)
+           if draw == 'hashed' else
+           sample_negatives(pos, 200, forbidden,
+                            torch.Generator().manual_seed(0), max_rounds=2))
+    assert (neg[:199] == 77).all()
+    assert not torch.isin(pair_keys(torch.stack([pos[0], neg]), 200),
+                          forbidden).any()
+    # Several users left after the rounds: each draws among its own items.
+    dense = torch.cat([pos[:, :199], torch.stack([
+        torch.ones(199, dtype=torch.long),
+        torch.cat([torch.arange(10), torch.arange(11, 200)])])], 1)
+    forbidden = pair_keys(dense, 200).sort()[0]
+    neg = hashed_negatives(dense, 200, forbidden, 1, max_rounds=1)
+    assert (neg[:199] == 77).all() and (neg[199:] == 10).all()

@@ -160,9 +160,15 @@ def sample_negatives(pos_index: Tensor, num_items: int, forbidden: Tensor,
         forbidden (torch.Tensor): Sorted keys (see
             :func:`~torch_geometric_unlearn.data.interactions.pair_keys`) of
             the pairs a negative must avoid.
+        max_rounds (int): Rounds of rejection; the pairs still drawing
+            their users' own items after them (users with almost every
+            item) draw among those users' other items, listed.
 
     Returns:
         torch.Tensor: Negative item ids, shape :obj:`[N]`.
+
+    Raises:
+        ValueError: If a user has a pair with every item.
     """
     user = pos_index[0]
     neg = torch.randint(num_items, (user.numel(), ), generator=generator)
@@ -176,8 +182,9 @@ def sample_negatives(pos_index: Tensor, num_items: int, forbidden: Tensor,
             return neg
         neg[todo] = torch.randint(num_items, (todo.numel(), ),
                                   generator=generator)
-    raise RuntimeError(f"{todo.numel()} users have (almost) no item left to "
-                       f"sample a negative from")
+    neg[todo] = _unseen_items(user[todo], num_items, forbidden, torch.randint(
+        2**62, (todo.numel(), ), generator=generator))
+    return neg
 
 
 def hashed_negatives(pos_index: Tensor, num_items: int,
@@ -192,9 +199,15 @@ def hashed_negatives(pos_index: Tensor, num_items: int,
             :func:`pair_keys`) of the pairs a negative must avoid; any item
             if :obj:`None`.
         salt (int): Another salt, another draw.
+        max_rounds (int): Rounds of rejection; the pairs still drawing
+            their users' own items after them (users with almost every
+            item) draw among those users' other items, listed.
 
     Returns:
         torch.Tensor: Item ids, shape :obj:`[N]`.
+
+    Raises:
+        ValueError: If every item is forbidden to a user.
     """
     keys = pos_index[0] * num_items + pos_index[1]
     neg = torch.empty_like(keys)
@@ -210,8 +223,32 @@ def hashed_negatives(pos_index: Tensor, num_items: int,
         todo = todo[forbidden[pos] == drawn]
         if todo.numel() == 0:
             return neg
-    raise RuntimeError(f"{todo.numel()} users have (almost) no item left to "
-                       f"draw a negative from")
+    neg[todo] = _unseen_items(pos_index[0, todo], num_items, forbidden, _mix(
+        keys[todo] * 1_000_003 + salt * 8_191 + max_rounds))
+    return neg
+
+
+def _unseen_items(users: Tensor, num_items: int, forbidden: Tensor,
+                  choice: Tensor) -> Tensor:
+    # For the pairs whose draws kept hitting their users' own items (a user
+    # with almost every item): the choice-th (modulo their number) of the
+    # items the user has no pair with, listed.
+    out = torch.empty_like(users)
+    for user in torch.unique(users).tolist():
+        bounds = torch.tensor([user, user + 1], dtype=forbidden.dtype,
+                              device=forbidden.device) * num_items
+        low, high = torch.searchsorted(forbidden, bounds).tolist()
+        free = torch.ones(num_items, dtype=torch.bool, device=users.device)
+        free[(forbidden[low:high] - user * num_items).to(users.device)] = \
+            False
+        items = free.nonzero().view(-1)
+        if items.numel() == 0:
+            raise ValueError(f"User {user} has a pair with every item: no "
+                             f"negative can be drawn among the items it has "
+                             f"none with (the 'unseen' sampler)")
+        mask = users == user
+        out[mask] = items[choice[mask] % items.numel()]
+    return out
 
 
 def _mix(x: Tensor) -> Tensor:
