@@ -399,6 +399,18 @@ def test_forgotten_user_rows_are_zero_and_the_graph_moves_on(tiny):
     assert unlearner.data is result.data
 
 
+def early_stopped(tiny, l2, family='sage', epochs=3):
+    r"""A link predictor stopped after a few epochs, its training record,
+    ten random pairs to forget and a horizon of 0.05 per entry."""
+    model = make(family, tiny.num_users, tiny.num_items, 4)
+    record = train_link_model(model, tiny, TrainConfig(
+        progress=False, lr=0.01, batch_size=256, l2=l2, max_epochs=epochs))
+    pairs = random_interactions(tiny, count=10, seed=0)
+    horizon = {name: torch.full_like(model.get_parameter(name), 0.05)
+               for name in model.node_params}
+    return model, record, pairs, horizon
+
+
 @pytest.mark.parametrize('step', ['trajectory', 'newton'])
 def test_sampled_negatives_average_the_triples(tiny, step):
     r"""The update with :math:`K` negatives per pair against the same
@@ -407,12 +419,7 @@ def test_sampled_negatives_average_the_triples(tiny, step):
     :math:`K` (and the horizon over :math:`K`) both objectives have the
     same minimiser and the same trajectory."""
     count, l2 = 4, 10.0
-    model = make('sage', tiny.num_users, tiny.num_items, 4)
-    record = train_link_model(model, tiny, TrainConfig(
-        progress=False, lr=0.01, batch_size=256, l2=l2, max_epochs=3))
-    pairs = random_interactions(tiny, count=10, seed=0)
-    horizon = {name: torch.full_like(model.get_parameter(name), 0.05)
-               for name in model.node_params}
+    model, record, pairs, horizon = early_stopped(tiny, l2)
     settings = dict(step=step, pruning=None, solver=SolverConfig(
         tol=1e-12, max_iter=500))
     sampled = IFRUnlearner(model, tiny, record.examples, l2=l2,
@@ -455,12 +462,7 @@ def test_the_draw_check_solves_the_request_again_with_new_negatives(
     redrawn negatives' triples explicitly (as in the test above), and the
     update itself against the one without the check."""
     l2 = 10.0
-    model = make('sage', tiny.num_users, tiny.num_items, 4)
-    record = train_link_model(model, tiny, TrainConfig(
-        progress=False, lr=0.01, batch_size=256, l2=l2, max_epochs=3))
-    pairs = random_interactions(tiny, count=10, seed=0)
-    horizon = {name: torch.full_like(model.get_parameter(name), 0.05)
-               for name in model.node_params}
+    model, record, pairs, horizon = early_stopped(tiny, l2)
     settings = dict(pruning=None, solver=SolverConfig(tol=1e-12,
                                                       max_iter=500))
 
@@ -510,12 +512,7 @@ def test_the_curvature_takes_the_first_negatives(tiny):
     curvature over the first :math:`C = 2`, against the closed-form
     trajectory step with both written out per negative."""
     l2, count, first = 10.0, 3, 2
-    model = make('gcn', tiny.num_users, tiny.num_items, 4)
-    record = train_link_model(model, tiny, TrainConfig(
-        progress=False, lr=0.01, batch_size=256, l2=l2, max_epochs=10))
-    pairs = random_interactions(tiny, count=10, seed=0)
-    tau = {name: torch.full_like(model.get_parameter(name), 0.05)
-           for name in model.node_params}
+    model, record, pairs, tau = early_stopped(tiny, l2, 'gcn', 10)
     unlearner = IFRUnlearner(
         model, tiny, record.examples, l2=l2, copy_model=True, horizon=tau,
         config=IFRUConfig(solver=SolverConfig(tol=1e-12, max_iter=500),
