@@ -147,6 +147,12 @@ def worker(rank, folder):
     result = unlearner.unlearn(second)
     out['second'] = result.model.embedding.weight.detach().clone()
     out['ledger_head'] = unlearner.ledger.head
+    # The certificate's check on the draws solves the request again on
+    # every rank, with the same draws as one process.
+    out['draw_noise'] = IFRUnlearner(
+        model, data, shard, l2=L2, horizon=record.horizon, shards=shards,
+        config=IFRUConfig(expected_negatives='forgotten')).unlearn(
+            first).certificate.draw_noise
     torch.save(out, osp.join(folder, f'rank{rank}.pt'))
     dist.destroy_process_group()
 
@@ -162,7 +168,13 @@ def test_sharded_over_two_processes_equals_one(tmp_path):
     expected_first = single.unlearn(first).model.embedding.weight.detach()
     expected_first = expected_first.clone()
     result = single.unlearn(second)
+    draw_noise = IFRUnlearner(
+        model, data, record.examples, l2=L2, horizon=record.horizon,
+        config=IFRUConfig(expected_negatives='forgotten')).unlearn(
+            first).certificate.draw_noise
+    assert draw_noise > 0
     for out in outs:
+        assert out['draw_noise'] == pytest.approx(draw_noise, rel=1e-5)
         assert out['grad_gap'] < 1e-12 and out['hvp_gap'] < 1e-12
         assert out['overlap'] == 'ShardError'
         assert out['other_data'] == 'ShardError'
