@@ -132,9 +132,9 @@ class Certificate:
             <torch_geometric_unlearn.unlearn.config.IFRUConfig.
             check_draws>`) moves them differently by this share of the move,
             per draw (:func:`draw_noise`).  :obj:`None` where the
-            right-hand side takes no drawn negatives (the sampler's exact
-            average) or the check is off; infinite where the redrawn
-            request's solve failed.
+            right-hand side takes no drawn negatives (the sampler's
+            average: see :attr:`change_error`) or the check is off;
+            infinite where the redrawn request's solve failed.
         restarted (bool): Every forgotten pair has an end that restarted
             from zero or was set to zero (e.g. an item whose every
             interaction is forgotten, see :attr:`IFRUConfig.

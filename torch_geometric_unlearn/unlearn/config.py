@@ -171,12 +171,14 @@ class IFRUConfig:
             <torch_geometric_unlearn.unlearn.certificate.Certificate.
             draw_noise>` compares the two updates' moves of the request's
             neighbours.  The check costs about one more update; it is
-            skipped where the right-hand side is the sampler's exact
-            average.  On 319 updates labelled against paired retrains it
-            flagged 49 of the 92 bad ones (those whose frozen negatives or
-            single sampled negative moved the neighbours the wrong way)
-            and 12 of the 146 good ones; a GraphSAGE update takes 1.8x
-            as long with it (see the benchmark docs).
+            skipped where the right-hand side is the sampler's average
+            (whose sample of items, :obj:`expected_samples`, reports its
+            own error as :obj:`change_error`).  On 319 updates labelled
+            against paired retrains it flagged 49 of the 92 bad ones
+            (those whose frozen negatives or single sampled negative moved
+            the neighbours the wrong way) and 12 of the 146 good ones; a
+            GraphSAGE update takes 1.8x as long with it (see the benchmark
+            docs).
         gradient (GradientType or str): Right-hand side of the Newton step:
             :obj:`'stationary'` (IFRU's form) or :obj:`'exact'`
             (:math:`-\nabla L(\theta; G', D')`); the two agree at a

@@ -634,8 +634,8 @@ class IFRUpdate:
 
     def _takes_draws(self) -> bool:
         # Whether the trajectory step's right-hand side took the BPR
-        # examples' frozen negatives: all but the sampler's exact average
-        # of every example.  (A Newton step's test found the model at the
+        # examples' frozen negatives: all but the sampler's average of
+        # every example.  (A Newton step's test found the model at the
         # minimum of these very triples: they are the objective, not a
         # draw from it.)
         return self.examples.size(0) == 3 and not self.newton and not (
