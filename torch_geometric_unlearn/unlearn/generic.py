@@ -267,7 +267,7 @@ class LinkIFRUnlearner(IFRUnlearner):
 
     def _takes_draws(self) -> bool:
         # Whether the gradients take drawn negatives: BPR triples' frozen
-        # and sampled ones.  (Not of a Newton step: its test found the
+        # and sampled ones.  (_step skips a Newton step: its test found the
         # model at the minimum of these very triples, which are then the
         # objective, not a draw from it.)
         return self.examples.size(0) == 3 and self._loss is None
