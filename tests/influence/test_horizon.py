@@ -3,8 +3,11 @@ import torch
 
 from torch_geometric_unlearn.influence import (MatrixOperator,
                                                trajectory_response)
-from torch_geometric_unlearn.influence.horizon import (optimizer_horizon,
-                                                       residual_horizon)
+from torch_geometric_unlearn.influence.horizon import (adam_rule,
+                                                       optimizer_horizon,
+                                                       residual_horizon,
+                                                       sampled_row_moment,
+                                                       step_size)
 
 N, ROWS, DIM = 100, 20, 4
 
@@ -131,3 +134,38 @@ def test_optimizer_horizon_rejects_what_it_cannot_read():
     rms.step()
     with pytest.raises(TypeError, match='RMSprop'):
         optimizer_horizon(rms, param, 10)
+
+
+def test_sampled_row_moment_against_simulated_batches():
+    # A row drawn as the negative of each example with probability p_e:
+    # the mean squared batch gradient over many simulated batches.
+    gen = torch.Generator().manual_seed(0)
+    num, dim, batch = 400, 3, 32
+    grads = torch.randn(num, dim, generator=gen, dtype=torch.float64) + 0.5
+    prob = 0.02 + 0.1 * torch.rand(num, generator=gen, dtype=torch.float64)
+    trials = 200_000
+    index = torch.randint(num, (trials, batch), generator=gen)
+    drawn = torch.rand(trials, batch, generator=gen,
+                       dtype=torch.float64) < prob[index]
+    batch_grad = (drawn.unsqueeze(-1) * grads[index]).sum(1) / batch
+    simulated = batch_grad.pow(2).mean(0)
+    # The estimate drops the (1 - p) of Bernoulli draws: within a few %.
+    torch.testing.assert_close(sampled_row_moment(grads, prob, batch),
+                               simulated, rtol=0.08, atol=0)
+
+
+def test_adam_rule_rebuilds_the_optimiser_s_horizon():
+    param = torch.nn.Parameter(torch.randn(5, 2))
+    optimizer = torch.optim.Adam([param], lr=0.03, eps=1e-6)
+    for _ in range(7):
+        optimizer.zero_grad()
+        (param.pow(2).sum() + torch.randn(5, 2).mul(param).sum()).backward()
+        optimizer.step()
+    rule = adam_rule(optimizer, param, 40.0, 8)
+    assert (rule.steps, rule.batch_size) == (7, 8)
+    v_hat = optimizer.state[param]['exp_avg_sq'] / (1 - 0.999**7)
+    steps, size, _ = step_size(optimizer, param, check=False)
+    torch.testing.assert_close(rule.horizon(v_hat.sqrt()),
+                               steps * size / 40.0)
+    assert adam_rule(torch.optim.SGD([param], lr=0.1), param, 40.0,
+                     8) is None

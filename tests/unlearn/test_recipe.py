@@ -10,12 +10,14 @@ from torch_geometric.nn import LightGCN
 from torch_geometric_unlearn import IFRUConfig
 from torch_geometric_unlearn.graph.spillover import PruningConfig
 from torch_geometric_unlearn.influence import SolverConfig
+from torch_geometric_unlearn.influence.horizon import optimizer_horizon
 from torch_geometric_unlearn.influence.objectives import BatchL2
 from torch_geometric_unlearn.training.recorder import (Snapshot,
                                                        TrajectoryRecorder)
 from torch_geometric_unlearn.unlearn.generic import LinkIFRUnlearner
 from torch_geometric_unlearn.unlearn.ifru import (IFRUnlearner,
                                                   LightGCNIFRUnlearner)
+from torch_geometric_unlearn.unlearn import ifru_update
 from torch_geometric_unlearn.unlearn.recipe import Recipe, from_training_loop
 
 
@@ -390,3 +392,71 @@ def test_the_autograd_backend_draws_from_the_recipe_s_sampler(graph):
                              scored[3:].reshape(-1)])
         hits = int(torch.isin(pair_keys(drawn, num_items), known).sum())
         assert (hits > 0) == (sampler == 'all')
+
+
+@pytest.mark.parametrize('segmented', [False, True])
+def test_a_restarted_item_takes_the_horizon_of_its_new_gradients(
+        graph, monkeypatch, segmented):
+    # Forgetting every interaction of the most popular item: its row
+    # restarts from zero, and its horizon is Adam's rule at the second
+    # moment its new gradients (only ever as a sampled negative) give,
+    # written out here; every other row keeps the optimiser's.  With
+    # snapshots, the last segment's share of it.
+    edge_index, train_eli, num_users, num_items = graph
+    recorder, share = None, 1.0
+    if segmented:
+        model, optimizer, last, recorder = pyg_loop(
+            graph, 1e-4, True, epochs=5, recorder=lambda m, o:
+            TrajectoryRecorder(m.embedding.weight, o, 3))
+        steps = [snap.step for snap in recorder.snapshots]
+        share = (steps[-1] - steps[-2]) / steps[-1]
+    else:
+        model, optimizer, last = pyg_loop(graph, 1e-4, True, epochs=5)
+    recipe = Recipe(lambda_reg=1e-4, batch_size=BATCH, node_id=True)
+    item = int(torch.bincount(train_eli[1]).argmax())
+    seen = []
+    solve = ifru_update.trajectory_response
+
+    def spy(operator, rhs, horizon, *args, **kwargs):
+        seen.append(horizon.clone())
+        return solve(operator, rhs, horizon, *args, **kwargs)
+    monkeypatch.setattr(ifru_update, 'trajectory_response', spy)
+    unlearner = from_training_loop(model, edge_index, num_users, recipe,
+                                   edge_label_index=train_eli,
+                                   negatives=last, optimizer=optimizer,
+                                   trajectory=recorder)
+    result = unlearner.unlearn(items=torch.tensor([item]))
+    assert result.diagnostics['reset_rows'] == 1
+    assert len(seen) == (3 if segmented else 1)
+    rows = result.diagnostics['rows']
+    dim = model.embedding.weight.size(1)
+    used = seen[-1].view(rows.numel(), dim)
+
+    keep = train_eli[1] != item
+    kept = train_eli[:, keep]
+    new_graph = torch.cat([kept, kept.flip(0)], 1)
+    start = copy.deepcopy(model)
+    with torch.no_grad():
+        start.embedding.weight[item] = 0
+        final = start.get_embedding(new_graph).double()
+    users, items = kept
+    margin = (final[users] * (final[item] - final[items])).sum(1)
+    grads = torch.sigmoid(margin).view(-1, 1) * final[users] * float(
+        model.alpha[0])
+    prob = 1 / num_items  # the recipe's sampler: every item
+    second = (prob * grads.pow(2)).mean(0) / BATCH + (prob * grads.mean(0))**2
+    state = optimizer.state[model.embedding.weight]
+    group = optimizer.param_groups[0]
+    expected = float(state['step']) * group['lr'] / (
+        (second.sqrt() + group['eps']) * train_eli.size(1))
+    reset = rows == item
+    torch.testing.assert_close(used[reset][0], share * expected.to(used),
+                               rtol=1e-4, atol=0)
+    if segmented:
+        return
+    given = optimizer_horizon(optimizer, model.embedding.weight,
+                              train_eli.size(1))
+    torch.testing.assert_close(used[~reset], given[rows[~reset]].to(used))
+    assert result.diagnostics['restart_horizon'] == pytest.approx(float(
+        (expected / given[item].double()).mean()), rel=1e-4)
+    assert result.diagnostics['restart_horizon'] > 1

@@ -52,7 +52,8 @@ from torch_geometric_unlearn.data.interactions import (hashed_negatives,
 from torch_geometric_unlearn.graph.cache import GraphCache
 from torch_geometric_unlearn.graph.spillover import infer_num_hops
 from torch_geometric_unlearn.influence.bilinear import BilinearLoss
-from torch_geometric_unlearn.influence.horizon import MAX_SIGNAL_SHARE
+from torch_geometric_unlearn.influence.horizon import (MAX_SIGNAL_SHARE,
+                                                       AdamRule)
 from torch_geometric_unlearn.training.recorder import (Snapshot,
                                                        TrajectoryRecorder)
 from torch_geometric_unlearn.training.trainer import check_model
@@ -212,6 +213,9 @@ class LightGCNIFRUnlearner(IFRUnlearner):
                 self.examples.size(1))
         self.horizon = horizon
         self._cache: Optional[GraphCache] = None
+        # Adam's rule behind the horizon, for the restarted rows (set by
+        # from_training_loop).
+        self._restart_rule: Optional[AdamRule] = None
         self._next_cache: Optional[Tuple[Request, GraphCache, Optional[
             Tuple[Snapshot, ...]]]] = None
         if shards is not None:

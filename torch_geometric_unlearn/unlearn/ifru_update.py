@@ -25,7 +25,8 @@ from torch_geometric_unlearn.influence.expected import ExpectedBPR
 from torch_geometric_unlearn.influence.curvature import (GaugeProjection,
                                                          ProjectedOperator,
                                                          PropagatedHessian)
-from torch_geometric_unlearn.influence.horizon import residual_horizon
+from torch_geometric_unlearn.influence.horizon import (residual_horizon,
+                                                       sampled_row_moment)
 from torch_geometric_unlearn.influence.objectives import BatchL2
 from torch_geometric_unlearn.influence.step import (GradientType, HessianType,
                                                     StepType, choose_step,
@@ -89,6 +90,7 @@ class IFRUpdate:
             'solve_dim': self.rows.numel() * self.emb.size(1),
             'zeroed_rows': self.zeroed.numel(),
             'reset_rows': self.reset.numel(),
+            'restart_horizon': self.restart_scale,
             'region_nodes': self.space.held,
             'region_examples': self.unlearner._count(self.touched.numel()),
             'step': 'newton' if self.newton else 'trajectory',
@@ -252,6 +254,7 @@ class IFRUpdate:
         self.touched = cache.order[in_order]
         self.removed = (~keep).nonzero().view(-1)
         self.keep, self.expect, self._expected_losses = keep, False, None
+        self.restart_root, self.restart_scale = None, None
         self.averaged = self._averaged()
         # The average of every example couples every user with every item:
         # its gradients need the whole graph.
@@ -315,6 +318,51 @@ class IFRUpdate:
         self.segments = (not self.newton and trajectory is not None and
                          len(trajectory) > 1)
         self._right_hand_side(influence, dtype)
+        self.restart_root = self._restart_moment()
+        if self.restart_root is not None:
+            old = self.horizon[self.is_reset]
+            self.horizon = self._restarted(self.horizon, 1.0)
+            self.restart_scale = float(
+                (self.horizon[self.is_reset] / old).mean())
+
+    def _restart_moment(self) -> Optional[Tensor]:
+        # Adam's sqrt(v) that a run without the request keeps on the
+        # restarted rows, [k, d]: each is an item without edges, only ever
+        # a sampled negative now (see AdamRule); None where the horizon is
+        # not the optimiser's rule.  At the restart point: the rows at
+        # zero, the new graph.
+        rule = self.unlearner._restart_rule
+        if rule is None or self.newton or not self.is_reset.any() or \
+                self.examples.size(0) != 3:
+            return None
+        data, emb, dtype = self.new_data, self.emb, self._dtype
+        full = self.full_prop_new(emb.to(dtype))
+        kept = self.examples[:2, self.keep].to(emb.device)
+        users, items = kept[0], kept[1] + data.num_users
+        drawable = torch.full((data.num_users, ), float(data.num_items),
+                              dtype=dtype, device=emb.device)
+        if self.config.negative_sampler == 'unseen':
+            drawable -= torch.bincount(data.train_index[0],
+                                       minlength=data.num_users).to(drawable)
+        prob = 1 / drawable[users]
+        # An item without edges reaches only its own output, by the
+        # layer-0 weight.
+        alpha = float(self.model.alpha[0])
+        roots = []
+        for row in self.rows_dev[self.is_reset].tolist():
+            margin = (full[users] * (full[row] - full[items])).sum(1)
+            grads = torch.sigmoid(margin).view(-1, 1) * alpha * full[users]
+            roots.append(sampled_row_moment(grads, prob, rule.batch_size,
+                                            self._sum).sqrt())
+        return torch.stack(roots)
+
+    def _restarted(self, horizon: Tensor, share: float) -> Tensor:
+        # 'horizon' on the rows with the restarted rows' rebuilt from
+        # their own second moments, for 'share' of the run's steps.
+        horizon = horizon.clone()
+        horizon[self.is_reset] = share * self.unlearner._restart_rule.horizon(
+            self.restart_root).to(horizon)
+        return horizon
 
     def _influence(self, dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
         # The residual and the influence on the rows at the model, in
@@ -580,8 +628,12 @@ class IFRUpdate:
             previous = snap.step
         delta = delta.masked_fill(self.is_reset.view(-1, 1), 0)
         last = snapshots[-1]
-        return delta, (last.step - previous) * last.step_size.to(
+        horizon = (last.step - previous) * last.step_size.to(
             self.emb.device, config.dtype)[rows] / scale
+        if self.restart_root is not None:
+            horizon = self._restarted(horizon, (last.step - previous) /
+                                      self.unlearner._restart_rule.steps)
+        return delta, horizon
 
     def certify(self, records: List[SolverDiagnostics]) -> Certificate:
         data, emb, rows = self.data, self.emb, self.rows_dev

@@ -53,6 +53,7 @@ from torch_geometric_unlearn.data.interactions import (InteractionData,
                                                        sample_negatives)
 from torch_geometric_unlearn.graph.adjacency import to_edge_index
 from torch_geometric_unlearn.influence.horizon import (MAX_SIGNAL_SHARE,
+                                                       adam_rule,
                                                        optimizer_horizon)
 from torch_geometric_unlearn.influence.objectives import BatchL2
 from torch_geometric_unlearn.models import LinkModel
@@ -294,6 +295,10 @@ def from_training_loop(model: torch.nn.Module, edge_index: Tensor,
                                  None if triples else labels, recipe.l2,
                                  config, copy_model, horizon,
                                  trajectory=trajectory)
+        if horizon is not None and recipe.loss == 'bpr':
+            unlearner._restart_rule = adam_rule(
+                optimizer, model.embedding.weight, pairs.size(1),
+                recipe.batch_size or pairs.size(1))
     else:
         # Without node_id every row has the same weight; N counts every
         # example of an epoch, labelled 0 or 1.
