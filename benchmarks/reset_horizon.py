@@ -27,7 +27,6 @@ Example::
         --out benchmarks/results/reset_horizon/ml-100k_1e-4.json
 """
 import argparse
-import json
 import os
 import sys
 import time
@@ -166,11 +165,7 @@ def main(argv=None):
                 f"{k} {c[k]['closure']:.2f} (norm {c[k]['norm_ratio']:.2f})"
                 for k in sets), flush=True)
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)),
-                    exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(report, f, indent=1)
-        print(f'wrote {args.out}')
+        wp.write_report(args.out, report)
 
 
 if __name__ == '__main__':

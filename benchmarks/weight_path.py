@@ -699,11 +699,15 @@ def main(argv=None):
         print(table(entry), flush=True)
     report['seconds'] = time.perf_counter() - start
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)),
-                    exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(report, f, indent=1)
-        print(f'wrote {args.out}')
+        write_report(args.out, report)
+
+
+def write_report(path: str, report: Dict):
+    r"""Writes :obj:`report` as JSON to :obj:`path`, making its folder."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(report, f, indent=1)
+    print(f'wrote {path}')
 
 
 def table(entry: Dict) -> str:

@@ -170,13 +170,9 @@ def test_an_early_stopped_model_takes_the_trajectory_step(family, tiny):
     assert result.diagnostics['zeroed_rows'] == 0
 
     model.eval()
-    rows = every_row(model)
-    old, _, start = explicit_objective(
-        model, rows, model.graph(tiny.train_positive_index),
-        record.examples, l2)
-    new, margins, _ = explicit_objective(
-        model, rows, model.graph(after.train_positive_index),
-        record.examples[:, request.example_mask], l2)
+    old, new, margins, start = before_and_after(model, tiny, after,
+                                                record.examples,
+                                                request.example_mask, l2)
     residual = jacobian(old, start)
     influence = residual - jacobian(new, start)
     curvature = gauss_newton(margins, start) + \
@@ -284,6 +280,20 @@ def moved_rows(result, model):
     return torch.cat([(result.model.get_parameter(name).detach() -
                        model.get_parameter(name).detach()).reshape(-1)
                       for name in model.node_params])
+
+
+def before_and_after(link_model, data, after, examples, keep, l2):
+    r"""The explicit objectives on every row before the request (the
+    examples on the old graph) and after it (those kept, on the new one):
+    the old and the new objective, the new one's margins and the start."""
+    rows = every_row(link_model)
+    old, _, start = explicit_objective(
+        link_model, rows, link_model.graph(data.train_positive_index),
+        examples, l2)
+    new, margins, _ = explicit_objective(
+        link_model, rows, link_model.graph(after.train_positive_index),
+        examples[:, keep], l2)
+    return old, new, margins, start
 
 
 def explicit_objective(link_model, rows, graph, examples, l2):
@@ -578,13 +588,9 @@ def test_an_item_left_only_as_a_negative_restarts_from_zero(tiny):
             result.diagnostics['zeroed_rows']) == (1, 0)
 
     model.eval()
-    rows = every_row(model)
-    old, _, start = explicit_objective(
-        model, rows, model.graph(tiny.train_positive_index),
-        record.examples, l2)
-    new, margins, _ = explicit_objective(
-        model, rows, model.graph(after.train_positive_index),
-        record.examples[:, request.example_mask], l2)
+    old, new, margins, start = before_and_after(model, tiny, after,
+                                                record.examples,
+                                                request.example_mask, l2)
     node = item + tiny.num_users
     reset = torch.cat([
         (torch.arange(model.get_parameter(name).size(0)) ==

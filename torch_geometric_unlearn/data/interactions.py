@@ -1,7 +1,7 @@
 """The interaction-data object shared by every loader, trainer and
 unlearner."""
 from dataclasses import dataclass, replace
-from typing import Optional
+from typing import Iterable, Optional
 
 import torch
 from torch import Tensor
@@ -226,6 +226,16 @@ def hashed_negatives(pos_index: Tensor, num_items: int,
     neg[todo] = _unseen_items(pos_index[0, todo], num_items, forbidden, _mix(
         keys[todo] * 1_000_003 + salt * 8_191 + max_rounds))
     return neg
+
+
+def hashed_negative_rows(pos_index: Tensor, num_items: int,
+                         forbidden: Optional[Tensor],
+                         salts: Iterable[int]) -> Tensor:
+    r"""One row of :func:`hashed_negatives` per salt in :obj:`salts`:
+    :obj:`[len(salts), N]` item ids for the pairs :obj:`pos_index`
+    :obj:`[2, N]`."""
+    return torch.stack([hashed_negatives(pos_index, num_items, forbidden,
+                                         salt) for salt in salts])
 
 
 def _unseen_items(users: Tensor, num_items: int, forbidden: Tensor,

@@ -285,9 +285,14 @@ class Unlearner:
         backup = {k: v.detach().clone()
                   for k, v in self.model.state_dict().items()}
         attributes = dict(vars(self))
+        # The parameters at the request's start, for an update that solves
+        # it again (the certificate's check on the draws): the backup, not
+        # a second copy.  Gone with the update, or with the rollback.
+        self._state_before = backup
         voted = False
         try:
             timings, diagnostics = self._update(request)
+            del self._state_before
             for name, param in self.model.named_parameters():
                 if not torch.isfinite(param).all():
                     raise FloatingPointError(

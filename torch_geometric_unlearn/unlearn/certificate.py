@@ -15,7 +15,7 @@ from typing import Dict, List, Optional
 import torch
 from torch import Tensor
 
-from torch_geometric_unlearn.data.interactions import hashed_negatives
+from torch_geometric_unlearn.data.interactions import hashed_negative_rows
 from torch_geometric_unlearn.evaluation.metrics import auc_score
 
 # Forgotten pairs that now score below this share of their users' unseen
@@ -314,11 +314,10 @@ def redrawn_negatives(pairs: Tensor, count: int, num_items: int,
     r"""The user-item :obj:`pairs` :obj:`[2, M]` joined by :obj:`count`
     rows of negatives drawn anew for :attr:`Certificate.draw_noise`
     (:func:`~torch_geometric_unlearn.data.interactions.hashed_negatives`
-    with salts no update takes; avoiding :obj:`known` keys if given):
-    :obj:`[2 + count, M]`."""
-    return torch.cat([pairs, torch.stack([
-        hashed_negatives(pairs, num_items, known, DRAW_SALT + k)
-        for k in range(count)])])
+    with salts no update takes, :data:`DRAW_SALT` on; avoiding
+    :obj:`known` keys if given): :obj:`[2 + count, M]`."""
+    return torch.cat([pairs, hashed_negative_rows(
+        pairs, num_items, known, range(DRAW_SALT, DRAW_SALT + count))])
 
 
 def pair_dots(final: Tensor, pairs: Tensor, num_users: int) -> Tensor:

@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from torch_geometric_unlearn.data.interactions import (hashed_negatives,
+from torch_geometric_unlearn.data.interactions import (hashed_negative_rows,
                                                        pair_keys,
                                                        remaining_data)
 from torch_geometric_unlearn.graph.region import affected_rows
@@ -232,11 +232,15 @@ class LinkIFRUnlearner(IFRUnlearner):
         # (Triples with labels need a loss of their own: left as given.)
         if count == 1 or examples.size(0) != 3 or self._loss is not None:
             return examples
-        known = (pair_keys(data.train_index, data.num_items).sort()[0]
-                 if self.config.negative_sampler == 'unseen' else None)
-        drawn = [hashed_negatives(examples[:2], data.num_items, known, salt)
-                 for salt in range(1, count)]
-        return torch.cat([examples, torch.stack(drawn)])
+        return torch.cat([examples, hashed_negative_rows(
+            examples[:2], data.num_items, self._forbidden(),
+            range(1, count))])
+
+    def _forbidden(self) -> Optional[Tensor]:
+        # The sorted keys of the pairs the sampler avoids, if any.
+        data = self.data
+        return (pair_keys(data.train_index, data.num_items).sort()[0]
+                if self.config.negative_sampler == 'unseen' else None)
 
     def _advance(self, request: Request):
         # The remaining examples keep the negatives drawn for them.
@@ -256,10 +260,9 @@ class LinkIFRUnlearner(IFRUnlearner):
     def _step(self, request: Request, lap: PhaseTimer) -> Tuple[Dict, Dict]:
         # The update, then its certificate (which may solve the request
         # again from the original parameters: see _redrawn).
-        check = self.config.check_draws and self._takes_draws()
-        original = _clone_state(self.model) if check else None
         work = self._solve_request(request, lap)
-        redrawn = (self._redrawn(request, original, work.near) if check and
+        redrawn = (self._redrawn(request, self._state_before, work.near)
+                   if self.config.check_draws and self._takes_draws() and
                    not work.newton else False)
         work.diagnostics['certificate'] = self._certify(work, redrawn)
         lap('certificate')
@@ -278,13 +281,11 @@ class LinkIFRUnlearner(IFRUnlearner):
         # from the 'original' parameters with every negative drawn anew
         # (Certificate.draw_noise); None if that solve fails.  The model
         # keeps the update, and the examples their draws.
-        model, data, scored = self.model, self.data, self._scored
+        model, scored = self.model, self._scored
         updated = _clone_state(model)
-        known = (pair_keys(data.train_index, data.num_items).sort()[0]
-                 if self.config.negative_sampler == 'unseen' else None)
         self._scored = (self.examples, redrawn_negatives(
             self.examples[:2], self.config.sampled_negatives,
-            data.num_items, known))
+            self.data.num_items, self._forbidden()))
         try:
             model.load_state_dict(original)
             work = self._solve_request(request, PhaseTimer())

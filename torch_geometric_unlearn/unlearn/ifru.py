@@ -47,7 +47,7 @@ import torch
 from torch import Tensor
 from torch_geometric.nn import LightGCN
 
-from torch_geometric_unlearn.data.interactions import (hashed_negatives,
+from torch_geometric_unlearn.data.interactions import (hashed_negative_rows,
                                                        pair_keys)
 from torch_geometric_unlearn.graph.cache import GraphCache
 from torch_geometric_unlearn.graph.spillover import infer_num_hops
@@ -417,9 +417,10 @@ class LightGCNIFRUnlearner(IFRUnlearner):
             examples = self.examples[:, cache.order]
             known = (cache.known() if self.config.negative_sampler ==
                      'unseen' else None)
-            blocks = [examples] + [torch.cat([examples[:2], hashed_negatives(
-                examples[:2], data.num_items, known, salt).view(1, -1)])
-                for salt in range(1, count)]
+            blocks = [examples] + [torch.cat([examples[:2], row.view(1, -1)])
+                                   for row in hashed_negative_rows(
+                                       examples[:2], data.num_items, known,
+                                       range(1, count))]
             cache.curvature = (count, BilinearLoss(
                 torch.cat(blocks, 1).to(device), None, data.num_users,
                 data.num_nodes, self.config.dtype, reduce=self._sum,
