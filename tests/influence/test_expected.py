@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from torch_geometric_unlearn.influence.expected import (ExpectedBPR,
-                                                        expected_negative_grad)
+                                                        expected_negative_grad,
+                                                        sampler_shift)
 
 NUM_USERS, NUM_ITEMS, DIM = 5, 9, 3
 # User 3 holds more pairs than a block of chunk=20 entries: a block alone.
@@ -259,3 +260,26 @@ def test_a_sampled_change_does_not_depend_on_blocks_or_shards():
     dealt = torch.rand(pairs.size(1), generator=gen) < 0.5
     torch.testing.assert_close(sampled(dealt, 300) + sampled(~dealt, 1000),
                                whole, rtol=1e-12, atol=1e-12)
+
+
+def test_sampler_shift_is_the_gradient_lost_to_the_freed_items():
+    # Known pairs that are not among PAIRS leave the sampler: user 0 loses
+    # item 5, user 3 items 1 and 3; their items become drawable negatives.
+    gen = torch.Generator().manual_seed(5)
+    final = torch.randn(NUM_USERS + NUM_ITEMS, DIM, generator=gen,
+                        dtype=torch.float64)
+    removed = torch.tensor([[3, 0, 3], [3, 5, 1]])
+    gone = set(map(tuple, removed.t().tolist()))
+    after = torch.tensor([pair for pair in KNOWN.t().tolist()
+                          if tuple(pair) not in gone]).t()
+    expected = brute_force(final, None, KNOWN) - brute_force(final, None,
+                                                             after)
+    shift = sampler_shift(final, PAIRS, removed, NUM_USERS, keys(KNOWN))
+    torch.testing.assert_close(shift, expected)
+    # Users 1, 2 and 4 lost nothing: their rows and their items' do not
+    # move, apart from what users 0 and 3 score.
+    assert shift[[1, 2, 4]].abs().max() == 0
+    assert expected[[0, 3]].abs().min() > 0
+    # Nothing removed: no shift.
+    assert sampler_shift(final, PAIRS, removed[:, :0], NUM_USERS,
+                         keys(KNOWN)).abs().max() == 0

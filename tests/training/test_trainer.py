@@ -5,7 +5,8 @@ from torch_geometric_unlearn.data.deletion import random_interactions
 from torch_geometric_unlearn.data.interactions import pair_keys
 from torch_geometric_unlearn.evaluation.metrics import evaluate
 from torch_geometric_unlearn.training.trainer import (LossType, TrainConfig,
-                                                      build_model, train)
+                                                      build_model,
+                                                      paired_stream, train)
 
 FAST = dict(progress=False, lr=0.01, batch_size=1024, max_epochs=30,
             patience=3)
@@ -142,7 +143,9 @@ def test_excluding_nothing_is_the_original_run(small_data):
 @pytest.mark.parametrize('loss', ['bpr', 'bce'])
 def test_paired_run_draws_the_original_stream(small_data, loss):
     # Training without some pairs, paired with the original run: the same
-    # negatives for every other example, and the pairs gone from the graph.
+    # negatives for every other example, but where a sampler on the
+    # remaining data would draw an excluded pair's item (see the test
+    # below), and the pairs gone from the graph.
     pairs = random_interactions(small_data, count=50, seed=1)
     dropped = torch.isin(pair_keys(small_data.train_index,
                                    small_data.num_items),
@@ -156,7 +159,16 @@ def test_paired_run_draws_the_original_stream(small_data, loss):
     if loss == 'bce':  # a sampled negative leaves with its positive
         keep = keep.view(2, -1).all(0).repeat(2)
     assert int((~keep).sum()) == (50 if loss == 'bpr' else 100)
-    assert torch.equal(part.examples, full.examples[:, keep])
+    kept = full.examples[:, keep]
+    row = 2 if loss == 'bpr' else 1
+    assert torch.equal(part.examples[:row], kept[:row])
+    moved = (part.examples[row] != kept[row]).nonzero().view(-1)
+    assert torch.equal(part.examples[row + 1:], kept[row + 1:])
+    assert 0 < moved.numel() < 0.1 * kept.size(1)
+    # Each moved negative is an excluded item of its user.
+    assert torch.isin(pair_keys(part.examples[[0, row]][:, moved],
+                                small_data.num_items),
+                      pair_keys(pairs, small_data.num_items)).all()
     if loss == 'bce':
         assert torch.equal(part.labels, full.labels[keep])
     assert not torch.equal(original.embedding.weight,
@@ -167,6 +179,54 @@ def test_paired_run_draws_the_original_stream(small_data, loss):
     plain = train(build_model(reduced, 16, 1), reduced,
                   _fixed_epochs(2, loss=loss))
     assert plain.examples.size(1) == part.examples.size(1)
+
+
+@pytest.mark.parametrize('loss', ['bpr', 'bce'])
+def test_paired_stream_draws_freed_items_as_the_new_sampler(small_data, loss):
+    # A sampler of unseen items on the remaining data draws each of a
+    # user's D excluded items with probability 1 / (C + D), C the items the
+    # user had no pair with: counted over many draws of one epoch.
+    data = small_data
+    pairs = random_interactions(data, count=60, seed=2)
+    dropped = pair_keys(pairs, data.num_items)
+    gen = torch.Generator().manual_seed(0)
+    pos = data.train_index
+    neg = torch.randint(0, data.num_items, (pos.size(1), ), generator=gen)
+    if loss == 'bpr':
+        examples, labels, row = torch.cat([pos, neg.view(1, -1)]), None, 2
+    else:
+        examples = torch.cat([pos, torch.stack([pos[0], neg])], 1)
+        labels = torch.cat([torch.ones(pos.size(1)),
+                            torch.zeros(pos.size(1))]).long()
+        row = 1
+    batches = [torch.arange(examples.size(1))]
+    base, _, _ = paired_stream(examples, labels, batches, dropped, data)
+    lost = torch.bincount(pairs[0], minlength=data.num_users)
+    known = torch.bincount(data.train_index[0], minlength=data.num_users)
+    negative = torch.ones(base.size(1), dtype=torch.bool)
+    if loss == 'bce':
+        negative[:base.size(1) // 2] = False
+    users = base[0, negative]
+    prob = (lost / (data.num_items - known + lost)).double()[users]
+    hits, rounds = torch.zeros(users.numel()), 200
+    for _ in range(rounds):
+        out, out_labels, out_batches = paired_stream(
+            examples, labels, batches, dropped, data, gen)
+        assert torch.equal(out[:row], base[:row])
+        moved = out[row, negative] != base[row, negative]
+        assert torch.isin(pair_keys(torch.stack([users[moved], out[
+            row, negative][moved]]), data.num_items), dropped).all()
+        hits += moved.double()
+    # Users without excluded pairs never move; the others at their rate
+    # (each of an original negative that was itself freed moves anyway
+    # only if the draw picks another item: none is, it was drawn unseen).
+    assert hits[prob == 0].sum() == 0
+    expected, count = prob.sum() * rounds, hits.sum()
+    assert abs(count - expected) < 4 * expected.sqrt()
+    # Per user, too, where the rate is largest.
+    top = users == users[prob.argmax()]
+    expected_top = prob[top].sum() * rounds
+    assert abs(hits[top].sum() - expected_top) < 4 * expected_top.sqrt() + 1
 
 
 def test_exclude_is_validated(small_data):

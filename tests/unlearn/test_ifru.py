@@ -563,8 +563,9 @@ def averaged_grad(final_of, emb, edge_index, pairs, num_users, l2,
 
 def test_certificate_figures_match_a_direct_computation(early_stopped):
     # The trajectory step's gradients are those of BPR averaged over the
-    # trainer's negative sampler (unseen items), here by brute force over
-    # every drawable item; the stationarity test reads the frozen triples.
+    # trainer's negative sampler (unseen items of the remaining data), here
+    # by brute force over every drawable item; the stationarity test reads
+    # the frozen triples.
     num_layers, data, model, record, pairs, _ = early_stopped
     unlearner = IFRUnlearner(model, data, record.examples, l2=L2,
                              copy_model=True, horizon=record.horizon,
@@ -584,8 +585,10 @@ def test_certificate_figures_match_a_direct_computation(early_stopped):
         x = at.clone().requires_grad_()
         return torch.autograd.grad(objective(x), x)[0][rows]
 
+    # The new objective's sampler draws among the remaining data's unseen
+    # items: the forgotten pairs' items are drawable again.
     drawable = torch.ones(data.num_users, data.num_items, dtype=torch.bool)
-    drawable[data.train_index[0], data.train_index[1]] = False
+    drawable[after.train_index[0], after.train_index[1]] = False
 
     final_of = pyg_final(model)
 

@@ -46,7 +46,7 @@ from typing import Callable, List, Optional, Tuple
 import torch
 from torch import Tensor
 
-__all__ = ['ExpectedBPR', 'expected_negative_grad']
+__all__ = ['ExpectedBPR', 'expected_negative_grad', 'sampler_shift']
 
 #: Share of the items' squared change that ExpectedBPR's sampled change may
 #: leave to the sample; the items holding the rest are taken exactly.
@@ -490,3 +490,75 @@ def expected_negative_grad(final: Tensor, pairs: Tensor, num_users: int,
     :class:`ExpectedBPR`, whose arguments these are)."""
     return ExpectedBPR(pairs, num_users, final.size(0) - num_users, known,
                        weight, chunk).grad(final)
+
+
+def sampler_shift(final: Tensor, pairs: Tensor, removed: Tensor,
+                  num_users: int, known: Tensor,
+                  chunk: int = 1 << 22) -> Tensor:
+    r"""How much the averaged BPR gradient of the positive pairs
+    :obj:`pairs` at :math:`F` exceeds its value once the pairs
+    :obj:`removed` are no longer known to the sampler of unseen items:
+    their items become negatives that their users can draw.
+
+    For a user :math:`u` with :math:`D_u` removed pairs, items
+    :math:`\mathcal{D}_u`, and :math:`C_u` candidate negatives before,
+
+    .. math::
+        \sum_{p \ni u} \Big[\frac{D_u}{C_u + D_u} \frac{1}{C_u}
+        \sum_{j \notin K_u} \sigma(m_{pj}) \nabla m_{pj}
+        - \frac{1}{C_u + D_u} \sum_{j \in \mathcal{D}_u}
+        \sigma(m_{pj}) \nabla m_{pj}\Big],
+        \qquad m_{pj} = F_u \cdot F_j - F_u \cdot F_{i_p},
+
+    the first term the old candidates' weight falling from :math:`1/C_u`
+    to :math:`1/(C_u + D_u)`, the second the freed items' weight rising
+    from 0; no two nearly equal gradients are subtracted.  Only the pairs
+    of users with removed pairs contribute.
+
+    Args:
+        final (torch.Tensor): :math:`F`, :obj:`[N, d]`, users first.
+        pairs (torch.Tensor): The kept positive pairs :obj:`[2, P]`, item
+            ids from 0.
+        removed (torch.Tensor): The removed pairs :obj:`[2, R]`, item ids
+            from 0, each a known pair.
+        num_users (int): Number of users.
+        known (torch.Tensor): Sorted keys of the known pairs before the
+            removal (see :class:`ExpectedBPR`).
+        chunk (int): As in :class:`ExpectedBPR`.
+
+    Returns:
+        torch.Tensor: The gradient's excess, :obj:`[N, d]`.
+    """
+    num_items = final.size(0) - num_users
+    device = final.device
+    lost = torch.bincount(removed[0].to(device), minlength=num_users)
+    pairs = pairs[:, lost[pairs[0]] > 0].to(device)
+    out = torch.zeros_like(final)
+    if pairs.size(1) == 0:
+        return out
+    start = torch.searchsorted(known, torch.arange(
+        num_users + 1, device=known.device) * num_items).to(device)
+    candidates = num_items - (start[1:] - start[:-1])
+    grown = (candidates + lost).to(final.dtype)
+    users = pairs[0]
+    out += ExpectedBPR(pairs, num_users, num_items, known,
+                       weight=lost[users].to(final.dtype) / grown[users],
+                       chunk=chunk).grad(final)
+    # The freed items: every (pair, removed item of its user) triple.
+    order = torch.argsort(removed[0].to(device), stable=True)
+    freed = removed.to(device)[:, order]
+    first = torch.searchsorted(freed[0], users)
+    count = lost[users]
+    which = torch.repeat_interleave(torch.arange(users.numel(),
+                                                 device=device), count)
+    offset = torch.arange(which.numel(), device=device) - \
+        torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
+    user, item = users[which], pairs[1, which] + num_users
+    negative = freed[1, first[which] + offset] + num_users
+    fu = final[user]
+    margin = (fu * (final[negative] - final[item])).sum(1)
+    weight = (torch.sigmoid(margin) / grown[user]).view(-1, 1)
+    out.index_add_(0, user, -weight * (final[negative] - final[item]))
+    out.index_add_(0, negative, -weight * fu)
+    out.index_add_(0, item, weight * fu)
+    return out

@@ -21,7 +21,8 @@ from torch_geometric_unlearn.graph.region import Region, affected_rows
 from torch_geometric_unlearn.influence import (SolverDiagnostics, SolverError,
                                                trajectory_response)
 from torch_geometric_unlearn.influence.bilinear import BilinearLoss
-from torch_geometric_unlearn.influence.expected import ExpectedBPR
+from torch_geometric_unlearn.influence.expected import (ExpectedBPR,
+                                                        sampler_shift)
 from torch_geometric_unlearn.influence.curvature import (GaugeProjection,
                                                          ProjectedOperator,
                                                          PropagatedHessian)
@@ -97,6 +98,7 @@ class IFRUpdate:
             'stationarity': self.stationarity,
             'route_fallback': self.route_fallback,
             'change_error': self.change_error,
+            'sampler_shift': self.shift_ratio,
             'solver': [],
         }
         self.curvature()
@@ -254,6 +256,7 @@ class IFRUpdate:
         self.touched = cache.order[in_order]
         self.removed = (~keep).nonzero().view(-1)
         self.keep, self.expect, self._expected_losses = keep, False, None
+        self.shift_ratio = None
         self.restart_root, self.restart_scale = None, None
         self.averaged = self._averaged()
         # The average of every example couples every user with every item:
@@ -432,10 +435,41 @@ class IFRUpdate:
                 (self.l2_old - self.l2) * start).to(dtype)
         if not self.config.spillover:
             influence = region.old(direct)[local]
+        if self.expect:  # read at the new objective's point, F' = P'E
+            shift = self._sampler_shift(full_old - full_change)
+            if shift is not None:
+                shift = region.new(shift)[local]
+                self.shift_ratio = float(shift.norm() / influence.norm(
+                    ).clamp(min=1e-300))
+                influence = influence + shift
         return {'full_old': full_old, 'final_new': final_old - change,
                 'start': start, 'kept_loss': kept_loss, 'direct': direct,
                 'residual': residual, 'influence': influence,
                 'scale': float(total[local].norm()) + float(decay.norm())}
+
+    def _sampler_shift(self, full: Tensor) -> Optional[Tensor]:
+        # The kept examples' averaged gradient's excess over the one a run
+        # without the request follows (sampler_shift: the request's items
+        # become negatives their users can draw), at the final embeddings
+        # 'full' [N, d], on the region's rows within the ball; None where
+        # the sampler draws every item, or
+        # where the pairs of the request's users times the items pass
+        # EXPECTED_BUDGET.
+        if self.config.negative_sampler != 'unseen':
+            return None
+        kept, removed = self.examples[:2, self.keep], self.request.pairs
+        losing = torch.isin(kept[0], removed[0])
+        if self.unlearner._count(int(losing.sum())) * \
+                self.data.num_items > EXPECTED_BUDGET:
+            return None
+        shift = sampler_shift(full, kept[:, losing], removed,
+                              self.data.num_users,
+                              self.cache.known().to(full.device))
+        if self._sum is not None:
+            shift = self._sum(shift)
+        shift = self.space.gather(shift)
+        shift[~self.ball[self.space.nodes].to(shift.device)] = 0
+        return shift
 
     def _right_hand_side(self, influence: Tensor, dtype: torch.dtype):
         # The zeroed and reset rows, and the right-hand side of the step,
@@ -471,8 +505,20 @@ class IFRUpdate:
                     self.change_error = max(self.change_error or 0.0,
                                             self.kept_loss.change_error)
             else:
+                reach = None
                 grad, grad_change = self.kept_loss.gradient_change(
                     final_new, moved_final)
+            if self.shift_ratio is not None:
+                # The reset rows' pull includes the new sampler's: their
+                # former users now draw them as negatives.
+                freed = self._sampler_shift(self._full(
+                    final_new, space, self.full_prop_new, emb))
+                if reach is not None:
+                    outside = torch.ones(freed.size(0), dtype=torch.bool,
+                                         device=freed.device)
+                    outside[reach] = False
+                    freed[outside] = 0
+                grad = grad - freed
             moved = self.prop_new(grad)[local] + (l2 * emb[rows_dev]).to(
                 dtype)
             # Kept rows: the influence, corrected for the reset rows'
@@ -640,10 +686,12 @@ class IFRUpdate:
         edges = self.request.deleted_edges
         positives = torch.stack([edges[0], edges[1] - data.num_users])
         unseen = unseen_pairs(data, positives)
-        after = self._grad(self.prop_new, self.final_new, self.kept_loss)[
-            self.local] + self.l2 * emb[rows]
         full_new = self._full(self.final_new, self.space, self.full_prop_new,
                               emb)
+        kept = self.kept_loss.grad(self.final_new)
+        if self.shift_ratio is not None:  # the new objective's sampler
+            kept = kept - self._sampler_shift(full_new)
+        after = self.prop_new(kept)[self.local] + self.l2 * emb[rows]
         # The original parameters are still the model's.
         original = self.model.embedding.weight.detach().to(full_new.dtype)
         near = neighbour_pairs(self.new_data.train_positive_index,
