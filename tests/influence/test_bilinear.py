@@ -145,3 +145,34 @@ def test_a_subset_on_the_whole_pattern_matches_its_own_loss(kind):
     reference = margin_loss(example_margin(x, examples, 5), labels)
     torch.testing.assert_close(subset.grad(final),
                                torch.autograd.grad(reference, x)[0])
+
+
+@pytest.mark.parametrize('kind', ['bpr', 'bce'])
+def test_a_weight_per_example_weighs_loss_gradient_and_curvature(kind):
+    gen = torch.Generator().manual_seed(4)
+    examples, labels = make_examples(kind, 5, 6, 30, gen)
+    weight = torch.rand(30, generator=gen, dtype=torch.float64)
+    final = torch.randn(11, 3, generator=gen, dtype=torch.float64)
+    loss = BilinearLoss(examples, labels, 5, 11, torch.float64,
+                        weight=weight)
+
+    def reference(f):  # sum_e w_e loss_e by autograd
+        margin = example_margin(f, examples, 5)
+        return sum(weight[e] * margin_loss(margin[e:e + 1], None if labels
+                                           is None else labels[e:e + 1])
+                   for e in range(30))
+
+    torch.testing.assert_close(loss.loss(final), reference(final))
+    x = final.clone().requires_grad_()
+    torch.testing.assert_close(loss.grad(final),
+                               torch.autograd.grad(reference(x), x)[0])
+    vec = torch.randn(final.shape, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(loss.curvature(final, False).matvec(vec),
+                               hvp(reference, final, vec)[1])
+    # A subset keeps its examples' weights.
+    mask = torch.arange(30) % 3 == 0
+    part = BilinearLoss(examples[:, mask], None if labels is None else
+                        labels[mask], 5, 11, torch.float64,
+                        weight=weight[mask])
+    torch.testing.assert_close(loss.subset(mask).grad(final),
+                               part.grad(final))

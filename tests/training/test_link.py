@@ -34,11 +34,18 @@ def test_paired_link_run_draws_the_original_stream():
     # Excluding nothing is the original run, bit for bit.
     assert torch.equal(_params(models[0]), _params(models[1]))
     assert torch.equal(full.examples, same.examples)
-    # Excluding pairs: the original negatives for every other example.
+    # Excluding pairs: the original negatives for every other example but
+    # those drawn among their user's excluded items (see paired_stream).
     keep = ~torch.isin(pair_keys(full.examples[:2], data.num_items),
                        pair_keys(pairs, data.num_items))
     assert int((~keep).sum()) == 20
-    assert torch.equal(part.examples, full.examples[:, keep])
+    kept = full.examples[:, keep]
+    assert torch.equal(part.examples[:2], kept[:2])
+    moved = part.examples[2] != kept[2]
+    assert 0 < int(moved.sum()) < 0.1 * kept.size(1)
+    assert torch.isin(pair_keys(part.examples[[0, 2]][:, moved],
+                                data.num_items),
+                      pair_keys(pairs, data.num_items)).all()
     assert not torch.equal(_params(models[0]), _params(models[2]))
 
 

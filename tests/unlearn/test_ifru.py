@@ -114,6 +114,13 @@ def test_operator_matches_explicit_hessian(converged, tiny, gauss_newton):
                                  gauss_newton)
     torch.testing.assert_close(operator.to_dense(), expected, rtol=1e-8,
                                atol=1e-10)
+    # Losses given as parts add up: the examples split in two.
+    half = torch.arange(examples.size(1)) % 2 == 0
+    parts = [BilinearLoss(examples[:, part], None, tiny.num_users,
+                          tiny.num_nodes, emb.dtype) for part in (half, ~half)]
+    torch.testing.assert_close(PropagatedHessian(
+        prop, prop(emb), rows, parts, L2, gauss_newton).to_dense(), expected,
+        rtol=1e-8, atol=1e-10)
 
     # The same on a region in local ids: the rows' L-hop ball (edges it
     # induces, the whole graph's degrees) and the examples touching it.
@@ -726,8 +733,8 @@ def test_forgetting_movielens_most_popular_item(data_dir):
     # The issue's MovieLens-100K case: MF at the trainer's defaults, the
     # most popular item's 437 interactions.  The Newton step took the item
     # from row norm 3.38 / mean score 4.44 for its former users to 6.95 /
-    # -6.09.  Measured now: 1.13 / -1.14 against the paired retrain's
-    # 0.69 / -0.90, score-change closure 0.93.
+    # -6.09.  Measured now: 0.70 / -0.90 against the paired retrain's
+    # 1.11 / -1.50, score-change closure 0.90.
     from torch_geometric_unlearn.data.datasets import movielens_100k
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -750,7 +757,12 @@ def test_forgetting_movielens_most_popular_item(data_dir):
     assert row_and_score(model, item, pairs[0])[1] > 4
     norm, score = row_and_score(result.model, item, pairs[0])
     paired_norm, paired_score = row_and_score(paired, item, pairs[0])
-    assert abs(score - paired_score) < 0.5
+    # Within 0.15 of the retrain's change of the score (measured: 0.10,
+    # -0.90 against the paired retrain's -1.50, whose stream draws the
+    # item as a negative of its former users; the Newton step: 0.77).
+    original_score = row_and_score(model, item, pairs[0])[1]
+    assert abs(score - paired_score) < 0.15 * abs(paired_score -
+                                                  original_score)
     assert 0.5 * paired_norm < norm < 2 * paired_norm
     assert score_change_closure(data, model, pairs, paired, result) > 0.85
 
@@ -855,9 +867,11 @@ def test_truncated_curvature_reports_its_error_and_stays_close():
 def test_trajectory_step_solves_with_the_sampler_s_average(sampler):
     # The right-hand side of the trajectory step is the old minus the new
     # objective's gradient, both BPR averaged over the sampler's negatives
-    # (here by brute force through PyG's propagation), with the graph's
+    # (here by brute force through PyG's propagation; the new sampler of
+    # unseen items draws the forgotten pairs' items), with the graph's
     # change included; averaging only the forgotten examples (the kept
-    # ones with their frozen triples), or none, gives others.
+    # ones with their frozen triples, the sampler's change averaged), or
+    # none, gives others.
     data = synthetic(100, 150, 1500, num_topics=3, seed=5)
     model = build_model(data, 8, 2)
     record = train(model, data, TrainConfig(progress=False, l2=L2,
@@ -875,15 +889,17 @@ def test_trajectory_step_solves_with_the_sampler_s_average(sampler):
     assert not update.newton and update.reset.numel() == 0
     after = remaining_data(data, update.request.train_mask)
     drawable = torch.ones(data.num_users, data.num_items, dtype=torch.bool)
+    drawable_after = drawable.clone()
     if sampler == 'unseen':
         drawable[data.train_index[0], data.train_index[1]] = False
+        drawable_after[after.train_index[0], after.train_index[1]] = False
     double = copy.deepcopy(model).double()
     final_of = pyg_final(model)
 
-    def averaged(edge_index, examples):
+    def averaged(edge_index, examples, allowed=drawable):
         return averaged_grad(final_of, model.embedding.weight, edge_index,
                              examples, data.num_users, L2,
-                             drawable)[update.rows]
+                             allowed)[update.rows]
 
     def frozen_grad(edge_index, examples):
         objective = fixed_objective(double, edge_index, examples, None, L2,
@@ -894,8 +910,9 @@ def test_trajectory_step_solves_with_the_sampler_s_average(sampler):
     mask = update.request.example_mask
     kept = record.examples[:, mask]
     influence = (averaged(data.edge_index, record.examples) -
-                 averaged(after.edge_index, kept))
+                 averaged(after.edge_index, kept, drawable_after))
     assert update.averaged == 'all'  # 'auto' on a small graph
+    assert (update.shift_ratio is None) == (sampler == 'all')
     torch.testing.assert_close(update.rhs, influence, rtol=1e-9, atol=1e-9)
 
     def rhs(mode, samples=None, error=False):
@@ -933,7 +950,9 @@ def test_trajectory_step_solves_with_the_sampler_s_average(sampler):
     forgotten = (frozen_grad(data.edge_index, kept) +
                  averaged(data.edge_index, record.examples[:, ~mask]) -
                  L2 * model.embedding.weight.detach().double()[update.rows]
-                 - frozen_grad(after.edge_index, kept))
+                 - frozen_grad(after.edge_index, kept) +
+                 averaged(after.edge_index, kept) -
+                 averaged(after.edge_index, kept, drawable_after))
     torch.testing.assert_close(rhs('forgotten'), forgotten, rtol=1e-9,
                                atol=1e-9)
     assert float((forgotten - influence).norm()) > 0.1 * float(

@@ -34,7 +34,7 @@ took longer (see ``benchmarks/bilinear_products.py``).
 """
 import copy
 import warnings
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -137,14 +137,15 @@ class BilinearLoss:
             and product before it is returned: the all-reduce over ranks
             when the examples are sharded (see
             :mod:`~torch_geometric_unlearn.unlearn.distributed`).
-        weight (float): Every example's weight in the sum (e.g.
-            :math:`1/S` for :math:`S` negatives drawn per positive pair).
+        weight (float or torch.Tensor): Every example's weight in the sum
+            (e.g. :math:`1/S` for :math:`S` negatives drawn per positive
+            pair), or one per example, :obj:`[M]`.
     """
     def __init__(self, examples: Tensor, labels: Optional[Tensor],
                  num_users: int, num_nodes: int, dtype: torch.dtype,
                  node_map: Optional[Tensor] = None,
                  reduce: Optional[Callable[[Tensor], Tensor]] = None,
-                 weight: float = 1.0):
+                 weight: Union[float, Tensor] = 1.0):
         self.reduce, self.weight = reduce, weight
         self.labels = None if labels is None else labels.to(dtype)
         self.pattern = _Pattern(examples, num_users, num_nodes, node_map)
@@ -158,6 +159,8 @@ class BilinearLoss:
         out.pattern = self.pattern.select(mask)
         if self.labels is not None:
             out.labels = self.labels[mask]
+        if isinstance(self.weight, Tensor):
+            out.weight = self.weight[mask]
         return out
 
     def _margin(self, final: Tensor) -> Tensor:
@@ -172,10 +175,10 @@ class BilinearLoss:
     def loss(self, final: Tensor) -> Tensor:
         r"""The summed loss, a scalar."""
         margin = self._margin(final)
-        total = F.softplus(margin).sum()
+        terms = F.softplus(margin)
         if self.labels is not None:
-            total = total - (self.labels.to(margin.dtype) * margin).sum()
-        total = total * self.weight
+            terms = terms - self.labels.to(margin.dtype) * margin
+        total = (terms * self.weight).sum()
         return total if self.reduce is None else self.reduce(total)
 
     def grad(self, final: Tensor) -> Tensor:

@@ -3,7 +3,7 @@ Hessian-vector products through the linear propagation :math:`F = PE`
 (never a second derivative through message passing), and the projection
 that removes the rotation gauge of embedding models.
 """
-from typing import Callable, Union
+from typing import Callable, Sequence, Union
 
 import torch
 from torch import Tensor
@@ -31,7 +31,8 @@ class PropagatedHessian(LinearOperator):
         prop (LinearPropagation): :math:`P`.
         final (torch.Tensor): The final embeddings :math:`F`, :obj:`[n, d]`.
         rows (torch.Tensor): The free rows, :obj:`[r]`.
-        loss (BilinearLoss): The summed loss :math:`L` of the examples.
+        loss (BilinearLoss or Sequence[BilinearLoss]): The summed loss
+            :math:`L` of the examples, or losses whose sum it is.
         l2 (float or torch.Tensor): :math:`\lambda`, or one weight per
             free row, :obj:`[r, 1]`.
         gauss_newton (bool): Use the Gauss-Newton matrix of :math:`L`.
@@ -39,13 +40,16 @@ class PropagatedHessian(LinearOperator):
             :obj:`prop` and :obj:`loss` set the precision of the products.
     """
     def __init__(self, prop: LinearPropagation, final: Tensor, rows: Tensor,
-                 loss: BilinearLoss, l2: Union[float, Tensor],
+                 loss: Union[BilinearLoss, Sequence[BilinearLoss]],
+                 l2: Union[float, Tensor],
                  gauss_newton: bool = False,
                  dtype: torch.dtype = torch.float64):
         super().__init__(rows.numel() * final.size(1), dtype, final.device)
         self.prop, self.rows, self.l2 = prop, rows, l2
         self.shape, self.compute_dtype = final.shape, final.dtype
-        self.curvature = loss.curvature(final, gauss_newton)
+        losses = [loss] if isinstance(loss, BilinearLoss) else list(loss)
+        self.curvatures = [part.curvature(final, gauss_newton)
+                           for part in losses]
 
     def _apply(self, vec: Tensor) -> Tensor:
         # index_copy_ and index_select: these copies alone took 36 against
@@ -53,7 +57,8 @@ class PropagatedHessian(LinearOperator):
         vec = vec.view(self.rows.numel(), -1)
         full = vec.new_zeros(self.shape, dtype=self.compute_dtype)
         full.index_copy_(0, self.rows, vec.to(full.dtype))
-        out = self.prop(self.curvature.matvec(self.prop(full)))
+        full = self.prop(full)
+        out = self.prop(sum(part.matvec(full) for part in self.curvatures))
         out = out.index_select(0, self.rows).to(vec.dtype)
         return out.add_(self.l2 * vec).view(-1)
 

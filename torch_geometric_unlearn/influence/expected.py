@@ -46,7 +46,8 @@ from typing import Callable, List, Optional, Tuple
 import torch
 from torch import Tensor
 
-__all__ = ['ExpectedBPR', 'expected_negative_grad', 'sampler_shift']
+__all__ = ['ExpectedBPR', 'expected_negative_grad', 'freed_triples',
+           'sampler_shift']
 
 #: Share of the items' squared change that ExpectedBPR's sampled change may
 #: leave to the sample; the items holding the rest are taken exactly.
@@ -530,35 +531,73 @@ def sampler_shift(final: Tensor, pairs: Tensor, removed: Tensor,
         torch.Tensor: The gradient's excess, :obj:`[N, d]`.
     """
     num_items = final.size(0) - num_users
-    device = final.device
-    lost = torch.bincount(removed[0].to(device), minlength=num_users)
-    pairs = pairs[:, lost[pairs[0]] > 0].to(device)
     out = torch.zeros_like(final)
+    lost = torch.bincount(removed[0].to(final.device), minlength=num_users)
+    pairs = pairs[:, lost[pairs[0]] > 0].to(final.device)
     if pairs.size(1) == 0:
         return out
-    start = torch.searchsorted(known, torch.arange(
-        num_users + 1, device=known.device) * num_items).to(device)
-    candidates = num_items - (start[1:] - start[:-1])
-    grown = (candidates + lost).to(final.dtype)
     users = pairs[0]
+    grown = _grown(lost, num_items, known)
     out += ExpectedBPR(pairs, num_users, num_items, known,
-                       weight=lost[users].to(final.dtype) / grown[users],
+                       weight=(lost[users] / grown[users]).to(final.dtype),
                        chunk=chunk).grad(final)
-    # The freed items: every (pair, removed item of its user) triple.
-    order = torch.argsort(removed[0].to(device), stable=True)
-    freed = removed.to(device)[:, order]
+    triples, weight = freed_triples(pairs, removed, num_users, num_items,
+                                    known)
+    user, item = triples[0], triples[1] + num_users
+    negative = triples[2] + num_users
+    fu = final[user]
+    margin = (fu * (final[negative] - final[item])).sum(1)
+    w = (torch.sigmoid(margin) * weight.to(final.dtype)).view(-1, 1)
+    out.index_add_(0, user, -w * (final[negative] - final[item]))
+    out.index_add_(0, negative, -w * fu)
+    out.index_add_(0, item, w * fu)
+    return out
+
+
+def _grown(lost: Tensor, num_items: int, known: Tensor) -> Tensor:
+    # Each user's candidate negatives once its removed pairs are freed,
+    # C_u + D_u, [U].
+    num_users = lost.numel()
+    start = torch.searchsorted(known, torch.arange(
+        num_users + 1, device=known.device) * num_items).to(lost.device)
+    return num_items - (start[1:] - start[:-1]) + lost
+
+
+def freed_triples(pairs: Tensor, removed: Tensor, num_users: int,
+                  num_items: int, known: Tensor) -> Tuple[Tensor, Tensor]:
+    r"""The BPR triples that a sampler of unseen items can draw once the
+    pairs :obj:`removed` are freed and the original one could not: each
+    positive pair of :obj:`pairs` with each removed item of its user, and
+    their weight :math:`1 / (C_u + D_u)` in the sampler's average (see
+    :func:`sampler_shift`).
+
+    Args:
+        pairs (torch.Tensor): Positive pairs :obj:`[2, P]`, item ids from 0.
+        removed (torch.Tensor): Removed pairs :obj:`[2, R]`, item ids from
+            0, each a known pair.
+        num_users (int): Number of users.
+        num_items (int): Number of items.
+        known (torch.Tensor): Sorted keys of the known pairs before the
+            removal.
+
+    Returns:
+        (torch.Tensor, torch.Tensor): The triples :obj:`[3, T]` (user,
+        positive item, freed item; item ids from 0) and their weights
+        :obj:`[T]` (float64).
+    """
+    device = pairs.device
+    removed = removed.to(device)
+    lost = torch.bincount(removed[0], minlength=num_users)
+    grown = _grown(lost, num_items, known.to(device))
+    order = torch.argsort(removed[0], stable=True)
+    freed = removed[:, order]
+    users = pairs[0]
     first = torch.searchsorted(freed[0], users)
     count = lost[users]
     which = torch.repeat_interleave(torch.arange(users.numel(),
                                                  device=device), count)
     offset = torch.arange(which.numel(), device=device) - \
         torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
-    user, item = users[which], pairs[1, which] + num_users
-    negative = freed[1, first[which] + offset] + num_users
-    fu = final[user]
-    margin = (fu * (final[negative] - final[item])).sum(1)
-    weight = (torch.sigmoid(margin) / grown[user]).view(-1, 1)
-    out.index_add_(0, user, -weight * (final[negative] - final[item]))
-    out.index_add_(0, negative, -weight * fu)
-    out.index_add_(0, item, weight * fu)
-    return out
+    triples = torch.stack([users[which], pairs[1, which],
+                           freed[1, first[which] + offset]])
+    return triples, 1 / grown[triples[0]].to(torch.float64)

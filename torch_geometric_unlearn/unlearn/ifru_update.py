@@ -22,6 +22,7 @@ from torch_geometric_unlearn.influence import (SolverDiagnostics, SolverError,
                                                trajectory_response)
 from torch_geometric_unlearn.influence.bilinear import BilinearLoss
 from torch_geometric_unlearn.influence.expected import (ExpectedBPR,
+                                                        freed_triples,
                                                         sampler_shift)
 from torch_geometric_unlearn.influence.curvature import (GaugeProjection,
                                                          ProjectedOperator,
@@ -471,6 +472,21 @@ class IFRUpdate:
         shift[~self.ball[self.space.nodes].to(shift.device)] = 0
         return shift
 
+    def _freed_loss(self, dtype: torch.dtype) -> BilinearLoss:
+        # The triples the new sampler draws and the old one never did
+        # (freed_triples), weighted as in its average, on the region.
+        kept, removed = self.examples[:2, self.keep], self.request.pairs
+        losing = torch.isin(kept[0], removed[0])
+        triples, weight = freed_triples(kept[:, losing], removed,
+                                        self.data.num_users,
+                                        self.data.num_items,
+                                        self.cache.known())
+        space, device = self.space, self.emb.device
+        return BilinearLoss(
+            triples.to(device), None, self.data.num_users, space.size, dtype,
+            None if space.whole else space.node_map.to(device), self._sum,
+            weight=weight.to(device, dtype))
+
     def _right_hand_side(self, influence: Tensor, dtype: torch.dtype):
         # The zeroed and reset rows, and the right-hand side of the step,
         # in the solve's dtype.
@@ -572,6 +588,11 @@ class IFRUpdate:
                 self.curvature_loss = self.unlearner._curvature_loss(
                     self.cache, count).subset(self.in_order.repeat(
                         count).to(device))
+            if self.shift_ratio is not None:
+                # The new sampler's curvature on the freed items too (on
+                # the curvature's own rows, fewer hops, it is left out).
+                self.curvature_loss = [self.curvature_loss,
+                                       self._freed_loss(cdt)]
 
     def solve(self, diagnostics: Dict):
         # The step's solve(s); every step moves the rows and, within L
