@@ -170,12 +170,11 @@ def test_an_early_stopped_model_takes_the_trajectory_step(family, tiny):
     assert result.diagnostics['zeroed_rows'] == 0
 
     model.eval()
-    old, new, margins, start = before_and_after(model, tiny, after,
-                                                record.examples,
-                                                request.example_mask, l2)
+    old, new, plain, margins, weight, start = before_and_after(
+        model, tiny, after, record.examples, request.example_mask, l2, pairs)
     residual = jacobian(old, start)
     influence = residual - jacobian(new, start)
-    curvature = gauss_newton(margins, start) + \
+    curvature = gauss_newton(margins, start, weight) + \
         l2 * torch.eye(start.numel(), dtype=start.dtype)
 
     def closed_form(tau):
@@ -192,7 +191,9 @@ def test_an_early_stopped_model_takes_the_trajectory_step(family, tiny):
     expected = closed_form(tau.repeat_interleave(4))
     assert result.diagnostics['step'] == 'trajectory'
     assert result.diagnostics['stationarity'] == pytest.approx(
-        float(residual.norm() / influence.norm()), rel=1e-9)
+        float(residual.norm() / (residual - jacobian(plain, start)).norm()),
+        rel=1e-9)
+    assert result.diagnostics['sampler_shift'] > 0
     torch.testing.assert_close(moved(result), expected, rtol=0,
                                atol=1e-8 * float(expected.abs().max()))
     # Its certificate, against the explicit objective and model scores.
@@ -264,11 +265,15 @@ def trajectory_closed_form(curvature, influence, tau):
             ).detach()
 
 
-def gauss_newton(margins, point):
-    r""":math:`J^\top \mathrm{diag}(\sigma'(m)) J` of the BPR margins
-    :math:`m` at :obj:`point`, written out (the L2 term not included)."""
+def gauss_newton(margins, point, weight=None):
+    r""":math:`J^\top \mathrm{diag}(w \sigma'(m)) J` of the BPR margins
+    :math:`m` at :obj:`point` (weights :math:`w`, 1 by default), written
+    out (the L2 term not included)."""
     jac, prob = jacobian(margins, point), torch.sigmoid(margins(point))
-    return jac.t() @ (jac * (prob * (1 - prob)).view(-1, 1))
+    second = prob * (1 - prob)
+    if weight is not None:
+        second = second * weight
+    return jac.t() @ (jac * second.view(-1, 1))
 
 
 def every_row(model):
@@ -282,23 +287,43 @@ def moved_rows(result, model):
                       for name in model.node_params])
 
 
-def before_and_after(link_model, data, after, examples, keep, l2):
+def before_and_after(link_model, data, after, examples, keep, l2, pairs):
     r"""The explicit objectives on every row before the request (the
-    examples on the old graph) and after it (those kept, on the new one):
-    the old and the new objective, the new one's margins and the start."""
+    examples on the old graph) and after it (those kept, on the new one,
+    under the sampler of the remaining data's unseen items: a kept
+    example's negative is, with probability :math:`q = D / (C + D)` for a
+    user with :math:`D` forgotten pairs and :math:`C` unseen items before,
+    one of those items instead): the old objective, the new one, the new
+    one without the sampler's change (which the stationarity test reads),
+    the new one's margins, the weights of those margins in the
+    Gauss-Newton matrix the package takes (the kept examples at 1, not
+    :math:`1 - q`) and the start."""
     rows = every_row(link_model)
     old, _, start = explicit_objective(
         link_model, rows, link_model.graph(data.train_positive_index),
         examples, l2)
+    graph = link_model.graph(after.train_positive_index)
+    kept = examples[:, keep]
+    seen = torch.bincount(data.train_index[0], minlength=data.num_users)
+    lost = torch.bincount(pairs[0], minlength=data.num_users)
+    grown = (data.num_items - seen + lost).double()
+    freed = [(u, i, j) for u, i in kept[:2].t().tolist()
+             for v, j in pairs.t().tolist() if v == u]
+    triples = (torch.tensor(freed).t() if freed else kept[:, :0])
+    weight = torch.cat([1 - lost[kept[0]] / grown[kept[0]],
+                        1 / grown[triples[0]]])
     new, margins, _ = explicit_objective(
-        link_model, rows, link_model.graph(after.train_positive_index),
-        examples[:, keep], l2)
-    return old, new, margins, start
+        link_model, rows, graph, torch.cat([kept, triples], 1), l2, weight)
+    plain, _, _ = explicit_objective(link_model, rows, graph, kept, l2)
+    curvature_weight = torch.cat([torch.ones(kept.size(1), dtype=weight.dtype),
+                                  weight[kept.size(1):]])
+    return old, new, plain, margins, curvature_weight, start
 
 
-def explicit_objective(link_model, rows, graph, examples, l2):
-    r"""The BPR objective plus L2 as a function of the flat free rows of
-    every node table, written out without the package's machinery."""
+def explicit_objective(link_model, rows, graph, examples, l2, weight=None):
+    r"""The BPR objective (each example weighted by :obj:`weight`, 1 by
+    default) plus L2 as a function of the flat free rows of every node
+    table, written out without the package's machinery."""
     params = dict(link_model.named_parameters())
 
     def margins(flat_rows):
@@ -315,8 +340,10 @@ def explicit_objective(link_model, rows, graph, examples, l2):
                                (graph, examples[[0, 2]])) - pos
 
     def func(flat_rows):
-        return F.softplus(margins(flat_rows)).sum() + \
-            0.5 * l2 * flat_rows.pow(2).sum()
+        loss = F.softplus(margins(flat_rows))
+        if weight is not None:
+            loss = loss * weight
+        return loss.sum() + 0.5 * l2 * flat_rows.pow(2).sum()
 
     start = torch.cat([params[name].detach()[index].reshape(-1)
                        for name, index in rows.items()])
@@ -520,7 +547,9 @@ def test_the_draw_check_solves_the_request_again_with_new_negatives(
 def test_the_curvature_takes_the_first_negatives(tiny):
     r"""Gradients averaged over :math:`K = 3` negatives per pair, the
     curvature over the first :math:`C = 2`, against the closed-form
-    trajectory step with both written out per negative."""
+    trajectory step with both written out per negative.  (Negatives drawn
+    from every item: the unseen sampler's change on the forgotten items is
+    tested with the trajectory step above.)"""
     l2, count, first = 10.0, 3, 2
     model, record, pairs, tau = early_stopped(tiny, l2, 'gcn', 10)
     unlearner = IFRUnlearner(
@@ -528,7 +557,8 @@ def test_the_curvature_takes_the_first_negatives(tiny):
         config=IFRUConfig(solver=SolverConfig(tol=1e-12, max_iter=500),
                           step='trajectory', pruning=None, extra_hops=9,
                           sampled_negatives=count,
-                          curvature_negatives=first))
+                          curvature_negatives=first,
+                          negative_sampler='all'))
     scored = unlearner.scored_examples()
     request = unlearner._request(pairs)
     after = remaining_data(tiny, request.train_mask)
@@ -588,9 +618,8 @@ def test_an_item_left_only_as_a_negative_restarts_from_zero(tiny):
             result.diagnostics['zeroed_rows']) == (1, 0)
 
     model.eval()
-    old, new, margins, start = before_and_after(model, tiny, after,
-                                                record.examples,
-                                                request.example_mask, l2)
+    old, new, _, margins, weight, start = before_and_after(
+        model, tiny, after, record.examples, request.example_mask, l2, pairs)
     node = item + tiny.num_users
     reset = torch.cat([
         (torch.arange(model.get_parameter(name).size(0)) ==
@@ -600,7 +629,7 @@ def test_an_item_left_only_as_a_negative_restarts_from_zero(tiny):
     pull = jacobian(new, zero)
     influence = jacobian(old, start) - pull
     influence[reset] = -pull[reset]
-    curvature = gauss_newton(margins, zero) + \
+    curvature = gauss_newton(margins, zero, weight) + \
         l2 * torch.eye(start.numel(), dtype=start.dtype)
     expected = zero + trajectory_closed_form(curvature, influence, torch.cat(
         [tau[name].reshape(-1) for name in model.node_params])) - start

@@ -541,8 +541,8 @@ def sampler_shift(final: Tensor, pairs: Tensor, removed: Tensor,
     out += ExpectedBPR(pairs, num_users, num_items, known,
                        weight=(lost[users] / grown[users]).to(final.dtype),
                        chunk=chunk).grad(final)
-    triples, weight = freed_triples(pairs, removed, num_users, num_items,
-                                    known)
+    triples, weight, _ = freed_triples(pairs, removed, num_users,
+                                       num_items, known)
     user, item = triples[0], triples[1] + num_users
     negative = triples[2] + num_users
     fu = final[user]
@@ -581,9 +581,10 @@ def freed_triples(pairs: Tensor, removed: Tensor, num_users: int,
             removal.
 
     Returns:
-        (torch.Tensor, torch.Tensor): The triples :obj:`[3, T]` (user,
-        positive item, freed item; item ids from 0) and their weights
-        :obj:`[T]` (float64).
+        (torch.Tensor, torch.Tensor, torch.Tensor): The triples
+        :obj:`[3, T]` (user, positive item, freed item; item ids from 0),
+        their weights :obj:`[T]` (float64) and the column of :obj:`pairs`
+        each comes from, :obj:`[T]`.
     """
     device = pairs.device
     removed = removed.to(device)
@@ -600,4 +601,4 @@ def freed_triples(pairs: Tensor, removed: Tensor, num_users: int,
         torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
     triples = torch.stack([users[which], pairs[1, which],
                            freed[1, first[which] + offset]])
-    return triples, 1 / grown[triples[0]].to(torch.float64)
+    return triples, 1 / grown[triples[0]].to(torch.float64), which

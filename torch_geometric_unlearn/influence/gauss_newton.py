@@ -7,6 +7,8 @@ frees, for any model (each product about two forward-backward passes
 through its message passing).  The structured, autograd-free backend of
 the LightGCN family is :mod:`~torch_geometric_unlearn.influence.curvature`.
 """
+from typing import Sequence, Union
+
 import torch
 from torch import Tensor
 
@@ -49,26 +51,38 @@ class GaussNewtonOperator(LinearOperator):
 
     Args:
         selection (ParameterSelection): The free parameters.
-        objective (ExampleObjective): The examples and loss.
+        objective (ExampleObjective or Sequence[ExampleObjective]): The
+            examples and loss, or objectives whose sum it is.
         graph: The graph the model scores on.
         l2 (float): :math:`\lambda`.
     """
     def __init__(self, selection: ParameterSelection,
-                 objective: ExampleObjective, graph, l2: float):
+                 objective: Union[ExampleObjective,
+                                  Sequence[ExampleObjective]],
+                 graph, l2: float):
         super().__init__(selection.dim, selection.dtype, selection.device)
         self.l2 = l2
         self._delta = selection.zeros().requires_grad_()
-        scores = selection.functional(
-            lambda model: objective.scores(model, graph))(self._delta)
+        parts = ([objective] if isinstance(objective, ExampleObjective)
+                 else list(objective))
+
+        def flat_scores(model):
+            # Every part's scores in one flat vector: one autograd graph.
+            return torch.cat([part.scores(model, graph).reshape(-1)
+                              for part in parts])
+
+        shapes = [part.examples[1:].shape for part in parts]
+        scores = selection.functional(flat_scores)(self._delta)
         self._scores = scores
         self._dual = torch.zeros_like(scores, requires_grad=True)
         (self._jt_dual, ) = torch.autograd.grad(scores, self._delta,
                                                 self._dual,
                                                 create_graph=True)
         fixed = scores.detach().requires_grad_()
-        (grad, ) = torch.autograd.grad(objective.loss(fixed, objective.labels),
-                                       fixed,
-                                       create_graph=True)
+        pieces = fixed.split([shape.numel() for shape in shapes])
+        total = sum(part.loss(piece.view(shape), part.labels)
+                    for part, piece, shape in zip(parts, pieces, shapes))
+        (grad, ) = torch.autograd.grad(total, fixed, create_graph=True)
         self._fixed, self._loss_grad = fixed, grad
 
     def _apply(self, vec: Tensor) -> Tensor:

@@ -32,6 +32,7 @@ from torch_geometric_unlearn.graph.tracer import SpilloverTracer
 from torch_geometric_unlearn.influence import (ParameterSelection,
                                                SolverError,
                                                trajectory_response)
+from torch_geometric_unlearn.influence.expected import freed_triples
 from torch_geometric_unlearn.influence.gauss_newton import (
     CastOperator, GaussNewtonOperator, exact_hessian)
 from torch_geometric_unlearn.influence.horizon import decay_rates, row_horizon
@@ -334,9 +335,10 @@ class LinkIFRUnlearner(IFRUnlearner):
         if selection is not None:
             values = selection.values()
             before = float(work.new_gradient.norm())
-            objective, graph = work.objective, work.new_graph
-            after = float((selection.gradient(lambda m: objective(
-                m, graph)) + self.l2 * values).norm())
+            graph = work.new_graph
+            parts = [work.objective] + list(work.freed or ())
+            after = float((selection.gradient(lambda m: sum(
+                part(m, graph) for part in parts)) + self.l2 * values).norm())
             step_norm = float((values - work.start).norm() /
                               work.start.norm().clamp(min=1e-300))
         with torch.no_grad():
@@ -495,6 +497,46 @@ class LinkIFRUnlearner(IFRUnlearner):
         work.newton, work.horizon, work.new_gradient = self._choose_step(
             selection, work.influence, residual, values, work.diagnostics)
         work.new_gradient[reset] = new_gradient[reset]
+        # The new sampler (see _freed), for the trajectory step: a Newton
+        # step's test found the model at the minimum of these very triples.
+        work.freed = freed = None if work.newton else self._freed(request)
+        work.diagnostics['sampler_shift'] = None
+        if freed is not None:
+            shift = selection.gradient(lambda m: sum(
+                part(m, work.new_graph) for part in freed))
+            work.diagnostics['sampler_shift'] = float(
+                shift.norm() / work.influence.norm().clamp(min=1e-300))
+            work.influence -= shift
+            work.new_gradient += shift
+            work.curvature = [work.curvature, freed[1]]
+
+    def _freed(self, request: Request
+               ) -> Optional[Tuple[ExampleObjective, ExampleObjective]]:
+        # What the new objective adds where the sampler draws unseen items:
+        # each sampled negative of a kept example whose user lost D pairs
+        # is one of those items with probability q = D / (C + D) in a run
+        # without the request (as IFRUpdate's sampler_shift for LightGCN):
+        # the example's loss at weight -q, and the example with each freed
+        # item at weight 1 / (C + D).  None where the sampler draws every
+        # item, the examples are not BPR triples, or no kept example's user
+        # lost a pair.
+        if self._loss is not None or self.examples.size(0) != 3 or \
+                self.config.negative_sampler != 'unseen':
+            return None
+        removed = request.pairs
+        index = (request.example_mask & torch.isin(
+            self.examples[0], removed[0])).nonzero().view(-1)
+        if index.numel() == 0:
+            return None
+        data = self.data
+        triples, weight, which = freed_triples(
+            self.examples[:2, index], removed, data.num_users,
+            data.num_items, self._forbidden())
+        rate = torch.zeros(index.numel(), dtype=weight.dtype).index_add_(
+            0, which, weight)
+        return (ExampleObjective(self.scored_examples()[:, index],
+                                 loss=_weighted_bpr(-rate)),
+                ExampleObjective(triples, loss=_weighted_bpr(weight)))
 
     def _row_mask(self, selection: ParameterSelection, nodes: Tensor
                   ) -> Tensor:
@@ -675,3 +717,12 @@ class _LinkWork:
     horizon) and :meth:`~LinkIFRUnlearner._trajectory` (the response's
     figures, see :func:`.certificate.response_figures`)."""
     response: Dict[str, float] = {}
+
+
+def _weighted_bpr(weight: Tensor) -> ExampleLoss:
+    # BPR of examples (user, positive, K negatives), each averaged over
+    # its negatives and weighted by 'weight' [B].
+    def loss(scores: Tensor, labels: Optional[Tensor] = None) -> Tensor:
+        return (weight.to(scores) * torch.nn.functional.softplus(
+            scores[1:] - scores[:1]).mean(0)).sum()
+    return loss

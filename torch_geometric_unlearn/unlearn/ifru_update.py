@@ -477,10 +477,10 @@ class IFRUpdate:
         # (freed_triples), weighted as in its average, on the region.
         kept, removed = self.examples[:2, self.keep], self.request.pairs
         losing = torch.isin(kept[0], removed[0])
-        triples, weight = freed_triples(kept[:, losing], removed,
-                                        self.data.num_users,
-                                        self.data.num_items,
-                                        self.cache.known())
+        triples, weight, _ = freed_triples(kept[:, losing], removed,
+                                           self.data.num_users,
+                                           self.data.num_items,
+                                           self.cache.known())
         space, device = self.space, self.emb.device
         return BilinearLoss(
             triples.to(device), None, self.data.num_users, space.size, dtype,
