@@ -145,7 +145,15 @@ class IFRUConfig:
             item, as PyG's LightGCN example does).  :obj:`None` (default)
             takes the trainer's: :obj:`'unseen'`, or for
             :func:`~torch_geometric_unlearn.unlearn.recipe.from_training_loop`
-            its :class:`~.recipe.Recipe`'s.
+            its :class:`~.recipe.Recipe`'s.  With :obj:`'unseen'`, a run
+            without the request draws the forgotten pairs' items as
+            negatives of their users, which the original run never did: the
+            trajectory step takes that sampler's change in its gradient and
+            curvature (:func:`~torch_geometric_unlearn.influence.expected.
+            sampler_shift`; :obj:`diagnostics['sampler_shift']` is its norm
+            relative to the rest of the influence; on a 1% request on
+            MovieLens-100K, closure 0.83 instead of 0.72 against a paired
+            retrain that draws those items).
         reset_unsupported (bool): Rows of nodes left only as sampled
             negatives (an item whose every interaction is forgotten)
             restart from zero before the step: all they learned from

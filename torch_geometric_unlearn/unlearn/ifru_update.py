@@ -15,6 +15,7 @@ from torch import Tensor
 
 from torch_geometric_unlearn.data.interactions import remaining_data
 from torch_geometric_unlearn.evaluation.metrics import unseen_pairs
+from torch_geometric_unlearn.graph.cache import GraphCache
 from torch_geometric_unlearn.graph.propagation import (LinearPropagation,
                                                        PropagationChange)
 from torch_geometric_unlearn.graph.region import Region, affected_rows
@@ -200,13 +201,14 @@ class IFRUpdate:
             self.data.num_items
         return 'all' if work <= EXPECTED_BUDGET else 'forgotten'
 
-    def _expected(self, index: Tensor,
-                  samples: Optional[int] = None) -> ExpectedBPR:
+    def _expected(self, index: Tensor, samples: Optional[int] = None,
+                  cache: Optional[GraphCache] = None) -> ExpectedBPR:
         # The BPR loss of the examples 'index' averaged over the trainer's
-        # negative sampler, on every node (it scores every item); its
-        # gradient change over 'samples' items (IFRUConfig.expected_samples).
+        # negative sampler on the graph of 'cache' (the request's by
+        # default), on every node (it scores every item); its gradient
+        # change over 'samples' items (IFRUConfig.expected_samples).
         sampler = self.config.negative_sampler
-        known = (self.cache.known().to(self.emb.device)
+        known = ((cache or self.cache).known().to(self.emb.device)
                  if sampler == 'unseen' else None)
         return ExpectedBPR(self.examples[:2, index].to(self.emb.device),
                            self.data.num_users, self.data.num_items, known,
@@ -709,9 +711,16 @@ class IFRUpdate:
         unseen = unseen_pairs(data, positives)
         full_new = self._full(self.final_new, self.space, self.full_prop_new,
                               emb)
-        kept = self.kept_loss.grad(self.final_new)
-        if self.shift_ratio is not None:  # the new objective's sampler
-            kept = kept - self._sampler_shift(full_new)
+        if self.shift_ratio is None:
+            kept = self.kept_loss.grad(self.final_new)
+        elif isinstance(self.kept_loss, ExpectedBPR):
+            # Every example averaged (numbered as the whole graph): the new
+            # sampler's average in one pass.
+            kept = self._expected(self.keep.nonzero().view(-1),
+                                  cache=self.new_cache).grad(self.final_new)
+        else:  # the frozen triples, and the new sampler's change
+            kept = (self.kept_loss.grad(self.final_new) -
+                    self._sampler_shift(full_new))
         after = self.prop_new(kept)[self.local] + self.l2 * emb[rows]
         # The original parameters are still the model's.
         original = self.model.embedding.weight.detach().to(full_new.dtype)
