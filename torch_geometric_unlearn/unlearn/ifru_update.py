@@ -450,22 +450,25 @@ class IFRUpdate:
                 'residual': residual, 'influence': influence,
                 'scale': float(total[local].norm()) + float(decay.norm())}
 
+    def _losing_pairs(self) -> Tensor:
+        # The kept examples' pairs [2, k] whose user lost a pair.
+        kept = self.examples[:2, self.keep]
+        return kept[:, torch.isin(kept[0], self.request.pairs[0])]
+
     def _sampler_shift(self, full: Tensor) -> Optional[Tensor]:
         # The kept examples' averaged gradient's excess over the one a run
         # without the request follows (sampler_shift: the request's items
         # become negatives their users can draw), at the final embeddings
         # 'full' [N, d], on the region's rows within the ball; None where
-        # the sampler draws every item, or
-        # where the pairs of the request's users times the items pass
-        # EXPECTED_BUDGET.
+        # the sampler draws every item, or where the pairs of the
+        # request's users times the items pass EXPECTED_BUDGET.
         if self.config.negative_sampler != 'unseen':
             return None
-        kept, removed = self.examples[:2, self.keep], self.request.pairs
-        losing = torch.isin(kept[0], removed[0])
-        if self.unlearner._count(int(losing.sum())) * \
-                self.data.num_items > EXPECTED_BUDGET:
+        losing = self._losing_pairs()
+        if self.unlearner._count(losing.size(1)) * self.data.num_items > \
+                EXPECTED_BUDGET:
             return None
-        shift = sampler_shift(full, kept[:, losing], removed,
+        shift = sampler_shift(full, losing, self.request.pairs,
                               self.data.num_users,
                               self.cache.known().to(full.device))
         if self._sum is not None:
@@ -477,9 +480,8 @@ class IFRUpdate:
     def _freed_loss(self, dtype: torch.dtype) -> BilinearLoss:
         # The triples the new sampler draws and the old one never did
         # (freed_triples), weighted as in its average, on the region.
-        kept, removed = self.examples[:2, self.keep], self.request.pairs
-        losing = torch.isin(kept[0], removed[0])
-        triples, weight, _ = freed_triples(kept[:, losing], removed,
+        triples, weight, _ = freed_triples(self._losing_pairs(),
+                                           self.request.pairs,
                                            self.data.num_users,
                                            self.data.num_items,
                                            self.cache.known())
