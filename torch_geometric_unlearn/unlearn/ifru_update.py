@@ -74,6 +74,9 @@ class IFRUpdate:
         self.cache = unlearner._graph_cache()
         # The trajectory response's own check (see response_figures).
         self.response: Dict[str, float] = {}
+        # The sampler's shift on the whole graph by point and dtype: the
+        # draw check's twin reads the update's (see _redrawn).
+        self._shifts: Dict[Tuple[str, torch.dtype], Tensor] = {}
 
     def run(self) -> Tuple[Dict, Dict]:
         r"""Runs the phases and applies the update to the model; returns
@@ -439,7 +442,9 @@ class IFRUpdate:
         if not self.config.spillover:
             influence = region.old(direct)[local]
         if self.expect:  # read at the new objective's point, F' = P'E
-            shift = self._sampler_shift(full_old - full_change)
+            shift = self._sampler_shift(
+                full_old - full_change,
+                ('new', dtype) if emb is self.emb else None)
             if shift is not None:
                 shift = region.new(shift)[local]
                 self.shift_ratio = float(shift.norm() / influence.norm(
@@ -455,25 +460,33 @@ class IFRUpdate:
         kept = self.examples[:2, self.keep]
         return kept[:, torch.isin(kept[0], self.request.pairs[0])]
 
-    def _sampler_shift(self, full: Tensor) -> Optional[Tensor]:
+    def _sampler_shift(self, full: Tensor,
+                       key: Optional[Tuple[str, torch.dtype]] = None
+                       ) -> Optional[Tensor]:
         # The kept examples' averaged gradient's excess over the one a run
         # without the request follows (sampler_shift: the request's items
         # become negatives their users can draw), at the final embeddings
         # 'full' [N, d], on the region's rows within the ball; None where
         # the sampler draws every item, or where the pairs of the
-        # request's users times the items pass EXPECTED_BUDGET.
+        # request's users times the items pass EXPECTED_BUDGET.  With a
+        # 'key', kept in _shifts: it depends on the positive pairs alone,
+        # not on the negatives the draw check's twin redraws.
         if self.config.negative_sampler != 'unseen':
             return None
-        losing = self._losing_pairs()
-        if self.unlearner._count(losing.size(1)) * self.data.num_items > \
-                EXPECTED_BUDGET:
-            return None
-        shift = sampler_shift(full, losing, self.request.pairs,
-                              self.data.num_users,
-                              self.cache.known().to(full.device))
-        if self._sum is not None:
-            shift = self._sum(shift)
-        shift = self.space.gather(shift)
+        shift = self._shifts.get(key)
+        if shift is None:
+            losing = self._losing_pairs()
+            if self.unlearner._count(losing.size(1)) * \
+                    self.data.num_items > EXPECTED_BUDGET:
+                return None
+            shift = sampler_shift(full, losing, self.request.pairs,
+                                  self.data.num_users,
+                                  self.cache.known().to(full.device))
+            if self._sum is not None:
+                shift = self._sum(shift)
+            if key is not None:
+                self._shifts[key] = shift
+        shift = self.space.gather(shift).clone()
         shift[~self.ball[self.space.nodes].to(shift.device)] = 0
         return shift
 
@@ -532,7 +545,8 @@ class IFRUpdate:
                 # The reset rows' pull includes the new sampler's: their
                 # former users now draw them as negatives.
                 freed = self._sampler_shift(self._full(
-                    final_new, space, self.full_prop_new, emb))
+                    final_new, space, self.full_prop_new, emb),
+                    ('reset', dtype))
                 if reach is not None:
                     outside = torch.ones(freed.size(0), dtype=torch.bool,
                                          device=freed.device)
@@ -785,6 +799,7 @@ class IFRUpdate:
             self.config.negative_sampler == 'unseen' else None)
         twin._cache = cache.redrawn(twin.examples)
         update = IFRUpdate(twin, self.request)
+        update._shifts = self._shifts
         try:
             update.trace()
             update.gradients()
