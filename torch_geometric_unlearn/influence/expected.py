@@ -545,10 +545,10 @@ def sampler_shift(final: Tensor, pairs: Tensor, removed: Tensor,
                                        num_items, known)
     user, item = triples[0], triples[1] + num_users
     negative = triples[2] + num_users
-    fu = final[user]
-    margin = (fu * (final[negative] - final[item])).sum(1)
-    w = (torch.sigmoid(margin) * weight.to(final.dtype)).view(-1, 1)
-    out.index_add_(0, user, -w * (final[negative] - final[item]))
+    fu, gap = final[user], final[negative] - final[item]
+    w = (torch.sigmoid((fu * gap).sum(1)) * weight.to(final.dtype)).view(
+        -1, 1)
+    out.index_add_(0, user, -w * gap)
     out.index_add_(0, negative, -w * fu)
     out.index_add_(0, item, w * fu)
     return out
@@ -564,7 +564,8 @@ def _grown(lost: Tensor, num_items: int, known: Tensor) -> Tensor:
 
 
 def freed_triples(pairs: Tensor, removed: Tensor, num_users: int,
-                  num_items: int, known: Tensor) -> Tuple[Tensor, Tensor]:
+                  num_items: int, known: Tensor
+                  ) -> Tuple[Tensor, Tensor, Tensor]:
     r"""The BPR triples that a sampler of unseen items can draw once the
     pairs :obj:`removed` are freed and the original one could not: each
     positive pair of :obj:`pairs` with each removed item of its user, and
