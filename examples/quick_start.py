@@ -1,7 +1,8 @@
 r"""Quick start: train PyG's LightGCN, forget 1% of its training
 interactions with IFRU, and compare with retraining from scratch.
 
-    python examples/quick_start.py [--users 1000 --items 1500 --interactions 30000]
+    python examples/quick_start.py \
+        [--users 1000 --items 1500 --interactions 30000]
     python examples/quick_start.py --tiny   # 80 users, 120 items, seconds
 """
 import argparse

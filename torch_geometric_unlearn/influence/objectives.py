@@ -203,7 +203,20 @@ def bpr_loss(scores: Tensor, labels: Optional[Tensor] = None) -> Tensor:
     each averaged over its negatives: scores :obj:`[1 + K, B]`, the
     positive's first.  :math:`K = 1` is the triple's
     :math:`\mathrm{softplus}(s_j - s_i)`."""
-    return F.softplus(scores[1:] - scores[:1]).mean(0).sum()
+    return _bpr_terms(scores).sum()
+
+
+def weighted_bpr_loss(weight: Tensor) -> ExampleLoss:
+    r""":func:`bpr_loss` with each example's term weighted by
+    :obj:`weight` :obj:`[B]`, as an :obj:`ExampleLoss`."""
+    def loss(scores: Tensor, labels: Optional[Tensor] = None) -> Tensor:
+        return (weight.to(scores) * _bpr_terms(scores)).sum()
+    return loss
+
+
+def _bpr_terms(scores: Tensor) -> Tensor:
+    # Each example's BPR term [B], averaged over its negatives.
+    return F.softplus(scores[1:] - scores[:1]).mean(0)
 
 
 def bce_loss(scores: Tensor, labels: Optional[Tensor]) -> Tensor:

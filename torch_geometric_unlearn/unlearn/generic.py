@@ -36,8 +36,8 @@ from torch_geometric_unlearn.influence.expected import freed_triples
 from torch_geometric_unlearn.influence.gauss_newton import (
     CastOperator, GaussNewtonOperator, exact_hessian)
 from torch_geometric_unlearn.influence.horizon import decay_rates, row_horizon
-from torch_geometric_unlearn.influence.objectives import (ExampleLoss,
-                                                          ExampleObjective)
+from torch_geometric_unlearn.influence.objectives import (
+    ExampleLoss, ExampleObjective, weighted_bpr_loss)
 from torch_geometric_unlearn.influence.step import (GradientType, HessianType,
                                                     choose_step, solve_hessian)
 from torch_geometric_unlearn.models import LinkModel
@@ -535,8 +535,8 @@ class LinkIFRUnlearner(IFRUnlearner):
         rate = torch.zeros(index.numel(), dtype=weight.dtype).index_add_(
             0, which, weight)
         return (ExampleObjective(self.scored_examples()[:, index],
-                                 loss=_weighted_bpr(-rate)),
-                ExampleObjective(triples, loss=_weighted_bpr(weight)))
+                                 loss=weighted_bpr_loss(-rate)),
+                ExampleObjective(triples, loss=weighted_bpr_loss(weight)))
 
     def _row_mask(self, selection: ParameterSelection, nodes: Tensor
                   ) -> Tensor:
@@ -717,12 +717,3 @@ class _LinkWork:
     horizon) and :meth:`~LinkIFRUnlearner._trajectory` (the response's
     figures, see :func:`.certificate.response_figures`)."""
     response: Dict[str, float] = {}
-
-
-def _weighted_bpr(weight: Tensor) -> ExampleLoss:
-    # BPR of examples (user, positive, K negatives), each averaged over
-    # its negatives and weighted by 'weight' [B].
-    def loss(scores: Tensor, labels: Optional[Tensor] = None) -> Tensor:
-        return (weight.to(scores) * torch.nn.functional.softplus(
-            scores[1:] - scores[:1]).mean(0)).sum()
-    return loss
