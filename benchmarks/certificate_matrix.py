@@ -15,9 +15,13 @@ as the issue "Faithful on the neighbours and on scattered requests" does:
 
 Closures are against the two seeds' mean paired change.  Then the
 confusion table of the certificate's flags (as the update recorded them),
-over every update and over the requests where two seeds' retrains agree
+over every update, over the requests where two seeds' retrains agree
 (noise floor of the forgotten pairs at least 0.6, where a label means
-something), by flag, by model and variant, and the updates it got wrong.
+something), and by the label the same rule gives a retrain: the other
+seed's paired retrain judged against this seed's (its closures are the
+noise floors, dropping the edges' against this seed's paired change), so
+that a request whose own retrains fail the rule is told apart; then by
+flag, by model and variant, and the updates it got wrong.
 
 Example::
 
@@ -32,6 +36,12 @@ import os
 from typing import Dict, List
 
 SETS = ('forgotten', 'probe', 'neighbours')
+# The variant a flagged update's advice leads to (Certificate.advice):
+# 'noisy_draw' -> more negatives averaged (the default's sampler average
+# for LightGCN and MF, 16 sampled negatives for the GNNs), 'off_minimum' ->
+# IFRUConfig(step='auto').
+ADVISED = {'ifru-neg1': 'ifru', 'ifru-frozen': 'ifru',
+           'ifru-previous': 'ifru', 'ifru-newton': 'ifru'}
 
 
 def label(closure: Dict[str, float], drop: Dict[str, float],
@@ -70,8 +80,20 @@ def weight_path_updates(path: str) -> List[Dict]:
                     closure=closure, drop=drop, flags=info['flags'],
                     draw_noise=info['figures'].get('draw_noise'),
                     neighbour_shift=info['figures'].get('neighbour_shift'),
-                    label=label(closure, drop)))
+                    label=label(closure, drop),
+                    retrain=retrain_label(entry['noise_floor'],
+                                          methods['drop-edges'])))
     return out
+
+
+def retrain_label(floor: Dict[str, float], drop: Dict) -> str:
+    r"""The label of another seed's paired retrain against this seed's:
+    its closures are the noise floors :obj:`floor`, dropping the edges'
+    are against this seed's paired change (:obj:`drop`'s
+    ``closure_own``, per set or as one dict)."""
+    own = {k: (drop[k]['closure_own'] if 'closure_own' not in drop else
+               drop['closure_own'][k]) for k in floor}
+    return label(floor, own)
 
 
 def faithful_updates(path: str) -> List[Dict]:
@@ -95,7 +117,9 @@ def faithful_updates(path: str) -> List[Dict]:
                     closure=closure, drop=drop, flags=cert['flags'],
                     draw_noise=cert.get('draw_noise'),
                     neighbour_shift=cert.get('neighbour_shift'),
-                    label=label(closure, drop, value.get('attack_removed'))))
+                    label=label(closure, drop, value.get('attack_removed')),
+                    retrain=retrain_label(entry['noise_floor'],
+                                          methods['drop-edges'])))
     return out
 
 
@@ -124,12 +148,32 @@ def main(argv=None):
     print(f'## Every update ({len(updates)})\n\n{confusion(updates)}\n')
     print(f'## Where two seeds\' retrains agree (noise floor >= 0.6; '
           f'{len(agree)})\n\n{confusion(agree)}\n')
+    for lab in ('good', 'neither', 'bad'):
+        group = [u for u in updates if u['retrain'] == lab]
+        print(f'## Where a retrain of the other seed is labelled {lab} '
+              f'({len(group)})\n\n{confusion(group)}\n')
     flags = collections.Counter((u['label'], f) for u in updates
                                 for f in u['flags'])
     print('## By flag\n\n| flag | bad | good | neither |\n|---|---|---|---|')
     for flag in sorted({f for _, f in flags}):
         print(f'| {flag} | ' + ' | '.join(str(flags[(lab, flag)]) for lab in
                                           ('bad', 'good', 'neither')) + ' |')
+    print('\n## Following the advice: a flagged update, then the same '
+          'request and seed with its advice taken\n\n| label flagged | '
+          'label after the advice | flagged after | updates |\n'
+          '|---|---|---|---|')
+    index = {(u['source'], u['request'], u['seed'], u['variant']): u
+             for u in updates}
+    followed = collections.Counter()
+    for u in updates:
+        advised = index.get((u['source'], u['request'], u['seed'],
+                             ADVISED.get(u['variant'])))
+        if u['flags'] and advised is not None:
+            followed[(u['label'], advised['label'],
+                      bool(advised['flags']))] += 1
+    for (before, after, flagged), count in sorted(followed.items()):
+        print(f"| {before} | {after} | {'yes' if flagged else 'no'} | "
+              f'{count} |')
     print('\n## By model and variant: bad flagged / bad, good flagged / good'
           '\n\n| model | variant | bad | good |\n|---|---|---|---|')
     groups = collections.defaultdict(list)

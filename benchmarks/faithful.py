@@ -154,6 +154,7 @@ def certificate_entry(result: UnlearnResult) -> Dict[str, Any]:
             'solve_residual': c.solve_residual,
             'gradient_before': c.gradient_before,
             'gradient_after': c.gradient_after, 'step_norm': c.step_norm,
+            'forgotten_auc_before': c.forgotten_auc_before,
             'forgotten_auc_after': c.forgotten_auc_after,
             'neighbour_shift': c.neighbour_shift,
             'draw_noise': c.draw_noise, 'restarted': c.restarted,

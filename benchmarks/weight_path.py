@@ -87,10 +87,12 @@ from torch_geometric_unlearn.data.deletion import (item_interactions,
                                                    random_users,
                                                    user_interactions)
 from torch_geometric_unlearn.data.interactions import pair_keys
-from torch_geometric_unlearn.influence import SolverError
 from torch_geometric_unlearn.evaluation.fidelity import (change_closure,
                                                          noise_floor,
                                                          probe_pairs)
+from torch_geometric_unlearn.evaluation.metrics import unseen_pairs
+from torch_geometric_unlearn.influence import SolverError
+from torch_geometric_unlearn.unlearn.certificate import auc_of
 
 REQUEST_SEED = 100
 
@@ -417,6 +419,15 @@ def neighbour_pairs(data, pairs: Tensor, keep: Tensor, num: int = 20_000
     return near
 
 
+def forgotten_auc(loop, emb: Tensor, adj: Tensor, pairs: Tensor,
+                  unseen: Tensor) -> float:
+    r"""AUC of the forgotten :obj:`pairs` against their users' never-seen
+    pairs :obj:`unseen` (the certificate's ``forgotten_auc``), scored by
+    the loop's model with embeddings :obj:`emb` on :obj:`adj`."""
+    score = loop.scores(emb, adj, torch.cat([pairs, unseen], 1))
+    return auc_of(score[:pairs.size(1)], score[pairs.size(1):])
+
+
 def compare(change: Tensor, own: Tensor, mean: Tensor) -> Dict[str, float]:
     return {'closure': change_closure(change, mean),
             'closure_own': change_closure(change, own),
@@ -624,10 +635,12 @@ def main(argv=None):
             data, pairs, seed=REQUEST_SEED),
             'neighbours': neighbour_pairs(data, pairs, keep)}
         groups = degree_groups(data, pairs)
+        unseen = unseen_pairs(data, pairs)
         adj_old, adj_new = loop.adjacency(None), loop.adjacency(
             keep.float())
         changes: Dict[int, Dict[str, Dict[str, Tensor]]] = {}
         extra: Dict[int, Dict] = {}
+        aucs: Dict[int, Dict[str, float]] = {}
         for seed in args.seeds:
             original, info = originals[seed], {}
             emb = loop.state(original['model'])
@@ -640,6 +653,13 @@ def main(argv=None):
 
             paired = runs.get(seed, spec, 0.0, keep, original)
             info['paired-retrain'] = {'seconds': paired['seconds']}
+            auc = {'original': forgotten_auc(loop, emb, adj_old, pairs,
+                                             unseen),
+                   'paired-retrain': forgotten_auc(
+                       loop, loop.state(paired['model']), adj_new, pairs,
+                       unseen),
+                   'drop-edges': forgotten_auc(loop, emb, adj_new, pairs,
+                                               unseen)}
             out = {'paired': change(loop.state(paired['model']), adj_new),
                    'drop-edges': change(emb, adj_new)}
             if seed in args.path_seeds:
@@ -667,9 +687,11 @@ def main(argv=None):
                 if new_emb is None:
                     continue
                 out[variant] = change(new_emb, adj_new)
+                auc[variant] = forgotten_auc(loop, new_emb, adj_new, pairs,
+                                             unseen)
                 info[variant]['neighbour_loss'] = [loss_before, neighbour_loss(
                     loop, original, new_emb, adj_new, sets['neighbours'])]
-            changes[seed], extra[seed] = out, info
+            changes[seed], extra[seed], aucs[seed] = out, info, auc
         mean = {k: torch.stack([changes[s]['paired'][k]
                                 for s in args.seeds]).mean(0) for k in sets}
         entry = {'request': spec, 'size': pairs.size(1),
@@ -695,6 +717,7 @@ def main(argv=None):
                     for group, mask in groups.items() if mask.sum() > 1}
             for name, info in extra[seed].items():
                 entry['seeds'][seed].setdefault(name, {})['info'] = info
+            entry['seeds'][seed]['forgotten_auc'] = aucs[seed]
         report['requests'].append(entry)
         print(table(entry), flush=True)
     report['seconds'] = time.perf_counter() - start
