@@ -54,7 +54,8 @@ from torch_geometric_unlearn.unlearn.request import Request
 
 __all__ = ['LinkIFRUnlearner', 'GenericIFRUnlearner']
 from torch_geometric_unlearn.unlearn.config import IFRUConfig
-from torch_geometric_unlearn.unlearn.ifru import IFRUnlearner
+from torch_geometric_unlearn.unlearn.ifru import (IFRUnlearner,
+                                                  LightGCNIFRUnlearner)
 
 
 class LinkIFRUnlearner(IFRUnlearner):
@@ -111,6 +112,11 @@ class LinkIFRUnlearner(IFRUnlearner):
         scores = result.model(graph, pairs)
     """
     method = 'ifru-generic'
+
+    @staticmethod
+    def _serves(model: torch.nn.Module, loss: Optional[ExampleLoss]) -> bool:
+        # Every model the structured backend does not take.
+        return not LightGCNIFRUnlearner._serves(model, loss)
 
     def __init__(self, model: Union[LinkModel, torch.nn.Module], data,
                  examples: Tensor, labels: Optional[Tensor] = None,

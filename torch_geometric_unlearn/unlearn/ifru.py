@@ -54,6 +54,7 @@ from torch_geometric_unlearn.graph.spillover import infer_num_hops
 from torch_geometric_unlearn.influence.bilinear import BilinearLoss
 from torch_geometric_unlearn.influence.horizon import (MAX_SIGNAL_SHARE,
                                                        AdamRule)
+from torch_geometric_unlearn.influence.objectives import ExampleLoss
 from torch_geometric_unlearn.training.recorder import (Snapshot,
                                                        TrajectoryRecorder)
 from torch_geometric_unlearn.training.trainer import check_model
@@ -147,13 +148,17 @@ class IFRUnlearner(Unlearner):
     def __new__(cls, *args, **kwargs):
         if cls is IFRUnlearner:
             model = args[0] if args else kwargs.get('model')
-            if isinstance(model, LightGCN) and kwargs.get('loss') is None:
-                cls = LightGCNIFRUnlearner
-            else:  # Imported here: that module builds on this one.
-                from torch_geometric_unlearn.unlearn.generic import \
-                    LinkIFRUnlearner
-                cls = LinkIFRUnlearner
+            # The backends are this class's direct subclasses (this
+            # module's and generic's, which the package imports): so this
+            # module needs no import of the one that builds on it.
+            cls = next(backend for backend in IFRUnlearner.__subclasses__()
+                       if backend._serves(model, kwargs.get('loss')))
         return super().__new__(cls)
+
+    @staticmethod
+    def _serves(model: torch.nn.Module, loss: Optional[ExampleLoss]) -> bool:
+        # Whether IFRUnlearner(model, ..., loss=loss) builds this backend.
+        return False
 
 
 class LightGCNIFRUnlearner(IFRUnlearner):
@@ -167,6 +172,10 @@ class LightGCNIFRUnlearner(IFRUnlearner):
     arguments but :obj:`loss`.
     """
     method = 'ifru'
+
+    @staticmethod
+    def _serves(model: torch.nn.Module, loss: Optional[ExampleLoss]) -> bool:
+        return isinstance(model, LightGCN) and loss is None
     per_row_l2 = True
 
     def __init__(self, model, data, examples, labels=None,
