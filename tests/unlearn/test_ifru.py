@@ -1167,33 +1167,6 @@ def test_the_draw_check_solves_the_request_again_with_new_negatives(
                                .weight, rtol=0, atol=0)
 
 
-def test_the_kept_examples_change_is_formed_once_per_solve(early_stopped,
-                                                           monkeypatch):
-    # Where only the forgotten examples are averaged, the step's choice and
-    # the averaged pass read the same kept examples at the same point, and
-    # the draw check's twin takes the update's choice: no loss forms its
-    # gradient change at the same point twice (the update and the twin
-    # each at the model, then for the right-hand side's new gradient).
-    _, data, model, record, pairs, _ = early_stopped
-    calls = []
-    change = BilinearLoss.gradient_change
-
-    def recorded(self, final, moved, *args, **kwargs):
-        calls.append((self, final.clone(), moved.clone()))
-        return change(self, final, moved, *args, **kwargs)
-    monkeypatch.setattr(BilinearLoss, 'gradient_change', recorded)
-    result = IFRUnlearner(
-        model, data, record.examples, l2=L2, copy_model=True,
-        horizon=record.horizon,
-        config=IFRUConfig(expected_negatives='forgotten')).unlearn(pairs)
-    assert result.certificate.draw_noise is not None
-    assert len({id(loss) for loss, _, _ in calls}) == 2
-    for i, (loss, final, moved) in enumerate(calls):
-        for other, final2, moved2 in calls[:i]:
-            assert not (other is loss and torch.equal(final, final2) and
-                        torch.equal(moved, moved2))
-
-
 def test_the_sampler_s_exact_average_takes_no_draw_check(early_stopped):
     _, data, model, record, pairs, _ = early_stopped
     certificate = IFRUnlearner(

@@ -77,10 +77,6 @@ class IFRUpdate:
         # The sampler's shift on the whole graph by point and dtype: the
         # draw check's twin reads the update's (see _redrawn).
         self._shifts: Dict[Tuple[str, torch.dtype], Tensor] = {}
-        # The kept examples' gradient and its change at the model, by loss
-        # and dtype (see _at).
-        self._kept_changes: Dict[Tuple[object, torch.dtype],
-                                 Tuple[Tensor, Tensor]] = {}
 
     def run(self) -> Tuple[Dict, Dict]:
         r"""Runs the phases and applies the update to the model; returns
@@ -288,45 +284,12 @@ class IFRUpdate:
         self.new_cache = cache.advance(request.deleted_edges, self.new_data,
                                        self.examples[:, keep], keep)
 
-    def gradients(self, like: Optional['IFRUpdate'] = None):
+    def gradients(self):
         # The old objective's gradient at the model (its residual), the
         # request's influence (the old minus the new objective's gradient:
         # the direct and spillover terms; unchanged examples cancel
         # exactly) and the new objective's gradient.  Then the step, and
-        # the right-hand side it solves with.  The draw check's twin
-        # passes the update as 'like': where the horizon is the
-        # optimiser's, it takes the same step and dtype, so that only the
-        # negatives differ, and skips the pass that chooses them.
-        given = self.unlearner.horizon
-        if like is None or given is None:
-            dtype, residual, influence = self._choose()
-        else:
-            dtype, residual, influence = like._dtype, None, None
-            self.newton, self.stationarity, self.route_fallback = (
-                like.newton, like.stationarity, like.route_fallback)
-            self.horizon = (None if self.rows.numel() == 0 else
-                            given[self.rows_dev].to(dtype))
-        if self.averaged != 'none' and not self.newton:
-            # The trajectory step follows the trainer's average over its
-            # negative sampler (IFRUConfig.expected_negatives).
-            self.expect = True
-            residual, influence = self._influence(dtype)
-        elif influence is None:
-            residual, influence = self._influence(dtype)
-        trajectory = self.unlearner.trajectory
-        self.segments = (not self.newton and trajectory is not None and
-                         len(trajectory) > 1)
-        self._right_hand_side(influence, dtype)
-        self.restart_root = self._restart_moment()
-        if self.restart_root is not None:
-            old = self.horizon[self.is_reset]
-            self.horizon = self._restarted(self.horizon, 1.0)
-            self.restart_scale = float(
-                (self.horizon[self.is_reset] / old).mean())
-
-    def _choose(self) -> Tuple[torch.dtype, Tensor, Tensor]:
-        # The step (choose_step) from the residual and the influence of the
-        # examples as given; returns the phase's dtype and both.
+        # the right-hand side it solves with.
         config = self.config
         dtype = (config.dtype if config.step == StepType.newton else
                  config.gradient_dtype)
@@ -355,7 +318,21 @@ class IFRUpdate:
             choice = choose_step(config, residual, influence, read_horizon)
         self.newton, self.horizon, self.stationarity, self.route_fallback = \
             choice
-        return dtype, residual, influence
+        if self.averaged != 'none' and not self.newton:
+            # The trajectory step follows the trainer's average over its
+            # negative sampler (IFRUConfig.expected_negatives).
+            self.expect = True
+            residual, influence = self._influence(dtype)
+        trajectory = self.unlearner.trajectory
+        self.segments = (not self.newton and trajectory is not None and
+                         len(trajectory) > 1)
+        self._right_hand_side(influence, dtype)
+        self.restart_root = self._restart_moment()
+        if self.restart_root is not None:
+            old = self.horizon[self.is_reset]
+            self.horizon = self._restarted(self.horizon, 1.0)
+            self.restart_scale = float(
+                (self.horizon[self.is_reset] / old).mean())
 
     def _restart_moment(self) -> Optional[Tensor]:
         # Adam's sqrt(v) that a run without the request keeps on the
@@ -455,16 +432,7 @@ class IFRUpdate:
             # On the ball's rows: nothing else reaches the solved rows.
             direct = space.gather(self._expected_losses[1].grad(full_old))
             direct[~self.ball[space.nodes].to(direct.device)] = 0
-        if emb is self.emb:
-            # The step's choice and the averaged pass read the same kept
-            # examples when only the forgotten ones are averaged: once.
-            key = (kept_loss, dtype)
-            if key not in self._kept_changes:
-                self._kept_changes = {key: kept_loss.gradient_change(
-                    final_old, change)}
-            kept, kept_change = self._kept_changes[key]
-        else:
-            kept, kept_change = kept_loss.gradient_change(final_old, change)
+        kept, kept_change = kept_loss.gradient_change(final_old, change)
         total, total_change = region(kept + direct)
         decay = (self.l2_old * start).to(dtype)
         residual = total[local] + decay
@@ -834,7 +802,7 @@ class IFRUpdate:
         update._shifts = self._shifts
         try:
             update.trace()
-            update.gradients(like=self)
+            update.gradients()
             update.curvature()
             update.solve({'solver': []})
         except SolverError:
