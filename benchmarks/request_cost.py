@@ -15,7 +15,9 @@ Parts (``--part``):
 * ``paper``: the IFRU authors' split (MF, BCE, their flipped pairs as the
   request): time against the previous code, and test AUC.
 * ``synthetic``: the fixed 100-interaction request against graph size
-  (the set-up of ``benchmarks/scaling.py``), with the trainer's epoch.
+  (the set-up of ``benchmarks/scaling.py``), with the trainer's epoch;
+  with ``--old``, also the new and the previous code taken in turn
+  (``interleaved``), which a shared machine's slow spells bias less.
 * ``batch``: 100 single-user requests as one batch against one.
 * ``sequential``: 100 successive single-user requests on one unlearner.
 
@@ -112,6 +114,20 @@ def timed(make, call, repeats):
     # On the CPU: the peak above the resident size before the call.
     return statistics.median(times), times, result, peak_mb() - (
         0 if torch.cuda.is_available() else before)
+
+
+def interleaved(makes, call, repeats):
+    r"""Seconds of :obj:`call(make())` for each of :obj:`makes`, taken in
+    turn :obj:`repeats` times, so that a slow spell of a shared machine
+    falls on all of them."""
+    times = [[] for _ in makes]
+    for _ in range(repeats):
+        for k, make in enumerate(makes):
+            unlearner = make()
+            start = time.perf_counter()
+            call(unlearner)
+            times[k].append(time.perf_counter() - start)
+    return times
 
 
 def old_package(path):
@@ -335,11 +351,17 @@ def synthetic_row(n, args, old):
             (local.model.embedding.weight - new.model.embedding.weight).norm()
             / (new.model.embedding.weight - model.embedding.weight).norm())
     if old is not None and n <= args.old_max:
-        row['previous'], _, diff = previous(
-            lambda: old_unlearner(old, model, data, examples, None, l2,
-                                  None), call, 1, new)
+        def make_old():
+            return old_unlearner(old, model, data, examples, None, l2, None)
+        row['previous'], _, diff = previous(make_old, call, args.repeats,
+                                            new)
         osecs = row['previous']['seconds']
         row['speedup_vs_previous'] = osecs / secs
+        mine, theirs = interleaved([make, make_old], call, args.repeats)
+        row['interleaved'] = {
+            'seconds': mine, 'previous_seconds': theirs,
+            'speedup_vs_previous': statistics.median(theirs) /
+            statistics.median(mine)}
         row['speedup_local_vs_previous'] = osecs / lsecs
         row['max_abs_difference_from_previous'] = diff
     print(json.dumps({k: v for k, v in row.items()
