@@ -517,6 +517,8 @@ VARIANTS = {
     'ifru-neg1': (IFRUConfig(sampled_negatives=1), True, False),
     'ifru-neg4': (IFRUConfig(sampled_negatives=4), True, False),
     'ifru-neg8': (IFRUConfig(sampled_negatives=8), True, False),
+    # The 'noisy_draw' flag's advice past the default: more negatives.
+    'ifru-neg64': (IFRUConfig(sampled_negatives=64), True, False),
     'ifru-curv1': (IFRUConfig(curvature_negatives=1), True, False),
     'ifru-curv16': (IFRUConfig(curvature_negatives=16), True, False),
 }
