@@ -81,19 +81,12 @@ def weight_path_updates(path: str) -> List[Dict]:
                     draw_noise=info['figures'].get('draw_noise'),
                     neighbour_shift=info['figures'].get('neighbour_shift'),
                     label=label(closure, drop),
-                    retrain=retrain_label(entry['noise_floor'],
-                                          methods['drop-edges'])))
+                    # Another seed's paired retrain against this seed's:
+                    # its closures are the noise floors.
+                    retrain=label(entry['noise_floor'], {
+                        k: methods['drop-edges'][k]['closure_own']
+                        for k in SETS})))
     return out
-
-
-def retrain_label(floor: Dict[str, float], drop: Dict) -> str:
-    r"""The label of another seed's paired retrain against this seed's:
-    its closures are the noise floors :obj:`floor`, dropping the edges'
-    are against this seed's paired change (:obj:`drop`'s
-    ``closure_own``, per set or as one dict)."""
-    own = {k: (drop[k]['closure_own'] if 'closure_own' not in drop else
-               drop['closure_own'][k]) for k in floor}
-    return label(floor, own)
 
 
 def faithful_updates(path: str) -> List[Dict]:
@@ -118,8 +111,8 @@ def faithful_updates(path: str) -> List[Dict]:
                     draw_noise=cert.get('draw_noise'),
                     neighbour_shift=cert.get('neighbour_shift'),
                     label=label(closure, drop, value.get('attack_removed')),
-                    retrain=retrain_label(entry['noise_floor'],
-                                          methods['drop-edges'])))
+                    retrain=label(entry['noise_floor'],
+                                  methods['drop-edges']['closure_own'])))
     return out
 
 

@@ -654,15 +654,15 @@ def main(argv=None):
                         for k, p in sets.items()}
 
             paired = runs.get(seed, spec, 0.0, keep, original)
+            paired_emb = loop.state(paired['model'])
             info['paired-retrain'] = {'seconds': paired['seconds']}
             auc = {'original': forgotten_auc(loop, emb, adj_old, pairs,
                                              unseen),
-                   'paired-retrain': forgotten_auc(
-                       loop, loop.state(paired['model']), adj_new, pairs,
-                       unseen),
+                   'paired-retrain': forgotten_auc(loop, paired_emb, adj_new,
+                                                   pairs, unseen),
                    'drop-edges': forgotten_auc(loop, emb, adj_new, pairs,
                                                unseen)}
-            out = {'paired': change(loop.state(paired['model']), adj_new),
+            out = {'paired': change(paired_emb, adj_new),
                    'drop-edges': change(emb, adj_new)}
             if seed in args.path_seeds:
                 for w in [1 - args.h] + args.weights:
@@ -678,7 +678,7 @@ def main(argv=None):
                                          sets['neighbours'])
             info['paired-retrain']['neighbour_loss'] = [
                 loss_before, neighbour_loss(
-                    loop, original, loop.state(paired['model']), adj_new,
+                    loop, original, paired_emb, adj_new,
                     sets['neighbours'])]
             info['drop-edges'] = {'neighbour_loss': [
                 loss_before, neighbour_loss(loop, original, emb, adj_new,

@@ -172,11 +172,11 @@ class LightGCNIFRUnlearner(IFRUnlearner):
     arguments but :obj:`loss`.
     """
     method = 'ifru'
+    per_row_l2 = True
 
     @staticmethod
     def _serves(model: torch.nn.Module, loss: Optional[ExampleLoss]) -> bool:
         return isinstance(model, LightGCN) and loss is None
-    per_row_l2 = True
 
     def __init__(self, model, data, examples, labels=None,
                  l2: Optional[float] = None,
