@@ -39,7 +39,8 @@ GPU, CUDA's peak allocation.
 Example::
 
     python benchmarks/request_cost.py --part ml100k --data-dir ../shared/data \
-        --old /tmp/old --threads 1 --out benchmarks/results/request_cost/ml100k.json
+        --old /tmp/old --threads 1 \
+        --out benchmarks/results/request_cost/ml100k.json
 """
 import argparse
 import dataclasses
@@ -212,6 +213,7 @@ def part_ml100k(args, old):
         'popular:1': item_interactions(data, torch.bincount(
             data.train_index[1]).argmax().view(1)),
     }
+
     def make(**local):
         return IFRUnlearner(model, data, record.examples, l2=config.l2,
                             horizon=record.horizon,
@@ -279,6 +281,7 @@ def part_paper(args, old):
     model = build_model(data, 64, 0)
     config = TrainConfig(loss='bce', seed=0, progress=False)
     record = train(model, data, config)
+
     def make(**local):
         return IFRUnlearner(model, data, record.examples, record.labels,
                             l2=config.l2, horizon=record.horizon,
@@ -311,9 +314,14 @@ def part_paper(args, old):
     return out
 
 
-def synthetic_row(n, args, old):
+def synthetic_model(n):
+    r"""The synthetic set-up of ``benchmarks/scaling.py`` with :obj:`n`
+    interactions: the data, a LightGCN-2 (d = 64) fitted by 30 full-batch
+    Adam steps on BPR with one frozen negative per pair, those examples,
+    the L2 weight, the adjacency, and the fixed 100-interaction
+    request."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from scaling import fit, step_seconds
+    from scaling import fit
 
     from torch_geometric_unlearn.data.datasets import synthetic
     from torch_geometric_unlearn.data.interactions import (pair_keys,
@@ -329,11 +337,19 @@ def synthetic_row(n, args, old):
     neg = sample_negatives(pos, data.num_items,
                            pair_keys(pos, data.num_items).sort()[0], gen)
     examples = torch.cat([pos, neg.view(1, -1)])
-    l2, batch = TrainConfig().l2, TrainConfig().batch_size
+    l2 = TrainConfig().l2
     fit(model, adj, examples, data.num_users, l2, 30, 0.05)
+    pairs = random_interactions(data, count=100, seed=0)
+    return data, model, examples, l2, adj, pairs
+
+
+def synthetic_row(n, args, old):
+    data, model, examples, l2, adj, pairs = synthetic_model(n)
+    from scaling import step_seconds  # on the path synthetic_model set
+    batch = TrainConfig().batch_size
     step = step_seconds(model, adj, examples, data.num_users, batch, l2, 5)
     epoch = step * -(-examples.size(1) // batch)
-    pairs = random_interactions(data, count=100, seed=0)
+
     def make(**local):
         return IFRUnlearner(model, data, examples, None, l2,
                             config=IFRUConfig(**local))
