@@ -612,9 +612,11 @@ class IFRUpdate:
                 self.curvature_loss = [self.curvature_loss,
                                        self._freed_loss(cdt)]
 
-    def solve(self, diagnostics: Dict):
+    def solve(self, diagnostics: Dict, curvature_error: bool = True):
         # The step's solve(s); every step moves the rows and, within L
-        # hops of them (all inside the ball), the final embeddings.
+        # hops of them (all inside the ball), the final embeddings.  With
+        # fewer curvature hops, 'curvature_error' also measures what they
+        # changed (one exact product).
         config, emb, rows, rows_dev = self.config, self.emb, self.rows, \
             self.rows_dev
         cdt, local, l2, rhs = config.curvature_dtype, self.local, self.l2, \
@@ -664,7 +666,8 @@ class IFRUpdate:
             delta[local] = step_vec.to(delta.dtype)
             final_new += prop_new(delta)
             diagnostics['solver'].append(record)
-        if self.c_index is not None and diagnostics['solver']:
+        if curvature_error and self.c_index is not None and \
+                diagnostics['solver']:
             diagnostics['curvature_error'] = self._curvature_error(
                 (prop_new.to(cdt), final_new.to(cdt), local,
                  self.loss_touched),
@@ -804,7 +807,8 @@ class IFRUpdate:
             update.trace()
             update.gradients()
             update.curvature()
-            update.solve({'solver': []})
+            # Only the step is read: no error figure for the twin.
+            update.solve({'solver': []}, curvature_error=False)
         except SolverError:
             return None
         full = self._full(update.final_new, update.space,
