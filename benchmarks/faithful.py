@@ -28,9 +28,11 @@ Methods: ``ifru`` (the defaults, given the trainer's horizon),
 foreign training loop gets), ``ifru-newton`` (the Newton step with the
 Gauss-Newton fallback, frozen negatives, no reset: the default before),
 ``ifru-local`` (the request-local variant of ``request_cost.py``, given
-the horizon; only when named in ``--methods``), ``ifru-previous`` (the
-kept examples' frozen negatives, as beyond the sampler average's budget:
-the certificate then checks their draw; only when named),
+the horizon; only when named in ``--methods``; ``--local-thresholds``
+adds it at other importance thresholds, fewer rows at higher ones),
+``ifru-previous`` (the kept examples' frozen negatives, as beyond the
+sampler average's budget: the certificate then checks their draw; only
+when named),
 ``drop-edges`` (the parameters kept, the new graph used) and the paired
 retrain itself.  With ``--same-rule`` the paired retrain is also run with
 the validation early stopping applied again, to show why the benchmark
@@ -44,6 +46,7 @@ Example::
         --data-dir ../shared/data --out benchmarks/results/faithful/x.json
 """
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -132,8 +135,11 @@ def unlearner(method: str, model, data, record, l2: float):
     if method == 'ifru-previous':
         return IFRUnlearner(*args, config=PREVIOUS, copy_model=True,
                             horizon=record.horizon)
-    if method == 'ifru-local':
-        return IFRUnlearner(*args, config=LOCAL, copy_model=True,
+    if method.startswith('ifru-local'):
+        threshold = method.partition('@')[2]
+        config = LOCAL if not threshold else dataclasses.replace(
+            LOCAL, pruning=PruningConfig('threshold', float(threshold)))
+        return IFRUnlearner(*args, config=config, copy_model=True,
                             horizon=record.horizon)
     return IFRUnlearner(*args, config=NEWTON, copy_model=True)
 
@@ -215,6 +221,8 @@ def run_request(args, spec: str, cache: Dict) -> Dict[str, Any]:
                 continue
             models[method] = result
             entries[method] = {'seconds': seconds,
+                               'solve_rows': result.diagnostics.get(
+                                   'solve_rows'),
                                'certificate': certificate_entry(result)}
         models['original'] = UnlearnResult(model, data, pairs, 'original')
         entries['original'] = {}
@@ -390,6 +398,9 @@ def main(argv=None):
                         "a fraction of the real ones), flip (ifru-ml100k)")
     parser.add_argument('--methods', nargs='+', default=list(METHODS),
                         choices=METHODS + ('ifru-local', 'ifru-previous'))
+    parser.add_argument('--local-thresholds', type=float, nargs='+',
+                        default=[], help="'ifru-local' again at these "
+                        "importance thresholds, as 'ifru-local@T'")
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
     parser.add_argument('--repeats', type=int, default=3,
                         help='timed calls per IFRU variant (median)')
@@ -401,6 +412,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if len(args.seeds) < 2:
         parser.error('the noise floor needs at least two seeds')
+    args.methods += [f'ifru-local@{t:g}' for t in args.local_thresholds]
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     results, cache = [], {}

@@ -23,7 +23,8 @@ norm set to zero (everything else exact) and reports, per tolerance:
 * ``closure_vs_exact``: the closure of the update's score change against
   the exact update's, on the forgotten pairs and on probe pairs (1 = the
   same update), beside dropping the edges' closure against the exact
-  update.
+  update; and ``local_closure_vs_default``, the local rows' exact update
+  against the default rows'.
 
 The set-up is ``request_cost.py``'s synthetic one (LightGCN-2, d = 64, 30
 full-batch Adam steps on BPR with frozen negatives, 100 random
@@ -245,6 +246,7 @@ def size_row(n: int, tolerances, seed: int, push: bool = False,
     if push:
         row['push'] = push_costs(data, model, examples, pairs,
                                  [t for t in tolerances if t > 0], repeats)
+    exacts = {}
     for name, local in (('default', {}), ('local', LOCAL)) if updates \
             else ():
         exact, exact_influence, exact_change = None, None, None
@@ -285,6 +287,12 @@ def size_row(n: int, tolerances, seed: int, push: bool = False,
             print(n, name, json.dumps(entry), flush=True)
         row[name] = {'tolerances': entries,
                      'drop_edges_closure_vs_exact': entries_drop}
+        exacts[name] = exact_change
+    if updates:
+        # How much of the default update's score change the local rows'
+        # exact update makes.
+        row['local_closure_vs_default'] = {key: change_closure(
+            exacts['local'][key], exacts['default'][key]) for key in sets}
     return row
 
 
