@@ -79,7 +79,8 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 from torch_geometric.nn import GCNConv, LightGCN, SAGEConv, to_hetero
 
-from torch_geometric_unlearn import (HeteroLinkModel, IFRUConfig, Recipe,
+from torch_geometric_unlearn import (HeteroLinkModel, IFRUConfig,
+                                     PruningConfig, Recipe,
                                      TrajectoryRecorder, from_training_loop)
 from torch_geometric_unlearn.data.datasets import load_dataset, synthetic
 from torch_geometric_unlearn.data.deletion import (item_interactions,
@@ -519,6 +520,10 @@ VARIANTS = {
     'ifru-neg8': (IFRUConfig(sampled_negatives=8), True, False),
     # The 'noisy_draw' flag's advice past the default: more negatives.
     'ifru-neg64': (IFRUConfig(sampled_negatives=64), True, False),
+    # Rows of the request's ends alone (importance at least 0.1, against
+    # the default's 90% of the candidates).
+    'ifru-ends': (IFRUConfig(pruning=PruningConfig('threshold', 0.1)), True,
+                  False),
     'ifru-curv1': (IFRUConfig(curvature_negatives=1), True, False),
     'ifru-curv16': (IFRUConfig(curvature_negatives=16), True, False),
 }
