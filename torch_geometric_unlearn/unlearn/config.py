@@ -63,10 +63,11 @@ class IFRUConfig:
             saved at most 38% of the products.  On trained models with the
             trajectory step, :obj:`PruningConfig('threshold', 0.1)` (the
             request's ends: 1-33% of the nodes on MovieLens-100K and
-            Last.fm) closed within 0.03 of these defaults against paired
-            retrains, for every request kind and model measured, at 11-44%
-            less time for GNNs; a Newton step on a converged model needs
-            the wider rows (see the benchmark docs, "Fewer rows").
+            Last.fm) closed at most 0.03 less than these defaults on the
+            forgotten and probe pairs against paired retrains, for every
+            request kind and model measured, at 11-44% less time for GNNs;
+            a Newton step on a converged model needs the wider rows (see
+            the benchmark docs, "Fewer rows").
         extra_hops (int): The candidate rows lie within
             :obj:`num_hops + extra_hops` hops of the deleted edges.  The
             extra hop reaches the rows coupled to the changed embeddings
