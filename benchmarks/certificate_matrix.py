@@ -33,6 +33,7 @@ import argparse
 import collections
 import json
 import os
+import sys
 from typing import Dict, List
 
 SETS = ('forgotten', 'probe', 'neighbours')
@@ -133,10 +134,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--weight-path', nargs='*', default=[])
     parser.add_argument('--faithful', nargs='*', default=[])
+    parser.add_argument('--variants', nargs='*', default=None,
+                        help='only these IFRU variants (e.g. the default '
+                        "'ifru', or 'ifru-ends ifru-local@0.1'); all by "
+                        'default')
     parser.add_argument('--out', default=None)
     args = parser.parse_args(argv)
     updates = [u for p in args.weight_path for u in weight_path_updates(p)]
     updates += [u for p in args.faithful for u in faithful_updates(p)]
+    if args.variants is not None:
+        updates = [u for u in updates if u['variant'] in args.variants]
     agree = [u for u in updates if u['floor'] >= 0.6]
     print(f'## Every update ({len(updates)})\n\n{confusion(updates)}\n')
     print(f'## Where two seeds\' retrains agree (noise floor >= 0.6; '
@@ -200,8 +207,8 @@ def main(argv=None):
                     exist_ok=True)
         with open(args.out, 'w') as f:
             json.dump({'command': 'python benchmarks/certificate_matrix.py '
-                       + ' '.join(argv or []), 'updates': updates}, f,
-                      indent=1)
+                       + ' '.join(sys.argv[1:] if argv is None else argv),
+                       'updates': updates}, f, indent=1)
 
 
 if __name__ == '__main__':
