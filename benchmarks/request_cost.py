@@ -69,6 +69,8 @@ from torch_geometric_unlearn.unlearn.base import UnlearnResult
 from torch_geometric_unlearn.unlearn.baselines import PairedRetrainUnlearner
 
 SEED = 100
+# The benchmarks beside this one (scaling.py) import by name.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 #: The request-local variant: the rows of importance >= 1e-2 and the
 #: curvature on their own rows (see IFRUConfig.curvature_hops).
 LOCAL = dict(pruning=PruningConfig('threshold', 1e-2), curvature_hops=0)
@@ -320,7 +322,6 @@ def synthetic_model(n):
     Adam steps on BPR with one frozen negative per pair, those examples,
     the L2 weight, the adjacency, and the fixed 100-interaction
     request."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from scaling import fit
 
     from torch_geometric_unlearn.data.datasets import synthetic
@@ -345,7 +346,7 @@ def synthetic_model(n):
 
 def synthetic_row(n, args, old):
     data, model, examples, l2, adj, pairs = synthetic_model(n)
-    from scaling import step_seconds  # on the path synthetic_model set
+    from scaling import step_seconds
     batch = TrainConfig().batch_size
     step = step_seconds(model, adj, examples, data.num_users, batch, l2, 5)
     epoch = step * -(-examples.size(1) // batch)

@@ -80,6 +80,13 @@ from torch_geometric_unlearn.unlearn.ifru_update import \
     IFRUpdate  # noqa: E402
 
 
+def above(x: Tensor, tol: float) -> Tensor:
+    r"""The non-zero rows of :obj:`x` :obj:`[N, d]` whose norm is at least
+    :obj:`tol` times the largest, as a mask :obj:`[N]`."""
+    norms = x.norm(dim=1)
+    return (norms > 0) & (norms >= tol * norms.max())
+
+
 class Truncated:
     r"""A :class:`PropagationChange` whose :math:`(P - P')x` keeps only the
     rows of norm at least :obj:`tol` times the largest; what it kept is
@@ -92,10 +99,9 @@ class Truncated:
 
     def __call__(self, x):
         full, delta = self.change(x)
-        norms = delta.norm(dim=1)
-        keep = (norms > 0) & (norms >= self.tol * norms.max())
-        self.log.append((keep, float(norms[keep].pow(2).sum() /
-                                     norms.pow(2).sum())))
+        keep = above(delta, self.tol)
+        squares = delta.pow(2).sum(1)
+        self.log.append((keep, float(squares[keep].sum() / squares.sum())))
         return full, delta * keep.view(-1, 1).to(delta)
 
 
@@ -157,8 +163,7 @@ def pushed_change(change: PropagationChange, emb: Tensor, layer: Tensor,
     if len(change.alpha) != 3:
         raise ValueError('pushed_change takes a 2-layer propagation')
     first = change.delta @ emb
-    norms = first.norm(dim=1)
-    rows = ((norms > 0) & (norms >= tol * norms.max())).nonzero().view(-1)
+    rows = above(first, tol).nonzero().view(-1)
     second = change.delta @ layer + push_mm(change.new, rows, first[rows])
     return change.alpha[1] * first + change.alpha[2] * second
 
@@ -203,8 +208,7 @@ def push_costs(data, model, examples, pairs, tolerances,
     for tol in tolerances:
         seconds, pushed = median_time(
             lambda: pushed_change(change, emb, layer, tol), repeats)
-        norms = pushed.norm(dim=1)
-        rows = (norms > 0) & (norms >= tol * norms.max())
+        rows = above(pushed, tol)
         pushed = pushed * rows.view(-1, 1)
         touched = rows[nodes].any(0)
 
@@ -249,7 +253,7 @@ def size_row(n: int, tolerances, seed: int, push: bool = False,
     exacts = {}
     for name, local in (('default', {}), ('local', LOCAL)) if updates \
             else ():
-        exact, exact_influence, exact_change = None, None, None
+        exact_influence, exact_change = None, None
         entries = []
         for tol in tolerances:
             unlearner = IFRUnlearner(model, data, examples, None, l2,
@@ -258,9 +262,8 @@ def size_row(n: int, tolerances, seed: int, push: bool = False,
             result, influence, (keep, mass) = truncated_update(
                 unlearner, pairs, tol)
             moved = change(result)
-            if exact is None:  # tolerances[0] is 0: the exact update
-                exact, exact_influence, exact_change = (result, influence,
-                                                        moved)
+            if exact_change is None:  # tolerances[0] is 0: the exact one
+                exact_influence, exact_change = influence, moved
                 drop = change(UnlearnResult(model, result.data, pairs,
                                             'drop'))
                 entries_drop = {key: change_closure(drop[key],

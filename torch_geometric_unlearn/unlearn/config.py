@@ -65,7 +65,7 @@ class IFRUConfig:
             request's ends: 1-33% of the nodes on MovieLens-100K and
             Last.fm) closed at most 0.03 less than these defaults on the
             forgotten and probe pairs against paired retrains, for every
-            request kind and model measured, at 11-44% less time for GNNs;
+            request kind and model measured, at 5-44% less time for GNNs;
             a Newton step on a converged model needs the wider rows (see
             the benchmark docs, "Fewer rows").
         extra_hops (int): The candidate rows lie within
